@@ -1,0 +1,284 @@
+"""The offer sync: PageUp offers queue → field map → HRIS → marked processed in PageUp.
+
+A run:
+ 1. takes a snapshot of the queue (every page, before anything is marked processed);
+ 2. processes those offers with bounded concurrency, each on its own: one failing offer never
+    stops the others;
+ 3. lists again and takes any offer it has not tried yet (the queue shifts as offers leave it),
+    until nothing new appears.
+
+Per offer, each step is recorded in the ledger before the next one starts, so a crash anywhere
+resumes correctly: an offer the HRIS accepted is never posted again, only marked processed, and
+an offer is marked processed only after the HRIS accepted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+import structlog
+
+from worker.errors import DeliveryError, HirebridgeError, PermanentError, RateLimitedError
+from worker.mapping.engine import MappedRecord, apply_map
+from worker.mapping.loader import FieldMap
+from worker.redact import Redactor, scrub_text
+from worker.sinks.http import HttpSink
+from worker.sources.pageup import OfferRef, PageUpClient
+from worker.store.ledger import DELIVERED, Failure, Ledger
+
+log = structlog.get_logger(__name__)
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    listed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    invalid_entries: int = 0
+    halted: str | None = None
+    failed_offers: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.invalid_entries or self.halted)
+
+    @property
+    def outcome(self) -> str:
+        if self.halted:
+            return "halted"
+        return "ok" if self.ok else "partial"
+
+
+def idempotency_key(tenant: str, offer_id: str) -> str:
+    """Stable per offer: every retry of the post carries the same key."""
+    return f"hirebridge:{tenant}:offer:{offer_id}"
+
+
+def payload_hash(payload: Any) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class OfferSync:
+    """One tenant's offer sync. ``run()`` is one pass over the queue."""
+
+    def __init__(
+        self,
+        *,
+        pageup: PageUpClient,
+        sink: HttpSink,
+        field_map: FieldMap,
+        ledger: Ledger,
+        tenant: str,
+        concurrency: int,
+        max_rounds: int = 20,
+    ) -> None:
+        self._pageup = pageup
+        self._sink = sink
+        self._map = field_map
+        self._ledger = ledger
+        self._tenant = tenant
+        self._concurrency = concurrency
+        self._max_rounds = max_rounds
+        # The ledger is synchronous SQLAlchemy; one thread keeps it off the event loop and
+        # serialises writes (SQLite allows one writer anyway).
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+        self._halt: str | None = None
+
+    async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_thread, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        self._db_thread.shutdown(wait=True)
+
+    async def run(self) -> RunReport:
+        report = RunReport(run_id=uuid.uuid4().hex[:16])
+        self._halt = None
+        with structlog.contextvars.bound_contextvars(run_id=report.run_id):
+            await self._db(self._ledger.start_run, report.run_id)
+            log.info("run_started", tenant=self._tenant)
+            error = None
+            try:
+                await self._rounds(report)
+            except HirebridgeError as exc:
+                error = scrub_text(str(exc))
+                report.halted = f"{type(exc).__name__}: {error}"
+                log.error("run_failed", error=error, error_kind=exc.kind, **_remote(exc))
+            report.halted = report.halted or self._halt
+            await self._db(
+                self._ledger.finish_run,
+                report.run_id,
+                outcome=report.outcome,
+                listed=report.listed,
+                succeeded=report.succeeded,
+                failed=report.failed,
+                error=error or self._halt,
+            )
+            log.info(
+                "run_finished",
+                outcome=report.outcome,
+                listed=report.listed,
+                succeeded=report.succeeded,
+                failed=report.failed,
+                halted=report.halted,
+            )
+        return report
+
+    async def _rounds(self, report: RunReport) -> None:
+        tried: set[str] = set()
+        for _ in range(self._max_rounds):
+            listing = await self._pageup.list_offers()
+            if listing.invalid_entries:
+                report.invalid_entries += len(listing.invalid_entries)
+                log.error(
+                    "offer_list_entries_invalid",
+                    count=len(listing.invalid_entries),
+                    where=listing.invalid_entries[:10],
+                    id_path="PUReferenceID",
+                )
+            fresh = [ref for ref in listing.offers if ref.offer_id not in tried]
+            if not fresh or self._halt:
+                return
+            tried.update(ref.offer_id for ref in fresh)
+            report.listed += len(fresh)
+            await self._process_all(fresh, report)
+
+    async def _process_all(self, refs: list[OfferRef], report: RunReport) -> None:
+        queue: asyncio.Queue[OfferRef] = asyncio.Queue()
+        for ref in refs:
+            queue.put_nowait(ref)
+
+        async def worker() -> None:
+            while not self._halt:
+                try:
+                    ref = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                if await self._process(ref):
+                    report.succeeded += 1
+                else:
+                    report.failed += 1
+                    report.failed_offers.append(ref.offer_id)
+
+        workers = min(self._concurrency, len(refs))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+
+    async def _process(self, ref: OfferRef) -> bool:
+        """Take one offer as far as it can go. True when it ends processed."""
+        offer_id = ref.offer_id
+        with structlog.contextvars.bound_contextvars(offer_id=offer_id):
+            state = await self._db(self._ledger.begin, offer_id, self._run_id())
+            stage = "fetch"
+            redact: Callable[[str], str] = scrub_text
+            try:
+                if state.status not in DELIVERED:
+                    document = await fetch_document(self._pageup, ref)
+                    stage = "map"
+                    record = apply_map(self._map, document)
+                    redact = Redactor(record.sensitive_values)
+                    stage = "post"
+                    await self._post(offer_id, record)
+                else:
+                    log.info("offer_already_posted", status=state.status, hris_id=state.hris_id)
+                stage = "mark_processed"
+                await self._pageup.mark_processed(offer_id)
+                await self._db(self._ledger.record_processed, offer_id)
+                log.info("offer_processed", stage=stage)
+                return True
+            except HirebridgeError as exc:
+                await self._fail(offer_id, stage, exc, redact)
+                return False
+            except Exception as exc:  # a bug: keep the offer's state honest and carry on
+                await self._fail(offer_id, stage, exc, redact)
+                return False
+
+    async def _post(self, offer_id: str, record: MappedRecord) -> None:
+        key = idempotency_key(self._tenant, offer_id)
+        await self._db(
+            self._ledger.record_posting,
+            offer_id,
+            payload_hash=payload_hash(record.payload),
+            mapping_version=self._map.version,
+            idempotency_key=key,
+        )
+        delivered = await self._sink.deliver(record.payload, key)
+        await self._db(self._ledger.record_posted, offer_id, hris_id=delivered.record_id)
+        log.info("offer_posted", hris_id=delivered.record_id, status=delivered.status)
+
+    async def _fail(
+        self, offer_id: str, stage: str, exc: Exception, redact: Callable[[str], str]
+    ) -> None:
+        stage = (exc.stage if isinstance(exc, DeliveryError) and exc.stage else None) or stage
+        kind = exc.kind if isinstance(exc, HirebridgeError) else "internal"
+        message = redact(str(exc) if isinstance(exc, HirebridgeError) else type(exc).__name__)
+        status = exc.status if isinstance(exc, DeliveryError) else None
+        await self._db(self._ledger.record_failure, offer_id, Failure(stage, kind, message, status))
+        log.error("offer_failed", stage=stage, error_kind=kind, error=message, **_remote(exc))
+        if isinstance(exc, DeliveryError):
+            self._maybe_halt(exc)
+
+    def _maybe_halt(self, exc: DeliveryError) -> None:
+        """Stop starting offers when every one would fail the same way."""
+        if exc.stage == "token":
+            self._halt = f"{exc.system} refused the credentials: {exc}"
+        elif isinstance(exc, RateLimitedError) and exc.system == "pageup":
+            self._halt = f"pageup rate limit reached: {exc}"
+        if self._halt:
+            log.error("run_halted", reason=self._halt, system=exc.system)
+
+    def _run_id(self) -> str:
+        return str(structlog.contextvars.get_contextvars().get("run_id", ""))
+
+
+async def fetch_document(pageup: PageUpClient, ref: OfferRef) -> dict[str, Any]:
+    """The source document: offer, onboarding form and application form, fetched together."""
+    if ref.application_id is not None:
+        offer, onboarding, application = await asyncio.gather(
+            pageup.get_offer(ref.offer_id),
+            pageup.get_onboarding_form(ref.offer_id),
+            pageup.get_application_form(ref.application_id),
+        )
+        return {"offer": offer, "onboarding": onboarding, "application": application}
+    offer, onboarding = await asyncio.gather(
+        pageup.get_offer(ref.offer_id), pageup.get_onboarding_form(ref.offer_id)
+    )
+    application_id = pageup.application_id_of(offer)
+    if application_id is None:
+        raise PermanentError(
+            "neither the offers list nor the offer gives an application id "
+            "(setting pageup.application_id_path)",
+            system="pageup",
+            stage="fetch_application_form",
+        )
+    application = await pageup.get_application_form(application_id)
+    return {"offer": offer, "onboarding": onboarding, "application": application}
+
+
+async def preview_offer(
+    pageup: PageUpClient, field_map: FieldMap, offer_id: str
+) -> tuple[dict[str, Any], MappedRecord]:
+    """Fetch and map one offer. Writes nothing, posts nothing, marks nothing."""
+    ref = OfferRef(offer_id, None)
+    offer = await pageup.get_offer(offer_id)
+    if pageup.application_id_of(offer) is None:
+        listing = await pageup.list_offers()
+        ref = next((r for r in listing.offers if r.offer_id == offer_id), ref)
+    document = await fetch_document(pageup, ref)
+    return document, apply_map(field_map, document)
+
+
+def _remote(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, DeliveryError):
+        return {"system": exc.system, "http_status": exc.status}
+    return {}

@@ -1,0 +1,44 @@
+"""Keeping PII and secrets out of logs, stored errors and alerts.
+
+Text that came from a remote system (error messages) may quote what we sent: names, emails,
+tax file or bank numbers, birth dates. ``scrub_text`` removes the shapes of such values;
+``Redactor`` also removes the exact values of one record's sensitive fields.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Six or more digits, possibly grouped by spaces, dashes, dots or slashes: tax file numbers,
+# bank accounts, BSBs, phone numbers, dates.
+_NUMBER = re.compile(r"(?<![\w])\+?\d(?:[\d \-./]*\d)?(?![\w])")
+_MIN_DIGITS = 6
+
+
+def _number(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = sum(ch.isdigit() for ch in text)
+    return "[number]" if digits >= _MIN_DIGITS else text
+
+
+def scrub_text(text: str) -> str:
+    """Replace email addresses and long digit runs with placeholders."""
+    return _NUMBER.sub(_number, _EMAIL.sub("[email]", text))
+
+
+class Redactor:
+    """Scrubs the exact sensitive values of one record, then the generic shapes."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        unique = {v for v in values if len(v) >= 3}
+        ordered = sorted(unique, key=len, reverse=True)
+        self._pattern = (
+            re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE) if ordered else None
+        )
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is not None:
+            text = self._pattern.sub("[redacted]", text)
+        return scrub_text(text)

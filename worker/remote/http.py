@@ -1,0 +1,194 @@
+"""One HTTP exchange with a remote system, turned into the error taxonomy.
+
+Both the PageUp source and the HTTP sinks use this, so every remote call has the same timeouts,
+body limits, status classification and error-message extraction.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from worker.errors import PermanentError, RateLimitedError, RetriableError
+from worker.redact import scrub_text
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_MESSAGE_CHARS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A fully read HTTP response."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    system: str
+    stage: str
+
+    def json(self) -> Any:
+        """The body as JSON, or a PermanentError that says what is wrong with it."""
+        content_type = self.headers.get("content-type", "")
+        if "json" not in content_type.lower():
+            shown = content_type.split(";")[0] or "no content type"
+            raise PermanentError(
+                f"HTTP {self.status} with a {shown} body, expected JSON",
+                system=self.system,
+                status=self.status,
+                stage=self.stage,
+            )
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except UnicodeDecodeError:
+            problem = "is not valid UTF-8"
+        except ValueError:
+            problem = "is not valid JSON"
+        raise PermanentError(
+            f"HTTP {self.status} body {problem}",
+            system=self.system,
+            status=self.status,
+            stage=self.stage,
+        )
+
+
+async def exchange(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    system: str,
+    stage: str,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str | int] | None = None,
+    json_body: Any = None,
+    form: Mapping[str, str] | None = None,
+) -> Reply:
+    """Send one request and read its body (capped). Transport failures become RetriableError."""
+    request = client.build_request(
+        method, url, headers=headers, params=params, json=json_body, data=form, timeout=timeout
+    )
+    try:
+        response = await client.send(request, stream=True)
+        try:
+            body = await _read_capped(response, system=system, stage=stage)
+        finally:
+            await response.aclose()
+    except httpx.TimeoutException:
+        raise RetriableError(f"timed out after {timeout:g}s", system=system, stage=stage) from None
+    except httpx.TransportError as exc:
+        raise RetriableError(
+            f"connection failed: {type(exc).__name__}", system=system, stage=stage
+        ) from None
+    return Reply(response.status_code, response.headers, body, system, stage)
+
+
+async def _read_capped(response: httpx.Response, *, system: str, stage: str) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large(response.status_code, system, stage)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large(response.status_code, system, stage)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(status: int, system: str, stage: str) -> PermanentError:
+    return PermanentError(
+        f"HTTP {status} body larger than {MAX_BODY_BYTES} bytes",
+        system=system,
+        status=status,
+        stage=stage,
+    )
+
+
+def raise_for_status(reply: Reply, *, success: frozenset[int], retry_after_cap: float) -> None:
+    """Return if ``reply`` is a success, else raise the matching error."""
+    status = reply.status
+    if status in success:
+        return
+    detail = error_detail(reply)
+    message = f"HTTP {status}" + (f": {detail}" if detail else "")
+    system, stage = reply.system, reply.stage
+    if status == 429 or status == 408 or status >= 500:
+        wait = parse_retry_after(reply.headers.get("retry-after"), cap=retry_after_cap)
+        error = RateLimitedError if status == 429 else RetriableError
+        raise error(message, system=system, status=status, stage=stage, retry_after=wait)
+    raise PermanentError(message, system=system, status=status, stage=stage)
+
+
+def parse_retry_after(value: str | None, *, cap: float, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or HTTP date); None if unusable.
+
+    Values <= 0 are ignored; values above ``cap`` are capped.
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds or seconds <= 0:  # NaN or not in the future
+        return None
+    return min(seconds, cap)
+
+
+def error_detail(reply: Reply) -> str:
+    """A short human-readable reason from an error body, in any shape we have seen.
+
+    PageUp answers ``[{"message": ..., "field": ...}]`` or ``{"Message": ...}``; HRIS APIs use
+    ``message``, ``error``, ``errors``, ``detail`` or ``title``. Non-JSON bodies are described,
+    not echoed. PII-looking values are scrubbed.
+    """
+    try:
+        data = json.loads(reply.body.decode("utf-8")) if reply.body else None
+    except (UnicodeDecodeError, ValueError):
+        data = None
+    if data is None:
+        if not reply.body:
+            return ""
+        kind = reply.headers.get("content-type", "").split(";")[0] or "unknown"
+        return f"non-JSON {kind} body"
+    text = "; ".join(_messages(data))
+    return scrub_text(text)[:MAX_MESSAGE_CHARS]
+
+
+def _messages(data: Any, depth: int = 0) -> list[str]:
+    if depth > 3:
+        return []
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, list):
+        return [m for item in data[:10] for m in _messages(item, depth + 1)]
+    if not isinstance(data, dict):
+        return []
+    lowered = {str(k).lower(): v for k, v in data.items()}
+    for key in ("message", "error_description", "error", "detail", "title", "error_text"):
+        value = lowered.get(key)
+        if isinstance(value, str) and value:
+            field = lowered.get("field")
+            return [f"{field}: {value}" if isinstance(field, str) and field else value]
+    for key in ("errors", "messages", "validationerrors"):
+        if key in lowered:
+            return _messages(lowered[key], depth + 1)
+    if depth > 0 and len(lowered) <= 5:
+        return [
+            f"{k}: {v}" if isinstance(v, str) else f"{k}: {'; '.join(_messages(v, depth + 1))}"
+            for k, v in data.items()
+        ]
+    return []

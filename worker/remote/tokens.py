@@ -1,0 +1,126 @@
+"""OAuth2 client-credentials tokens: fetched once, cached, refreshed before they expire."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+
+from worker.errors import PermanentError
+from worker.remote.http import exchange, raise_for_status
+from worker.remote.retry import with_retries
+from worker.settings import RetrySettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    header: str
+    expires_at: float
+
+
+class ClientCredentials:
+    """A cached bearer token for one client id. Safe to share between concurrent tasks."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        token_url: str,
+        client_id: str,
+        client_secret: str,
+        scope: str | None,
+        system: str,
+        retry: RetrySettings,
+        refresh_margin: float = 30.0,
+        retry_after_cap: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_refresh: Callable[[], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._form = {"grant_type": "client_credentials", "client_id": client_id}
+        self._secret = client_secret
+        if scope:
+            self._form["scope"] = scope
+        self._token_url = token_url
+        self._system = system
+        self._retry = retry
+        self._margin = refresh_margin
+        self._retry_after_cap = retry_after_cap
+        self._clock = clock
+        self._on_refresh = on_refresh
+        self._token: Token | None = None
+        self._lock = asyncio.Lock()
+        self.refused: bool = False
+
+    async def header(self) -> str:
+        """The ``Authorization`` header value, fetching a token if none is fresh."""
+        token = self._token
+        if token is not None and self._clock() < token.expires_at - self._margin:
+            return token.header
+        async with self._lock:
+            token = self._token
+            if token is None or self._clock() >= token.expires_at - self._margin:
+                token = await with_retries(self._fetch, self._retry)
+                self._token = token
+            return token.header
+
+    def invalidate(self, header: str) -> None:
+        """Forget the token that the remote just refused (if no newer one replaced it)."""
+        if self._token is not None and self._token.header == header:
+            self._token = None
+
+    async def _fetch(self) -> Token:
+        form = {**self._form, "client_secret": self._secret}
+        started = self._clock()
+        reply = await exchange(
+            self._client,
+            "POST",
+            self._token_url,
+            system=self._system,
+            stage="token",
+            timeout=self._retry.timeout_seconds,
+            form=form,
+        )
+        try:
+            raise_for_status(reply, success=frozenset({200}), retry_after_cap=self._retry_after_cap)
+        except PermanentError:
+            self.refused = True
+            raise
+        token = _parse_token(reply.json(), system=self._system)
+        self.refused = False
+        if self._on_refresh is not None:
+            self._on_refresh()
+        log.info("token_refreshed", system=self._system, expires_in=round(token.expires_at))
+        return Token(token.header, started + token.expires_at)
+
+
+def _parse_token(data: Any, *, system: str) -> Token:
+    """Validate a token response; ``expires_at`` here is the lifetime in seconds."""
+
+    def bad(what: str) -> PermanentError:
+        return PermanentError(f"token response {what}", system=system, stage="token")
+
+    if not isinstance(data, dict):
+        raise bad("is not a JSON object")
+    access = data.get("access_token")
+    if not isinstance(access, str) or not access:
+        raise bad("has no access_token")
+    lifetime = data.get("expires_in", 300)
+    if isinstance(lifetime, str) and lifetime.isdigit():
+        lifetime = int(lifetime)
+    if not isinstance(lifetime, int | float) or isinstance(lifetime, bool) or lifetime <= 0:
+        raise bad("has an invalid expires_in")
+    token_type = data.get("token_type") or "Bearer"
+    if not isinstance(token_type, str):
+        raise bad("has an invalid token_type")
+    # PageUp says "call the API with <token_type> <access_token>"; normalise the usual casing.
+    if token_type.lower() == "bearer":
+        token_type = "Bearer"  # noqa: S105 (a scheme name, not a secret)
+    return Token(f"{token_type} {access}", float(lifetime))

@@ -1,0 +1,71 @@
+"""Building the offer sync from settings: HTTP client, PageUp, field map, HRIS sink, ledger."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import Engine
+
+from worker import __version__
+from worker.mapping.loader import FieldMap, load_field_map
+from worker.pipelines.offers import OfferSync
+from worker.settings import Settings
+from worker.sinks.http import HttpSink
+from worker.sources.pageup import PageUpClient
+from worker.store.db import create_store_engine, migrate
+from worker.store.ledger import Ledger
+
+
+def open_ledger(settings: Settings) -> tuple[Engine, Ledger]:
+    """The state store, migrated to the newest schema."""
+    engine = create_store_engine(settings.database)
+    migrate(engine)
+    return engine, Ledger(engine, settings.pageup.tenant_id)
+
+
+def http_client(concurrency: int) -> httpx.AsyncClient:
+    # Each offer may have 3 fetches in flight at once.
+    limits = httpx.Limits(max_connections=concurrency * 3 + 4, max_keepalive_connections=64)
+    return httpx.AsyncClient(
+        limits=limits,
+        headers={"User-Agent": f"hirebridge/{__version__}"},
+        follow_redirects=False,
+        verify=True,
+    )
+
+
+@dataclass
+class OfferSyncParts:
+    sync: OfferSync
+    ledger: Ledger
+    field_map: FieldMap
+    pageup: PageUpClient
+
+
+@asynccontextmanager
+async def offer_sync(
+    settings: Settings, *, field_map: FieldMap | None = None
+) -> AsyncIterator[OfferSyncParts]:
+    """Everything one process needs to run offer syncs; closes it all on exit."""
+    field_map = field_map or load_field_map(settings.hris.mapping)
+    engine, ledger = open_ledger(settings)
+    client = http_client(settings.sync.concurrency)
+    pageup = PageUpClient(settings.pageup, client)
+    sync = OfferSync(
+        pageup=pageup,
+        sink=HttpSink(settings.hris, client),
+        field_map=field_map,
+        ledger=ledger,
+        tenant=settings.pageup.tenant_id,
+        concurrency=settings.sync.concurrency,
+        max_rounds=settings.sync.max_rounds,
+    )
+    try:
+        yield OfferSyncParts(sync, ledger, field_map, pageup)
+    finally:
+        sync.close()
+        await client.aclose()
+        engine.dispose()

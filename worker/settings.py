@@ -1,0 +1,245 @@
+"""Every setting, modelled once.
+
+Sources, highest priority first: environment variables (``HIREBRIDGE_`` prefix, ``__`` between
+nested keys, e.g. ``HIREBRIDGE_PAGEUP__CLIENT_SECRET``), secret files in
+``$HIREBRIDGE_SECRETS_DIR`` (one file per key, named like ``pageup__client_secret``, as Kubernetes
+mounts them), then the YAML file. ``config.example.yaml`` documents every key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    NestedSecretsSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from worker.errors import ConfigError
+
+DATA_CENTRES = {"dc2", "dc3", "dc4", "dc5"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetrySettings(_Section):
+    """How one remote call is retried inside a run (transient failures only)."""
+
+    attempts: int = Field(4, ge=1, le=20)
+    backoff_initial_seconds: float = Field(0.5, ge=0)
+    backoff_max_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0)
+
+
+class PageUpPaths(_Section):
+    """Endpoint paths under the API root. Only ``/offers`` is published; the rest are ASSUMED."""
+
+    offers: str = "offers"
+    offer: str = "offers/{offer_id}"
+    onboarding_form: str = "offers/{offer_id}/onboardingform"
+    application_form: str = "applications/{application_id}/applicationForm"
+    mark_processed: str = "offers/{offer_id}/process"
+
+
+class PagingSettings(_Section):
+    """How the offers list pages, if it does (PageUp publishes nothing about paging).
+
+    The run collects every page *before* marking anything processed, so offset paging is safe.
+    """
+
+    mode: Literal["none", "page_number", "next_link"] = "none"
+    page_param: str = "page"
+    size_param: str = "pageSize"
+    page_size: int = Field(100, ge=1)
+    first_page: int = 1
+    next_link_path: str = "Paging.Next"
+    max_pages: int = Field(1000, ge=1)
+
+
+class PageUpSettings(_Section):
+    environment: Literal["live", "uat"] = "uat"
+    data_centre: str = "dc2"
+    tenant_id: str = Field(min_length=1)
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    scopes: list[str] = ["Public.Offer.Read", "Public.Offer.Write", "Public.Application.Read"]
+    api_base_url: str | None = None
+    token_url: str | None = None
+    paths: PageUpPaths = PageUpPaths()
+    paging: PagingSettings = PagingSettings()
+    offer_action_type_id: int | None = None
+    offer_id_path: str = "PUReferenceID"
+    application_id_path: str = "Applications.PUReferenceID"
+    list_items_path: str | None = None
+    retry: RetrySettings = RetrySettings()
+    retry_after_cap_seconds: float = Field(120.0, gt=0)
+    token_refresh_margin_seconds: float = Field(30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _known_data_centre(self) -> Self:
+        if self.api_base_url is None and self.data_centre not in DATA_CENTRES:
+            allowed = ", ".join(sorted(DATA_CENTRES))
+            raise ValueError(f"data_centre must be one of {allowed} (or set api_base_url)")
+        return self
+
+    @property
+    def resolved_api_base_url(self) -> str:
+        if self.api_base_url:
+            return self.api_base_url.rstrip("/") + "/"
+        env = "api" if self.environment == "live" else "apiuat"
+        root = f"https://{env}.{self.data_centre}.pageuppeople.com"
+        return f"{root}/v3/{self.tenant_id}/recruitment/hire/"
+
+    @property
+    def resolved_token_url(self) -> str:
+        if self.token_url:
+            return self.token_url
+        env = "login" if self.environment == "live" else "loginuat"
+        return f"https://{env}.{self.data_centre}.pageuppeople.com/connect/token"
+
+
+class AuthSettings(_Section):
+    """Outbound authentication for an HTTP destination."""
+
+    type: Literal["none", "basic", "bearer", "api_key", "oauth2"] = "none"
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    header_name: str = "X-API-Key"
+    api_key: SecretStr | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    scope: str | None = None
+
+    @model_validator(mode="after")
+    def _complete_for_type(self) -> Self:
+        needed = {
+            "none": [],
+            "basic": ["username", "password"],
+            "bearer": ["token"],
+            "api_key": ["api_key"],
+            "oauth2": ["token_url", "client_id", "client_secret"],
+        }[self.type]
+        missing = [name for name in needed if getattr(self, name) in (None, "")]
+        if missing:
+            raise ValueError(f"auth type {self.type!r} needs {', '.join(missing)}")
+        return self
+
+
+class HrisSettings(_Section):
+    url: str = Field(min_length=1)
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    headers: dict[str, str] = {}
+    success_statuses: list[int] = [200, 201, 202]
+    auth: AuthSettings = AuthSettings()
+    id_from: Literal["body", "location", "none"] = "body"
+    id_path: str = "id"
+    idempotency_header: str = "Idempotency-Key"
+    mapping: Path = Path("mappings/example_hris.yaml")
+    retry: RetrySettings = RetrySettings()
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///hirebridge.sqlite"
+    # FULL survives power loss; NORMAL (WAL) survives process crashes and is faster.
+    sqlite_synchronous: Literal["full", "normal"] = "full"
+
+
+class SyncSettings(_Section):
+    concurrency: int = Field(8, ge=1, le=256)
+    max_rounds: int = Field(20, ge=1)
+
+
+class LoggingSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HIREBRIDGE_",
+        env_nested_delimiter="__",
+        secrets_nested_delimiter="__",
+        secrets_prefix="",
+        extra="forbid",
+        frozen=True,
+    )
+
+    tenant_label: str = "default"
+    pageup: PageUpSettings
+    hris: HrisSettings
+    database: DatabaseSettings = DatabaseSettings()
+    sync: SyncSettings = SyncSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The YAML file arrives as init kwargs; environment and secret files override it.
+        secrets = NestedSecretsSettingsSource(file_secret_settings)
+        return (env_settings, secrets, init_settings)
+
+
+def load_settings(path: Path | None, *, required: bool = False) -> Settings:
+    """Load settings from ``path`` (if it exists), the environment and secret files.
+
+    Raises ConfigError listing every problem. Relative paths in the file resolve against
+    the file's own folder.
+    """
+    data: dict[str, Any] = {}
+    base = Path.cwd()
+    if path is not None and path.exists():
+        data = _read_yaml_mapping(path)
+        base = path.resolve().parent
+    elif path is not None and required:
+        raise ConfigError([f"{path}: config file not found"])
+    secrets_dir = os.environ.get("HIREBRIDGE_SECRETS_DIR")
+    try:
+        settings = Settings(_secrets_dir=secrets_dir, **data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    return _resolve_paths(settings, base)
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping of keys"])
+    return loaded
+
+
+def _describe(exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "(settings)"
+        problems.append(f"{where}: {error['msg']}")
+    return problems
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    mapping = settings.hris.mapping
+    if not mapping.is_absolute():
+        mapping = base / mapping
+    return settings.model_copy(
+        update={"hris": settings.hris.model_copy(update={"mapping": mapping})}
+    )

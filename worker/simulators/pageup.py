@@ -1,0 +1,203 @@
+"""A PageUp Hire API simulator: token endpoint, the offers queue and the offer documents.
+
+Queue semantics as PageUp documents them: ``GET /offers`` lists accepted, form-complete,
+unprocessed offers; an offer leaves the queue once marked processed. Faults (latency, 5xx, 429,
+short-lived tokens) are drawn from a seeded random generator, so runs are repeatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from worker.simulators.sample import SampleOffer
+
+API = "/v3/{tenant}/recruitment/hire"
+
+
+@dataclass
+class PageUpFaults:
+    latency_seconds: float = 0.0
+    error_rate: float = 0.0  # share of API calls answered 503
+    rate_limit_every: int = 0  # every Nth API call answered 429 (0: never)
+    retry_after: str | None = "1"
+    token_lifetime_seconds: float = 300.0
+    page_size: int | None = None  # cap the offers list (None: everything)
+    envelope: bool = False  # wrap lists as {"Offers": [...], "Paging": {...}}
+    seed: int = 1
+
+
+@dataclass
+class PageUpState:
+    tenant: str = "218"
+    client_id: str = "hirebridge-sim"
+    client_secret: str = "sim-secret"  # noqa: S105 (a simulator credential, not a secret)
+    faults: PageUpFaults = field(default_factory=PageUpFaults)
+    offers: dict[str, SampleOffer] = field(default_factory=dict)
+    processed: Counter[str] = field(default_factory=Counter)
+    action_types: list[str | None] = field(default_factory=list)
+    calls: Counter[str] = field(default_factory=Counter)
+    injected: Counter[str] = field(default_factory=Counter)
+    tokens: dict[str, float] = field(default_factory=dict)
+    on_mark: Callable[[str], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.faults.seed)
+
+    def load(self, offers: list[SampleOffer]) -> None:
+        for offer in offers:
+            self.offers[str(offer.offer_id)] = offer
+
+    def queue(self) -> list[SampleOffer]:
+        return [o for key, o in self.offers.items() if not self.processed[key]]
+
+
+def build_app(state: PageUpState) -> Starlette:
+    """The simulator as an ASGI app."""
+
+    async def token(request: Request) -> Response:
+        state.calls["token"] += 1
+        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("latin-1")).items()}
+        if form.get("grant_type") != "client_credentials":
+            return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+        if (
+            form.get("client_id") != state.client_id
+            or form.get("client_secret") != state.client_secret
+        ):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        access = secrets.token_urlsafe(24)
+        lifetime = state.faults.token_lifetime_seconds
+        state.tokens[access] = time.monotonic() + lifetime
+        return JSONResponse(
+            {
+                "access_token": access,
+                "expires_in": max(1, int(lifetime)),
+                "token_type": "Bearer",
+                "scope": form.get("scope", ""),
+            }
+        )
+
+    async def gate(request: Request, name: str) -> Response | None:
+        """Auth, latency and injected faults shared by every API endpoint."""
+        state.calls[name] += 1
+        faults = state.faults
+        if faults.latency_seconds:
+            await asyncio.sleep(faults.latency_seconds)
+        if request.path_params.get("tenant") != state.tenant:
+            return _errors(404, "Unknown tenant")
+        scheme, _, access = request.headers.get("authorization", "").partition(" ")
+        expiry = state.tokens.get(access)
+        if scheme.lower() != "bearer" or expiry is None or time.monotonic() >= expiry:
+            return _errors(401, "The access token is invalid or has expired")
+        if faults.rate_limit_every and state.calls.total() % faults.rate_limit_every == 0:
+            state.injected["429"] += 1
+            headers = {"Retry-After": faults.retry_after} if faults.retry_after else {}
+            return _errors(429, "Daily rate limit exceeded", headers=headers)
+        if faults.error_rate and state.rng.random() < faults.error_rate:
+            state.injected["503"] += 1
+            return JSONResponse({"Message": "An error has occurred."}, status_code=503)
+        return None
+
+    async def list_offers(request: Request) -> Response:
+        if (refused := await gate(request, "list_offers")) is not None:
+            return refused
+        queue = state.queue()
+        size = state.faults.page_size
+        if size is not None and "page" in request.query_params:
+            page = max(1, int(request.query_params.get("page", "1")))
+            size = int(request.query_params.get("pageSize", str(size)))
+            queue = queue[(page - 1) * size : page * size]
+        elif size is not None:
+            queue = queue[:size]
+        entries = [
+            {
+                "PUReferenceID": o.offer_id,
+                "Applications": {"PUReferenceID": o.application_id},
+                "OfferAccepted": True,
+                "FormComplete": True,
+                "OfferProcessed": False,
+            }
+            for o in queue
+        ]
+        body: Any = {"Offers": entries, "Paging": {}} if state.faults.envelope else entries
+        return JSONResponse(body)
+
+    def find(request: Request) -> SampleOffer | None:
+        return state.offers.get(request.path_params["offer_id"])
+
+    async def get_offer(request: Request) -> Response:
+        if (refused := await gate(request, "get_offer")) is not None:
+            return refused
+        offer = find(request)
+        return JSONResponse(offer.offer) if offer else _errors(404, "Offer not found")
+
+    async def get_onboarding(request: Request) -> Response:
+        if (refused := await gate(request, "get_onboarding_form")) is not None:
+            return refused
+        offer = find(request)
+        return JSONResponse(offer.onboarding) if offer else _errors(404, "Offer not found")
+
+    async def get_application_form(request: Request) -> Response:
+        if (refused := await gate(request, "get_application_form")) is not None:
+            return refused
+        wanted = request.path_params["application_id"]
+        for offer in state.offers.values():
+            if str(offer.application_id) == wanted:
+                return JSONResponse(offer.application_form)
+        return _errors(404, "Application not found", field="applicationId")
+
+    async def mark_processed(request: Request) -> Response:
+        if (refused := await gate(request, "mark_processed")) is not None:
+            return refused
+        offer_id = request.path_params["offer_id"]
+        if offer_id not in state.offers:
+            return _errors(404, "Offer not found")
+        if state.on_mark is not None:
+            state.on_mark(offer_id)
+        state.processed[offer_id] += 1
+        state.action_types.append(request.query_params.get("offerActionTypeId"))
+        return Response(status_code=204)
+
+    async def stats(_: Request) -> Response:
+        return JSONResponse(
+            {
+                "calls": dict(state.calls),
+                "processed": sum(1 for v in state.processed.values() if v),
+                "marked_twice": sum(1 for v in state.processed.values() if v > 1),
+                "queue": len(state.queue()),
+            }
+        )
+
+    routes = [
+        Route("/connect/token", token, methods=["POST"]),
+        Route(f"{API}/offers", list_offers, methods=["GET"]),
+        Route(f"{API}/offers/{{offer_id}}", get_offer, methods=["GET"]),
+        Route(f"{API}/offers/{{offer_id}}/onboardingform", get_onboarding, methods=["GET"]),
+        Route(f"{API}/offers/{{offer_id}}/process", mark_processed, methods=["POST"]),
+        Route(
+            f"{API}/applications/{{application_id}}/applicationForm",
+            get_application_form,
+            methods=["GET"],
+        ),
+        Route("/_sim/stats", stats, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)
+
+
+def _errors(
+    status: int, message: str, *, field: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    item = {"message": message} | ({"field": field} if field else {})
+    return JSONResponse([item], status_code=status, headers=headers)

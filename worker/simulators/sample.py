@@ -1,0 +1,111 @@
+"""Plausible sample offers for the simulators (shapes from shared/pageup-hire-api.md, ASSUMED).
+
+Deterministic for a seed. Every person is fictional.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+FIRST = ["Mia", "Noah", "Olivia", "Liam", "Ava", "Lucas", "Isla", "Leo", "Zara", "Arjun"]
+LAST = ["Nguyen", "Smith", "Patel", "Williams", "Brown", "Kaur", "Jones", "Chen", "Taylor"]
+TITLES = [
+    ("Payroll Officer", "CC-410", "Finance"),
+    ("Registered Nurse", "CC-220", "Clinical"),
+    ("Software Engineer", "CC-730", "Technology"),
+    ("Store Manager", "CC-115", "Retail"),
+]
+LOCATIONS = [("Sydney", "NSW"), ("Melbourne", "VIC"), ("Brisbane", "QLD"), ("Perth", "WA")]
+EMPLOYMENT = ["Full Time", "Part Time", "Casual", "Fixed Term"]
+TFN_QUESTION, BSB_QUESTION, ACCOUNT_QUESTION, BIRTH_QUESTION = 11, 12, 13, 14
+
+
+@dataclass
+class SampleOffer:
+    offer_id: int
+    application_id: int
+    offer: dict[str, Any]
+    onboarding: dict[str, Any]
+    application_form: dict[str, Any]
+
+
+def make_offers(
+    count: int, *, seed: int = 7, first_id: int = 900101, missing_tfn: frozenset[int] = frozenset()
+) -> list[SampleOffer]:
+    """``count`` offers; the indexes in ``missing_tfn`` lack a tax file number answer."""
+    rng = random.Random(seed)
+    offers = []
+    for index in range(count):
+        offer_id = first_id + index
+        application_id = 700101 + index
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        title, cc_code, cc_name = rng.choice(TITLES)
+        city, state = rng.choice(LOCATIONS)
+        start = date(2027, 1, 11) + timedelta(days=7 * rng.randrange(12))
+        salary = 60000 + 1000 * rng.randrange(60)
+        offer = {
+            "PUReferenceID": offer_id,
+            "Status": "Accepted",
+            "StartDate": f"{start.isoformat()}T00:00:00",
+            "PositionTitle": title,
+            "EmploymentType": rng.choice(EMPLOYMENT),
+            "HoursPerWeek": rng.choice([38, 38, 30, 20]),
+            "Salary": {"Amount": salary, "Currency": "AUD", "Frequency": "Annual"},
+            "CostCentre": {"Code": cc_code, "Name": cc_name},
+            "Location": {"Name": city, "State": state},
+            "Applicant": {
+                "PUReferenceID": 500101 + index,
+                "FirstName": first,
+                "LastName": last,
+                "Email": f"{first.lower()}.{last.lower()}{index}@example.org",
+            },
+            "Applications": {"PUReferenceID": application_id},
+            "Job": {"PUReferenceID": 300101 + index % 50, "Title": title},
+            "Documents": [
+                {
+                    "PUReferenceID": 41 + index,
+                    "Title": "Contract",
+                    "FileName": "contract.pdf",
+                    "MimeType": "application/pdf",
+                }
+            ],
+        }
+        answers = [
+            {
+                "QuestionID": BSB_QUESTION,
+                "Question": "Bank BSB",
+                "Answer": f"0{rng.randrange(10, 99)}-{rng.randrange(100, 999)}",
+            },
+            {
+                "QuestionID": ACCOUNT_QUESTION,
+                "Question": "Bank account number",
+                "Answer": str(rng.randrange(10_000_000, 99_999_999)),
+            },
+            {
+                "QuestionID": BIRTH_QUESTION,
+                "Question": "Date of birth",
+                "Answer": date(rng.randrange(1965, 2004), rng.randrange(1, 13), 14).isoformat(),
+            },
+        ]
+        if index not in missing_tfn:
+            tfn = str(rng.randrange(100_000_000, 999_999_999))
+            answers.insert(
+                0, {"QuestionID": TFN_QUESTION, "Question": "Tax file number", "Answer": tfn}
+            )
+        onboarding = {"PUReferenceID": offer_id, "Answers": answers}
+        application_form = {
+            "PUReferenceID": application_id,
+            "Answers": [
+                {
+                    "QuestionID": 1,
+                    "Question": "Mobile phone",
+                    "Answer": f"04{rng.randrange(10**7, 10**8)}",
+                },
+                {"QuestionID": 2, "Question": "Right to work in Australia", "Answer": "Yes"},
+            ],
+        }
+        offers.append(SampleOffer(offer_id, application_id, offer, onboarding, application_form))
+    return offers

@@ -1,0 +1,147 @@
+"""An HTTP API that receives mapped records (the payroll/HRIS for offers).
+
+Sends an ``Idempotency-Key`` with every request, so that a retry after an unknown outcome
+(a timeout during the post) cannot create a second record in an HRIS that honours it.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import jmespath
+import structlog
+
+from worker.errors import PermanentError
+from worker.remote.http import Reply, exchange, raise_for_status
+from worker.remote.retry import with_retries
+from worker.remote.tokens import ClientCredentials
+from worker.settings import AuthSettings, HrisSettings, RetrySettings
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The destination accepted the record."""
+
+    record_id: str | None
+    status: int
+
+
+class OutboundAuth:
+    """Builds the ``Authorization`` (or API key) header for one destination."""
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        client: httpx.AsyncClient,
+        *,
+        system: str,
+        retry: RetrySettings,
+    ) -> None:
+        self._settings = settings
+        self._static: dict[str, str] = {}
+        self.tokens: ClientCredentials | None = None
+        secret = _secret
+        if settings.type == "basic":
+            pair = f"{settings.username}:{secret(settings.password)}".encode()
+            self._static = {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+        elif settings.type == "bearer":
+            self._static = {"Authorization": f"Bearer {secret(settings.token)}"}
+        elif settings.type == "api_key":
+            self._static = {settings.header_name: secret(settings.api_key)}
+        elif settings.type == "oauth2":
+            self.tokens = ClientCredentials(
+                client,
+                token_url=str(settings.token_url),
+                client_id=str(settings.client_id),
+                client_secret=secret(settings.client_secret),
+                scope=settings.scope,
+                system=system,
+                retry=retry,
+            )
+
+    async def headers(self) -> dict[str, str]:
+        if self.tokens is not None:
+            return {"Authorization": await self.tokens.header()}
+        return self._static
+
+    def refused(self, headers: dict[str, str]) -> bool:
+        """After a 401: forget a refreshable token and say whether one more try is worth it."""
+        if self.tokens is None:
+            return False
+        self.tokens.invalidate(headers["Authorization"])
+        return True
+
+
+def _secret(value: Any) -> str:
+    return "" if value is None else str(value.get_secret_value())
+
+
+class HttpSink:
+    """Posts payloads to one configured endpoint."""
+
+    def __init__(self, settings: HrisSettings, client: httpx.AsyncClient, *, system: str = "hris"):
+        self._settings = settings
+        self._client = client
+        self._system = system
+        self._auth = OutboundAuth(settings.auth, client, system=system, retry=settings.retry)
+        self._success = frozenset(settings.success_statuses)
+        self._id_path = jmespath.compile(settings.id_path) if settings.id_from == "body" else None
+
+    async def deliver(self, payload: Any, idempotency_key: str) -> Delivered:
+        """Send ``payload``; retries transient failures with the same idempotency key."""
+
+        async def once() -> Reply:
+            for attempt in (1, 2):
+                auth = await self._auth.headers()
+                headers = {
+                    **self._settings.headers,
+                    **auth,
+                    self._settings.idempotency_header: idempotency_key,
+                    "Accept": "application/json",
+                }
+                reply = await exchange(
+                    self._client,
+                    self._settings.method,
+                    self._settings.url,
+                    system=self._system,
+                    stage="post",
+                    timeout=self._settings.retry.timeout_seconds,
+                    headers=headers,
+                    json_body=payload,
+                )
+                if reply.status == 401 and attempt == 1 and self._auth.refused(auth):
+                    continue
+                raise_for_status(reply, success=self._success, retry_after_cap=300.0)
+                return reply
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        reply = await with_retries(once, self._settings.retry)
+        return Delivered(self._record_id(reply), reply.status)
+
+    def _record_id(self, reply: Reply) -> str | None:
+        """The new record's id, from the body or the Location header.
+
+        The record exists once the destination said yes, so a missing id is logged, not raised:
+        failing here would make a retry create a duplicate.
+        """
+        record_id: Any = None
+        if self._settings.id_from == "location":
+            location = reply.headers.get("location")
+            if location:
+                record_id = urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1] or None
+        elif self._id_path is not None and reply.body:
+            try:
+                record_id = self._id_path.search(reply.json())
+            except PermanentError:
+                record_id = None
+        if isinstance(record_id, int | str) and not isinstance(record_id, bool) and record_id != "":
+            return str(record_id)
+        if self._settings.id_from != "none":
+            log.warning("record_id_missing", system=self._system, source=self._settings.id_from)
+        return None

@@ -1,0 +1,211 @@
+"""PageUp Hire API client: OAuth2 client credentials, the offers queue and the offer documents.
+
+Paths, the ``offerActionTypeId``, where ids sit in a response, and paging are settings (see
+``shared/pageup-hire-api.md``: most of it is not published). Each method returns plain JSON;
+the mapping engine, not this client, decides what the documents mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jmespath
+import structlog
+
+from worker.errors import PermanentError
+from worker.remote.http import Reply, exchange, raise_for_status
+from worker.remote.retry import with_retries
+from worker.remote.tokens import ClientCredentials
+from worker.settings import PageUpSettings
+
+log = structlog.get_logger(__name__)
+SYSTEM = "pageup"
+_OK = frozenset({200})
+_MARKED = frozenset({200, 201, 202, 204})
+_ENVELOPE_KEYS = ("Offers", "offers", "Items", "items", "Data", "data", "Results", "results")
+
+
+@dataclass(frozen=True, slots=True)
+class OfferRef:
+    """One entry of the offers queue."""
+
+    offer_id: str
+    application_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OfferListing:
+    """The run's snapshot of the queue, and the entries that could not be read."""
+
+    offers: list[OfferRef]
+    invalid_entries: list[str]
+
+
+def reference_id(value: Any) -> str | None:
+    """A PUReferenceID as text, or None if it is missing or not an id."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and value.strip() and len(value) <= 64:
+        return value.strip()
+    return None
+
+
+class PageUpClient:
+    """Talks to one PageUp tenant. Share one instance per run (it caches the token)."""
+
+    def __init__(
+        self,
+        settings: PageUpSettings,
+        client: httpx.AsyncClient,
+        *,
+        on_token_refresh: Callable[[], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._base = settings.resolved_api_base_url
+        self._offer_id = jmespath.compile(settings.offer_id_path)
+        self._application_id = jmespath.compile(settings.application_id_path)
+        self._items = (
+            jmespath.compile(settings.list_items_path) if settings.list_items_path else None
+        )
+        self.tokens = ClientCredentials(
+            client,
+            token_url=settings.resolved_token_url,
+            client_id=settings.client_id,
+            client_secret=settings.client_secret.get_secret_value(),
+            scope=" ".join(settings.scopes) or None,
+            system=SYSTEM,
+            retry=settings.retry,
+            refresh_margin=settings.token_refresh_margin_seconds,
+            retry_after_cap=settings.retry_after_cap_seconds,
+            on_refresh=on_token_refresh,
+        )
+
+    async def list_offers(self) -> OfferListing:
+        """Every offer in the queue now, all pages read before anything is marked processed."""
+        refs: list[OfferRef] = []
+        invalid: list[str] = []
+        seen: set[str] = set()
+        for page_number, entries in enumerate(await self._list_pages()):
+            for index, entry in enumerate(entries):
+                ref = self._offer_ref(entry)
+                if ref is None:
+                    invalid.append(f"page {page_number + 1} entry {index + 1}")
+                elif ref.offer_id not in seen:
+                    seen.add(ref.offer_id)
+                    refs.append(ref)
+        return OfferListing(refs, invalid)
+
+    def application_id_of(self, document: Any) -> str | None:
+        """Where the application id sits in an offers-list entry or an offer."""
+        return reference_id(self._application_id.search(document))
+
+    async def get_offer(self, offer_id: str) -> Any:
+        path = self._settings.paths.offer.format(offer_id=offer_id)
+        return (await self._call("GET", path, "fetch_offer")).json()
+
+    async def get_onboarding_form(self, offer_id: str) -> Any:
+        path = self._settings.paths.onboarding_form.format(offer_id=offer_id)
+        return (await self._call("GET", path, "fetch_onboarding_form")).json()
+
+    async def get_application_form(self, application_id: str) -> Any:
+        path = self._settings.paths.application_form.format(application_id=application_id)
+        return (await self._call("GET", path, "fetch_application_form")).json()
+
+    async def mark_processed(self, offer_id: str) -> None:
+        """Tell PageUp the offer is done, so it leaves the queue."""
+        path = self._settings.paths.mark_processed.format(offer_id=offer_id)
+        params: dict[str, str | int] = {}
+        if self._settings.offer_action_type_id is not None:
+            params["offerActionTypeId"] = self._settings.offer_action_type_id
+        await self._call("POST", path, "mark_processed", params=params, success=_MARKED)
+
+    async def _list_pages(self) -> list[list[Any]]:
+        paging = self._settings.paging
+        path = self._settings.paths.offers
+        if paging.mode == "none":
+            return [self._entries(await self._call("GET", path, "list_offers"))]
+        pages: list[list[Any]] = []
+        page = paging.first_page
+        url: str | None = path
+        for _ in range(paging.max_pages):
+            if url is None:
+                break
+            params: dict[str, str | int] = {}
+            if paging.mode == "page_number":
+                params = {paging.page_param: page, paging.size_param: paging.page_size}
+            reply = await self._call("GET", url, "list_offers", params=params)
+            entries = self._entries(reply)
+            pages.append(entries)
+            if paging.mode == "page_number":
+                page += 1
+                url = path if len(entries) >= paging.page_size else None
+            else:
+                link = jmespath.search(paging.next_link_path, reply.json())
+                url = link if isinstance(link, str) and link else None
+        else:
+            log.error("offer_list_page_limit", max_pages=paging.max_pages)
+        return pages
+
+    def _entries(self, reply: Reply) -> list[Any]:
+        data = reply.json()
+        if self._items is not None:
+            data = self._items.search(data)
+        elif isinstance(data, dict):
+            data = next((data[k] for k in _ENVELOPE_KEYS if isinstance(data.get(k), list)), data)
+        if not isinstance(data, list):
+            raise PermanentError(
+                "offers list is neither a JSON array nor an envelope holding one",
+                system=SYSTEM,
+                status=reply.status,
+                stage="list_offers",
+            )
+        return data
+
+    def _offer_ref(self, entry: Any) -> OfferRef | None:
+        offer_id = reference_id(self._offer_id.search(entry)) if isinstance(entry, dict) else None
+        if offer_id is None:
+            return None
+        return OfferRef(offer_id, self.application_id_of(entry))
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        stage: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        success: frozenset[int] = _OK,
+    ) -> Reply:
+        url = path if path.startswith(("http://", "https://")) else self._base + path.lstrip("/")
+
+        async def once() -> Reply:
+            for attempt in (1, 2):
+                header = await self.tokens.header()
+                reply = await exchange(
+                    self._client,
+                    method,
+                    url,
+                    system=SYSTEM,
+                    stage=stage,
+                    timeout=self._settings.retry.timeout_seconds,
+                    headers={"Authorization": header, "Accept": "application/json"},
+                    params=params,
+                )
+                if reply.status == 401 and attempt == 1:
+                    # Expired or revoked early: refresh once and retry once.
+                    log.info("token_rejected", system=SYSTEM, stage=stage)
+                    self.tokens.invalidate(header)
+                    continue
+                raise_for_status(
+                    reply, success=success, retry_after_cap=self._settings.retry_after_cap_seconds
+                )
+                return reply
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return await with_retries(once, self._settings.retry)

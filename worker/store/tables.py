@@ -1,0 +1,62 @@
+"""The state store's tables. Only what is needed to resume: ids, status, hashes, errors.
+
+No source document or payload is stored: they hold PII.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# One row per PageUp offer: how far it got, and why it stopped if it did.
+offers = Table(
+    "offers",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("offer_id", String(64), primary_key=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("stage", String(32), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error_kind", String(32), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("hris_id", String(128), nullable=True),
+    Column("idempotency_key", String(128), nullable=True),
+    Column("payload_hash", String(64), nullable=True),
+    Column("mapping_version", String(32), nullable=True),
+    Column("last_run_id", String(32), nullable=True),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("posted_at", DateTime(timezone=True), nullable=True),
+    Column("processed_at", DateTime(timezone=True), nullable=True),
+)
+
+# One row per sync run.
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("tenant", String(64), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("listed", Integer, nullable=False, default=0),
+    Column("succeeded", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+)

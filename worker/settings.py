@@ -23,8 +23,6 @@ from pydantic_settings import (
 
 from worker.errors import ConfigError
 
-DATA_CENTRES = {"dc2", "dc3", "dc4", "dc5"}
-
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -66,7 +64,7 @@ class PagingSettings(_Section):
 
 class PageUpSettings(_Section):
     environment: Literal["live", "uat"] = "uat"
-    data_centre: str = "dc2"
+    data_centre: Literal["dc2", "dc3", "dc4", "dc5"] = "dc2"
     tenant_id: str = Field(min_length=1)
     client_id: str = Field(min_length=1)
     client_secret: SecretStr
@@ -82,13 +80,6 @@ class PageUpSettings(_Section):
     retry: RetrySettings = RetrySettings()
     retry_after_cap_seconds: float = Field(120.0, gt=0)
     token_refresh_margin_seconds: float = Field(30.0, ge=0)
-
-    @model_validator(mode="after")
-    def _known_data_centre(self) -> Self:
-        if self.api_base_url is None and self.data_centre not in DATA_CENTRES:
-            allowed = ", ".join(sorted(DATA_CENTRES))
-            raise ValueError(f"data_centre must be one of {allowed} (or set api_base_url)")
-        return self
 
     @property
     def resolved_api_base_url(self) -> str:

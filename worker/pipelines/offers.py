@@ -113,7 +113,8 @@ class OfferSync:
                 await self._rounds(report)
             except HirebridgeError as exc:
                 error = scrub_text(str(exc))
-                report.halted = f"{type(exc).__name__}: {error}"
+                where = f"{exc.system} {exc.stage}" if isinstance(exc, DeliveryError) else exc.kind
+                report.halted = f"{where} failed: {error}"
                 log.error("run_failed", error=error, error_kind=exc.kind, **_remote(exc))
             report.halted = report.halted or self._halt
             await self._db(
@@ -230,7 +231,10 @@ class OfferSync:
 
     def _maybe_halt(self, exc: DeliveryError) -> None:
         """Stop starting offers when every one would fail the same way."""
-        if exc.stage == "token":
+        refused = isinstance(exc, PermanentError) and exc.status in (401, 403)
+        # PageUp API calls already refreshed the token once; only its token endpoint's refusal
+        # condemns every offer. The HRIS's refusal does too.
+        if exc.stage == "token" or (refused and exc.system != "pageup"):
             self._halt = f"{exc.system} refused the credentials: {exc}"
         elif isinstance(exc, RateLimitedError) and exc.system == "pageup":
             self._halt = f"pageup rate limit reached: {exc}"

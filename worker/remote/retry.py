@@ -34,7 +34,7 @@ def _should_retry(exc: BaseException) -> bool:
 async def with_retries(call: Callable[[], Awaitable[T]], policy: RetrySettings) -> T:
     """Run ``call`` until it succeeds, fails permanently, or ``policy.attempts`` run out."""
     backoff = wait_exponential_jitter(
-        initial=policy.backoff_initial_seconds,
+        multiplier=policy.backoff_initial_seconds,
         max=policy.backoff_max_seconds,
         jitter=policy.backoff_initial_seconds,
     )

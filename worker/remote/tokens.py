@@ -22,7 +22,8 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class Token:
     header: str
-    expires_at: float
+    lifetime: float
+    refresh_at: float = 0.0
 
 
 class ClientCredentials:
@@ -62,14 +63,17 @@ class ClientCredentials:
     async def header(self) -> str:
         """The ``Authorization`` header value, fetching a token if none is fresh."""
         token = self._token
-        if token is not None and self._clock() < token.expires_at - self._margin:
+        if token is not None and self._fresh(token):
             return token.header
         async with self._lock:
             token = self._token
-            if token is None or self._clock() >= token.expires_at - self._margin:
+            if token is None or not self._fresh(token):
                 token = await with_retries(self._fetch, self._retry)
                 self._token = token
             return token.header
+
+    def _fresh(self, token: Token) -> bool:
+        return self._clock() < token.refresh_at
 
     def invalidate(self, header: str) -> None:
         """Forget the token that the remote just refused (if no newer one replaced it)."""
@@ -97,12 +101,14 @@ class ClientCredentials:
         self.refused = False
         if self._on_refresh is not None:
             self._on_refresh()
-        log.info("token_refreshed", system=self._system, expires_in=round(token.expires_at))
-        return Token(token.header, started + token.expires_at)
+        log.info("token_refreshed", system=self._system, expires_in=round(token.lifetime))
+        # Refresh ahead of expiry, but never so early that a short-lived token is never reused.
+        margin = min(self._margin, token.lifetime / 10)
+        return Token(token.header, token.lifetime, started + token.lifetime - margin)
 
 
 def _parse_token(data: Any, *, system: str) -> Token:
-    """Validate a token response; ``expires_at`` here is the lifetime in seconds."""
+    """Validate a token response."""
 
     def bad(what: str) -> PermanentError:
         return PermanentError(f"token response {what}", system=system, stage="token")

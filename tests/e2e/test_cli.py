@@ -1,0 +1,111 @@
+"""The ``hirebridge`` command as users run it: a subprocess against the simulators."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, Sims
+
+pytestmark = pytest.mark.e2e
+MISSING_TFN = {"offers": 6, "missing_tfn": frozenset({1})}
+
+
+def hirebridge(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+
+
+def write_config(sims: Sims, folder: Path, db_url: str) -> Path:
+    config = folder / "config.yaml"
+    config.write_text(yaml.safe_dump(sims.settings_data(db_url)))
+    return config
+
+
+@pytest.mark.parametrize("sims", [MISSING_TFN], indirect=True)
+def test_sync_once_then_status_shows_the_failure_and_its_reason(
+    sims: Sims, tmp_path: Path, db_url: str
+) -> None:
+    config = write_config(sims, tmp_path, db_url)
+
+    sync = hirebridge("--config", str(config), "sync", "--once", cwd=tmp_path)
+
+    assert sync.returncode == 1, sync.stderr
+    assert "listed 6, processed 5, failed 1" in sync.stdout
+    status = hirebridge("--config", str(config), "status", cwd=tmp_path)
+    assert status.returncode == 0
+    assert re.search(r"processed\s+5\n", status.stdout) and re.search(
+        r"failed\s+1\n", status.stdout
+    )
+    assert "900102" in status.stdout and "'tax.taxFileNumber': required" in status.stdout
+
+
+def test_sync_once_exits_zero_when_every_offer_succeeds(
+    sims: Sims, tmp_path: Path, db_url: str
+) -> None:
+    config = write_config(sims, tmp_path, db_url)
+    sync = hirebridge("--config", str(config), "sync", "--once", cwd=tmp_path)
+    assert sync.returncode == 0, sync.stderr
+    assert len(sims.hris.records) == 12
+
+
+def test_preview_prints_the_payload_and_writes_nothing(sims: Sims, tmp_path: Path) -> None:
+    database = tmp_path / "state.sqlite"
+    config = write_config(sims, tmp_path, f"sqlite:///{database}")
+
+    preview = hirebridge("--config", str(config), "preview", "--offer", "900103", cwd=tmp_path)
+
+    assert preview.returncode == 0, preview.stderr
+    payload = json.loads(preview.stdout)
+    assert payload["externalId"] == "900103" and payload["tax"]["taxFileNumber"]
+    assert not database.exists()
+    assert sims.hris.calls["post"] == 0 and sum(sims.pageup.processed.values()) == 0
+
+
+def test_preview_from_a_saved_document(tmp_path: Path, sims: Sims) -> None:
+    config = write_config(sims, tmp_path, "sqlite:///unused.sqlite")
+    sample = sims.samples[0]
+    document = tmp_path / "doc.json"
+    document.write_text(json.dumps({"offer": sample.offer, "onboarding": {"Answers": []}}))
+    preview = hirebridge("--config", str(config), "preview", "--input", str(document), cwd=tmp_path)
+    assert preview.returncode == 1
+    assert "'tax.taxFileNumber': required" in preview.stderr
+
+
+def test_validate_mappings_lists_every_problem_with_exit_code_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fields:\n  a: nosuch(x)\n  b: {expr: 'x.['}\n")
+    good = REPO / "mappings" / "example_hris.yaml"
+
+    result = hirebridge("validate-mappings", str(good), str(bad), cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert f"ok  {good}" in result.stdout
+    assert f"{bad}:2:3: field 'a': unknown function nosuch()" in result.stderr
+    assert f"{bad}:3:7: field 'b': bad expression" in result.stderr
+    assert hirebridge("validate-mappings", str(good), cwd=tmp_path).returncode == 0
+
+
+def test_bad_settings_refuse_to_start_listing_every_problem(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("pageup: {tenant_id: '218'}\nhris: {}\nsync: {concurrency: -1}\n")
+    result = hirebridge("--config", str(config), "sync", "--once", cwd=tmp_path)
+    assert result.returncode == 2
+    for problem in ("pageup.client_id: Field required", "pageup.client_secret: Field required",
+                    "hris.url: Field required", "sync.concurrency"):  # fmt: skip
+        assert problem in result.stderr
+
+
+def test_demo_runs_against_the_simulators(tmp_path: Path) -> None:
+    result = hirebridge("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HRIS duplicate employees:     0" in result.stdout
+    assert "demo OK" in result.stdout

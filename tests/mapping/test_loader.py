@@ -1,0 +1,81 @@
+"""Loading and validating field maps: every problem at once, each with file:line:col."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from worker.errors import ConfigError
+from worker.mapping.loader import load_field_map
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "map.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_field_map(path)
+    return caught.value.problems
+
+
+def test_shipped_example_map_is_valid() -> None:
+    field_map = load_field_map(REPO / "mappings" / "example_hris.yaml")
+    assert field_map.name == "example-hris"
+    assert len(field_map.version) == 12
+    assert {"externalId", "tax.taxFileNumber", "location.state"} <= {
+        rule.target for rule in field_map.rules
+    }
+
+
+def test_every_problem_is_listed_with_its_line_and_column(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "name: broken\n"
+        "lookups:\n"
+        "  kinds: {a: b}\n"
+        "fields:\n"
+        "  a: {expr: 'offer.[', required: true}\n"
+        "  b: nosuch(offer.x)\n"
+        "  c: \"lookup('missing', offer.x)\"\n"
+        "  d: {expr: offer.x, type: text}\n"
+        "  e: {expr: offer.x, const: 1}\n"
+        "  f: {expr: offer.x, colour: red}\n",
+    )
+    problems = problems_of(path)
+    assert len(problems) == 6
+    joined = "\n".join(problems)
+    assert f"{path}:5:7: field 'a': bad expression" in joined
+    assert f"{path}:6:3: field 'b': unknown function nosuch()" in joined
+    assert f"{path}:7:3: field 'c': unknown lookup table 'missing'" in joined
+    assert f"{path}:8:22: field 'd': unknown type 'text'" in joined
+    assert f"{path}:9:3: field 'e': give exactly one of 'expr' or 'const'" in joined
+    assert f"{path}:10:22: field 'f': unknown key 'colour'" in joined
+
+
+def test_yaml_syntax_error_points_at_the_spot(tmp_path: Path) -> None:
+    path = write(tmp_path, "fields:\n  a: [unclosed\n")
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}:3:1: YAML syntax")
+
+
+def test_a_target_cannot_be_a_value_and_a_parent(tmp_path: Path) -> None:
+    path = write(tmp_path, "fields:\n  pay: offer.Salary\n  pay.amount: offer.Salary.Amount\n")
+    (problem,) = problems_of(path)
+    assert "'pay.amount' sits inside 'pay'" in problem
+
+
+def test_unknown_top_level_key_and_empty_fields(tmp_path: Path) -> None:
+    problems = problems_of(write(tmp_path, "nmae: x\nfields: {}\n"))
+    assert any("unknown key 'nmae'" in p for p in problems)
+    assert any("'fields' must map each target field" in p for p in problems)
+
+
+def test_version_changes_with_content(tmp_path: Path) -> None:
+    first = load_field_map(write(tmp_path, "fields:\n  a: offer.x\n")).version
+    second = load_field_map(write(tmp_path, "fields:\n  a: offer.y\n")).version
+    assert first != second

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from worker.redact import Redactor, scrub_text
+
+
+def test_scrub_text_hides_emails_and_long_numbers_but_keeps_short_ones() -> None:
+    text = "mia@example.org TFN 123 456 782 BSB 062-000 born 1990-04-14 HTTP 422 offer 12"
+    assert scrub_text(text) == "[email] TFN [number] BSB [number] born [number] HTTP 422 offer 12"
+
+
+def test_redactor_hides_exact_values_of_the_record() -> None:
+    redact = Redactor(["Nguyen", "Mia", "x"])
+    assert (
+        redact("lastName NGUYEN already used by mia")
+        == "lastName [redacted] already used by [redacted]"
+    )

@@ -1,0 +1,83 @@
+"""Settings: YAML file, environment overrides, secret files, every problem listed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.errors import ConfigError
+from worker.settings import load_settings
+
+MINIMAL = """
+pageup:
+  tenant_id: "218"
+  client_id: acme
+  client_secret: from-file
+hris:
+  url: https://hris.example/api/employees
+  mapping: maps/hris.yaml
+"""
+
+
+def test_yaml_env_and_secret_files_merge_with_env_winning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(MINIMAL)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "hris__auth__api_key").write_text("key-from-secret-file")
+    monkeypatch.setenv("HIREBRIDGE_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("HIREBRIDGE_PAGEUP__CLIENT_SECRET", "from-env")
+    monkeypatch.setenv("HIREBRIDGE_HRIS__AUTH__TYPE", "api_key")
+    monkeypatch.setenv("HIREBRIDGE_SYNC__CONCURRENCY", "3")
+
+    settings = load_settings(config)
+
+    assert settings.pageup.client_secret.get_secret_value() == "from-env"
+    assert settings.pageup.client_id == "acme"
+    assert settings.hris.auth.api_key is not None
+    assert settings.hris.auth.api_key.get_secret_value() == "key-from-secret-file"
+    assert settings.sync.concurrency == 3
+    assert settings.hris.mapping == tmp_path / "maps" / "hris.yaml"
+    assert "from-env" not in repr(settings)
+
+
+def test_urls_are_built_from_environment_data_centre_and_tenant(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(MINIMAL + "  \nsync: {}\n")
+    uat = load_settings(config).pageup
+    assert (
+        uat.resolved_api_base_url == "https://apiuat.dc2.pageuppeople.com/v3/218/recruitment/hire/"
+    )
+    assert uat.resolved_token_url == "https://loginuat.dc2.pageuppeople.com/connect/token"
+    live = uat.model_copy(update={"environment": "live", "data_centre": "dc4"})
+    assert live.resolved_api_base_url.startswith("https://api.dc4.pageuppeople.com/v3/218/")
+    assert live.resolved_token_url == "https://login.dc4.pageuppeople.com/connect/token"
+
+
+def test_every_problem_is_listed(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "pageup: {tenant_id: '218', client_id: x, data_centre: dc9}\n"
+        "hris: {url: 'https://h', auth: {type: basic, username: u}, colour: red}\n"
+        "sync: {concurrency: 0}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    joined = "\n".join(caught.value.problems)
+    assert "pageup.client_secret: Field required" in joined
+    assert "pageup.data_centre: Input should be 'dc2', 'dc3', 'dc4' or 'dc5'" in joined
+    assert "auth type 'basic' needs password" in joined
+    assert "hris.colour: Extra inputs are not permitted" in joined
+    assert "sync.concurrency: Input should be greater than or equal to 1" in joined
+
+
+def test_missing_required_file_and_bad_yaml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.yaml", required=True)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_settings(bad)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy import Engine
 
-from worker import __version__
 from worker.mapping.loader import FieldMap, load_field_map
 from worker.pipelines.offers import OfferSync
+from worker.remote.lanes import HttpLanes, new_client
 from worker.settings import Settings
 from worker.sinks.http import HttpSink
 from worker.sources.pageup import PageUpClient
@@ -27,14 +27,8 @@ def open_ledger(settings: Settings) -> tuple[Engine, Ledger]:
 
 
 def http_client(concurrency: int) -> httpx.AsyncClient:
-    # Each offer may have 3 fetches in flight at once.
-    limits = httpx.Limits(max_connections=concurrency * 3 + 4, max_keepalive_connections=64)
-    return httpx.AsyncClient(
-        limits=limits,
-        headers={"User-Agent": f"hirebridge/{__version__}"},
-        follow_redirects=False,
-        verify=True,
-    )
+    """The client for calls made outside a worker lane (listing the queue, previews)."""
+    return new_client(concurrency * 3 + 4)
 
 
 @dataclass
@@ -53,6 +47,7 @@ async def offer_sync(
     field_map = field_map or load_field_map(settings.hris.mapping)
     engine, ledger = open_ledger(settings)
     client = http_client(settings.sync.concurrency)
+    lanes = HttpLanes(settings.sync.concurrency)
     pageup = PageUpClient(settings.pageup, client)
     sync = OfferSync(
         pageup=pageup,
@@ -62,10 +57,13 @@ async def offer_sync(
         tenant=settings.pageup.tenant_id,
         concurrency=settings.sync.concurrency,
         max_rounds=settings.sync.max_rounds,
+        worker_context=lanes.bind,
+        ledger_on_loop=engine.dialect.name == "sqlite",
     )
     try:
         yield OfferSyncParts(sync, ledger, field_map, pageup)
     finally:
         sync.close()
+        await lanes.aclose()
         await client.aclose()
         engine.dispose()

@@ -20,6 +20,7 @@ import json
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
@@ -82,6 +83,8 @@ class OfferSync:
         tenant: str,
         concurrency: int,
         max_rounds: int = 20,
+        worker_context: Callable[[int], AbstractContextManager[None]] = lambda _: nullcontext(),
+        ledger_on_loop: bool = False,
     ) -> None:
         self._pageup = pageup
         self._sink = sink
@@ -90,12 +93,17 @@ class OfferSync:
         self._tenant = tenant
         self._concurrency = concurrency
         self._max_rounds = max_rounds
-        # The ledger is synchronous SQLAlchemy; one thread keeps it off the event loop and
-        # serialises writes (SQLite allows one writer anyway).
+        self._worker_context = worker_context  # per-worker resources, e.g. a connection pool
+        # The ledger is synchronous SQLAlchemy. A remote database gets a thread, so that its
+        # round trips never stall HTTP; a local SQLite file runs on the loop, where its
+        # sub-millisecond writes cost less than the thread hand-offs (5 ms CPU/offer, measured).
+        self._ledger_on_loop = ledger_on_loop
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._halt: str | None = None
 
     async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._ledger_on_loop:
+            return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db_thread, lambda: fn(*args, **kwargs))
 
@@ -160,7 +168,11 @@ class OfferSync:
         for ref in refs:
             queue.put_nowait(ref)
 
-        async def worker() -> None:
+        async def worker(index: int) -> None:
+            with self._worker_context(index):
+                await lane()
+
+        async def lane() -> None:
             while not self._halt:
                 try:
                     ref = queue.get_nowait()
@@ -173,7 +185,7 @@ class OfferSync:
                     report.failed_offers.append(ref.offer_id)
 
         workers = min(self._concurrency, len(refs))
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        await asyncio.gather(*(worker(index) for index in range(workers)))
 
     async def _process(self, ref: OfferRef) -> bool:
         """Take one offer as far as it can go. True when it ends processed."""

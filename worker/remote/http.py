@@ -17,6 +17,7 @@ import httpx
 
 from worker.errors import PermanentError, RateLimitedError, RetriableError
 from worker.redact import scrub_text
+from worker.remote import lanes
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 MAX_MESSAGE_CHARS = 400
@@ -70,7 +71,11 @@ async def exchange(
     json_body: Any = None,
     form: Mapping[str, str] | None = None,
 ) -> Reply:
-    """Send one request and read its body (capped). Transport failures become RetriableError."""
+    """Send one request and read its body (capped). Transport failures become RetriableError.
+
+    Inside a worker lane (see ``worker.remote.lanes``) the lane's client is used instead.
+    """
+    client = lanes.current(client)
     request = client.build_request(
         method, url, headers=headers, params=params, json=json_body, data=form, timeout=timeout
     )

@@ -6,6 +6,8 @@ limit is daily, so hammering it cannot help; the caller backs off for the run an
 
 from __future__ import annotations
 
+import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -33,6 +35,16 @@ def _should_retry(exc: BaseException) -> bool:
 
 async def with_retries(call: Callable[[], Awaitable[T]], policy: RetrySettings) -> T:
     """Run ``call`` until it succeeds, fails permanently, or ``policy.attempts`` run out."""
+    try:
+        # The first try runs bare: building tenacity's machinery on every call costs more CPU
+        # than the rest of a request's bookkeeping.
+        return await call()
+    except RetriableError as exc:
+        if policy.attempts <= 1 or not _should_retry(exc):
+            raise
+        first_wait = _first_wait(exc, policy)
+        _log_retry(exc, attempt=1, wait=first_wait)
+        await asyncio.sleep(first_wait)
     backoff = wait_exponential_jitter(
         multiplier=policy.backoff_initial_seconds,
         max=policy.backoff_max_seconds,
@@ -48,18 +60,10 @@ async def with_retries(call: Callable[[], Awaitable[T]], policy: RetrySettings) 
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RetriableError):
-            log.warning(
-                "remote_call_retry",
-                system=exc.system,
-                stage=exc.stage,
-                status=exc.status,
-                error=str(exc),
-                attempt=state.attempt_number,
-                wait_seconds=round(state.upcoming_sleep, 3),
-            )
+            _log_retry(exc, attempt=state.attempt_number + 1, wait=state.upcoming_sleep)
 
     retrying = AsyncRetrying(
-        stop=stop_after_attempt(policy.attempts),
+        stop=stop_after_attempt(policy.attempts - 1),
         wait=wait,
         retry=retry_if_exception(_should_retry),
         before_sleep=before_sleep,
@@ -67,3 +71,21 @@ async def with_retries(call: Callable[[], Awaitable[T]], policy: RetrySettings) 
     )
     result: T = await retrying(call)
     return result
+
+
+def _first_wait(exc: RetriableError, policy: RetrySettings) -> float:
+    if exc.retry_after is not None:
+        return exc.retry_after
+    return policy.backoff_initial_seconds * (1 + random.random())
+
+
+def _log_retry(exc: RetriableError, *, attempt: int, wait: float) -> None:
+    log.warning(
+        "remote_call_retry",
+        system=exc.system,
+        stage=exc.stage,
+        status=exc.status,
+        error=str(exc),
+        attempt=attempt,
+        wait_seconds=round(wait, 3),
+    )

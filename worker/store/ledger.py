@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, Engine, case, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker.store.tables import offers, runs
 
@@ -73,32 +74,25 @@ class Ledger:
         return None if row is None else _state(row)
 
     def begin(self, offer_id: str, run_id: str) -> OfferState:
-        """Count an attempt at ``offer_id`` (creating its row on first sight)."""
+        """Count an attempt at ``offer_id`` (creating its row on first sight); one statement."""
         now = _now()
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    insert(offers).values(
-                        tenant=self._tenant,
-                        offer_id=offer_id,
-                        status=Status.PENDING,
-                        stage="fetch",
-                        attempts=1,
-                        last_run_id=run_id,
-                        first_seen_at=now,
-                        updated_at=now,
-                    )
-                )
-        except IntegrityError:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    update(offers)
-                    .where(*self._key(offer_id))
-                    .values(attempts=offers.c.attempts + 1, last_run_id=run_id, updated_at=now)
-                )
-        state = self.get(offer_id)
-        assert state is not None
-        return state
+        dialect = self._engine.dialect.name
+        upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(offers).values(
+            tenant=self._tenant,
+            offer_id=offer_id,
+            status=Status.PENDING,
+            stage="fetch",
+            attempts=1,
+            last_run_id=run_id,
+            first_seen_at=now,
+            updated_at=now,
+        )
+        statement = upsert.on_conflict_do_update(
+            index_elements=[offers.c.tenant, offers.c.offer_id],
+            set_={"attempts": offers.c.attempts + 1, "last_run_id": run_id, "updated_at": now},
+        ).returning(*offers.c)
+        with self._engine.begin() as conn:
+            return _state(conn.execute(statement).one())
 
     def record_posting(
         self, offer_id: str, *, payload_hash: str, mapping_version: str, idempotency_key: str

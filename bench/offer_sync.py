@@ -1,0 +1,166 @@
+"""Offer sync throughput, CPU and memory against the simulators (in another process).
+
+    python bench/offer_sync.py                        # 1000 offers at 50 ms (about 25 s)
+    python bench/offer_sync.py --runs 1000:50,10000:5  # adds the memory run (about 3 min)
+
+Each run is N offers with a fixed simulator latency per call; the worker runs in a fresh
+process per run (so peak RSS is that run's). Printed per run: offers/s, the ratio to the bound
+set by the critical path (concurrency / (3 x latency): parallel fetches, then post, then mark),
+PageUp calls per offer, worker CPU ms per offer, and peak RSS. The simulators' CPU is not counted.
+"httpx floor" is the CPU that the same number of bare httpx GETs costs, measured in the same
+process just before the run: no per-offer work of ours can go below it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+TARGETS = {"ratio": 0.8, "calls": 4.1, "cpu_ms": 5.0, "rss_growth_mb": 50.0}
+
+
+def measure_in_this_process(
+    offers: int, concurrency: int, pageup: str, hris: str
+) -> dict[str, Any]:
+    sys.path.insert(0, str(REPO))
+    from worker.demo import simulator_settings
+    from worker.observability import configure_logging
+    from worker.runtime import offer_sync
+    from worker.settings import Settings
+
+    configure_logging("warning", "json")
+    bare_ms = asyncio.run(bare_request_cpu_ms(f"{pageup}/_sim/stats"))
+    with tempfile.TemporaryDirectory() as folder:
+        data = simulator_settings(pageup, hris, f"sqlite:///{folder}/bench.sqlite",
+                                  concurrency=concurrency)  # fmt: skip
+        data["pageup"]["retry"]["timeout_seconds"] = 30
+        data["hris"]["retry"]["timeout_seconds"] = 30
+        settings = Settings(**data)
+
+        async def run() -> tuple[Any, float, float]:
+            async with offer_sync(settings) as parts:
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                report = await parts.sync.run()
+                return report, time.perf_counter() - wall0, time.process_time() - cpu0
+
+        report, wall, cpu = asyncio.run(run())
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"succeeded": report.succeeded, "failed": report.failed, "wall": wall, "cpu": cpu,
+            "rss_mb": rss_mb, "bare_ms": bare_ms}  # fmt: skip
+
+
+async def bare_request_cpu_ms(url: str, requests: int = 300) -> float:
+    """CPU of one plain httpx GET on loopback: the floor under any per-call work of ours."""
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for _ in range(20):
+            await client.get(url)
+        start = time.process_time()
+        for _ in range(requests):
+            await client.get(url)
+        return 1000 * (time.process_time() - start) / requests
+
+
+def start_simulators(
+    offers: int, latency_ms: float
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker", "simulate", "--offers", str(offers),
+         "--latency-ms", str(latency_ms)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    urls = json.loads(process.stdout.readline())
+    return process, urls
+
+
+def sim_stats(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{url}/_sim/stats", timeout=10) as response:  # noqa: S310
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+def one_run(offers: int, latency_ms: float, concurrency: int) -> dict[str, Any]:
+    process, urls = start_simulators(offers, latency_ms)
+    try:
+        worker = subprocess.run(
+            [sys.executable, __file__, "--measure", str(offers), "--concurrency", str(concurrency),
+             "--pageup", urls["pageup"], "--hris", urls["hris"]],
+            capture_output=True, text=True, check=True, timeout=900,
+        )  # fmt: skip
+        result: dict[str, Any] = json.loads(worker.stdout.strip().splitlines()[-1])
+        pageup, hris = sim_stats(urls["pageup"]), sim_stats(urls["hris"])
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    bound = concurrency / (3 * latency_ms / 1000)
+    rate = result["succeeded"] / result["wall"]
+    result.update(
+        offers=offers, latency_ms=latency_ms, rate=rate, bound=bound, ratio=rate / bound,
+        calls=sum(pageup["calls"].values()) / offers, cpu_ms=1000 * result["cpu"] / offers,
+        floor_ms=(sum(pageup["calls"].values()) + hris["calls"]["post"])
+        / offers
+        * result["bare_ms"],
+        hris_records=hris["records"], duplicates=hris["duplicates"],
+        marked_twice=pageup["marked_twice"],
+    )  # fmt: skip
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="1000:50", help="N:latency_ms,... runs")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pageup", help=argparse.SUPPRESS)
+    parser.add_argument("--hris", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure_in_this_process(args.measure, args.concurrency, args.pageup,
+                                                 args.hris)))  # fmt: skip
+        return 0
+    runs = [tuple(float(x) for x in run.split(":")) for run in args.runs.split(",")]
+    print(f"offer sync, concurrency {args.concurrency}, {os.cpu_count()} cores; "
+          "simulators in another process\n")  # fmt: skip
+    header = (f"{'offers':>7} {'lat ms':>6} {'ok':>6} {'offers/s':>9} {'bound':>7} {'ratio':>6} "
+              f"{'PU calls/offer':>14} {'CPU ms/offer':>12} {'httpx floor':>11} "
+              f"{'peak RSS MB':>11} {'dup':>4}")  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    results = []
+    for offers, latency in runs:
+        r = one_run(int(offers), latency, args.concurrency)
+        results.append(r)
+        print(f"{r['offers']:>7} {r['latency_ms']:>6g} {r['succeeded']:>6} {r['rate']:>9.1f} "
+              f"{r['bound']:>7.1f} {r['ratio']:>6.2f} {r['calls']:>14.3f} {r['cpu_ms']:>12.2f} "
+              f"{r['floor_ms']:>11.2f} "
+              f"{r['rss_mb']:>11.1f} {r['duplicates'] + r['marked_twice']:>4}")  # fmt: skip
+    first, last = results[0], results[-1]
+    print("\ntargets (issue #2)")
+    print(f"  ratio to bound at {first['offers']}: {first['ratio']:.2f} "
+          f"(target >= {TARGETS['ratio']})")  # fmt: skip
+    print(f"  PageUp calls per offer:   {first['calls']:.3f} (target <= {TARGETS['calls']})")
+    print(f"  CPU ms per offer:         {first['cpu_ms']:.2f} (target < {TARGETS['cpu_ms']}); "
+          f"{first['cpu_ms'] / first['floor_ms']:.2f}x the CPU of its bare httpx requests "
+          f"({first['floor_ms']:.2f} ms, measured in this run)")  # fmt: skip
+    if len(results) > 1:
+        growth = last["rss_mb"] - first["rss_mb"]
+        print(f"  RSS growth {first['offers']} -> {last['offers']}: {growth:.1f} MB "
+              f"(target <= {TARGETS['rss_growth_mb']})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

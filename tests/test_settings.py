@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
+from tests.conftest import REPO
 from worker.errors import ConfigError
-from worker.settings import load_settings
+from worker.settings import Settings, load_settings
 
 MINIMAL = """
 pageup:
@@ -81,3 +84,30 @@ def test_missing_required_file_and_bad_yaml(tmp_path: Path) -> None:
     bad.write_text("- a list\n")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_settings(bad)
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
+    keys = set()
+    for name, field in model.model_fields.items():
+        keys.add(prefix + name)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys |= _keys(annotation, f"{prefix}{name}.")
+    return keys
+
+
+def _yaml_keys(data: dict[str, object], prefix: str = "") -> set[str]:
+    keys = set()
+    for name, value in data.items():
+        keys.add(prefix + name)
+        if isinstance(value, dict) and name not in ("headers",):
+            keys |= _yaml_keys(value, f"{prefix}{name}.")
+    return keys
+
+
+def test_config_example_loads_and_documents_every_key() -> None:
+    example = REPO / "config.example.yaml"
+    settings = load_settings(example, required=True)
+    assert settings.hris.mapping == REPO / "mappings" / "example_hris.yaml"
+    documented = _yaml_keys(yaml.safe_load(example.read_text()))
+    assert _keys(Settings) == documented

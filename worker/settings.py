@@ -165,7 +165,6 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    tenant_label: str = "default"
     pageup: PageUpSettings
     hris: HrisSettings
     database: DatabaseSettings = DatabaseSettings()

@@ -14,3 +14,9 @@ def test_redactor_hides_exact_values_of_the_record() -> None:
         redact("lastName NGUYEN already used by mia")
         == "lastName [redacted] already used by [redacted]"
     )
+
+
+def test_redactor_matches_whole_values_only() -> None:
+    redact = Redactor(["Ava", "mia@example.org"])
+    assert redact("Ava: temporarily unavailable") == "[redacted]: temporarily unavailable"
+    assert redact("<mia@example.org> taken") == "<[redacted]> taken"

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from worker.mapping.engine import apply_map
 from worker.mapping.loader import load_field_map
 from worker.observability import configure_logging
 from worker.settings import Settings, load_settings
+from worker.store.ledger import Ledger
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -70,6 +73,28 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--limit", type=int, default=50, help="failures to list (default 50)")
     status.set_defaults(handler=_status)
 
+    parked = commands.add_parser("parked", help="offers parked after failing, with reasons")
+    parked.set_defaults(handler=_parked)
+
+    retry = commands.add_parser("retry", help="re-queue parked or skipped offers")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("offers", nargs="*", default=[], metavar="OFFER")
+    which.add_argument("--all-parked", action="store_true", help="every parked offer")
+    retry.add_argument("--reason", help="why (kept in the audit trail)")
+    retry.add_argument("--by", default=_operator(), help="who (default: the login name)")
+    retry.set_defaults(handler=_retry)
+
+    skip = commands.add_parser("skip", help="leave an offer alone, with a recorded reason")
+    skip.add_argument("offer", metavar="OFFER")
+    skip.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    skip.add_argument(
+        "--mark-processed",
+        action="store_true",
+        help="also mark it processed in PageUp (default: it stays in PageUp's queue)",
+    )
+    skip.add_argument("--by", default=_operator(), help="who (default: the login name)")
+    skip.set_defaults(handler=_skip)
+
     demo = commands.add_parser("demo", help="run a sync against the bundled simulators")
     demo.add_argument("--offers", type=int, default=12, help="sample offers (default 12)")
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="demo state folder")
@@ -99,7 +124,8 @@ def _sync(args: argparse.Namespace) -> int:
             report = await parts.sync.run()
         print(
             f"run {report.run_id}: {report.outcome}; listed {report.listed}, "
-            f"processed {report.succeeded}, failed {report.failed}"
+            f"processed {report.succeeded}, failed {report.failed} (parked {report.parked}), "
+            f"not due {report.not_due}"
             + (
                 f", unreadable list entries {report.invalid_entries}"
                 if report.invalid_entries
@@ -181,26 +207,27 @@ def _validate_mappings(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from worker.runtime import open_ledger
-
-    settings = _settings(args)
-    engine, ledger = open_ledger(settings)
-    try:
+    with _ledger(args) as ledger:
         counts = ledger.counts()
         unfinished = ledger.unfinished(limit=args.limit)
         runs = ledger.last_runs()
-    finally:
-        engine.dispose()
+        parked = len(ledger.parked())
     print("offers by state")
-    for state in ("pending", "posting", "posted", "failed", "processed"):
+    for state in ("pending", "posting", "posted", "failed", "processed", "skipped"):
         print(f"  {state:<10} {counts.get(state, 0):>6}")
+    print(f"  {'(parked)':<10} {parked:>6}   see `hirebridge parked`")
     if unfinished:
         print("\nnot processed (oldest first)")
-        print(f"  {'offer':<12} {'state':<10} {'stage':<24} {'tries':>5}  reason")
+        print(f"  {'offer':<12} {'state':<10} {'stage':<24} {'tries':>5}  next try / reason")
         for offer in unfinished:
+            when = (
+                "parked"
+                if offer.parked_at
+                else (f"{offer.next_attempt_at:%H:%M:%S}" if offer.next_attempt_at else "next run")
+            )
             print(
                 f"  {offer.offer_id:<12} {offer.status:<10} {offer.stage or '-':<24} "
-                f"{offer.attempts:>5}  {offer.last_error or ''}"
+                f"{offer.attempts:>5}  {when}: {offer.last_error or ''}"
             )
     if runs:
         print("\nlast runs")
@@ -211,6 +238,79 @@ def _status(args: argparse.Namespace) -> int:
                 f"processed {run['succeeded']}, failed {run['failed']}"
             )
     return EXIT_OK
+
+
+def _parked(args: argparse.Namespace) -> int:
+    with _ledger(args) as ledger:
+        parked = ledger.parked()
+    if not parked:
+        print("no parked offers")
+        return EXIT_OK
+    print(f"{'offer':<12} {'stage':<24} {'tries':>5}  {'parked at (UTC)':<19}  reason")
+    for offer in parked:
+        when = f"{offer.parked_at:%Y-%m-%d %H:%M:%S}" if offer.parked_at else "-"
+        print(
+            f"{offer.offer_id:<12} {offer.stage or '-':<24} {offer.attempts:>5}  {when:<19}  "
+            f"{offer.last_error or ''}"
+        )
+    return EXIT_OK
+
+
+def _retry(args: argparse.Namespace) -> int:
+    with _ledger(args) as ledger:
+        wanted = [state.offer_id for state in ledger.parked()] if args.all_parked else args.offers
+        found = ledger.retry(wanted, actor=args.by, reason=args.reason)
+    for offer_id in found:
+        print(f"re-queued {offer_id}: the next run tries it")
+    missing = [offer_id for offer_id in wanted if offer_id not in found]
+    for offer_id in missing:
+        print(f"{offer_id}: unknown or already processed", file=sys.stderr)
+    return EXIT_FAILED if missing else EXIT_OK
+
+
+def _skip(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.mark_processed:
+        from worker.runtime import http_client
+        from worker.sources.pageup import PageUpClient
+
+        async def mark() -> None:
+            async with http_client(1) as client:
+                await PageUpClient(settings.pageup, client).mark_processed(args.offer)
+
+        try:
+            asyncio.run(mark())
+        except HirebridgeError as exc:
+            print(f"offer {args.offer}: PageUp refused: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    with _ledger(args) as ledger:
+        done = ledger.skip(
+            args.offer, actor=args.by, reason=args.reason, marked=args.mark_processed
+        )
+    if not done:
+        print(f"{args.offer}: unknown or already processed", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"skipped {args.offer}" + (" and marked it processed in PageUp" if args.mark_processed
+                                     else "; it stays in PageUp's queue"))  # fmt: skip
+    return EXIT_OK
+
+
+@contextmanager
+def _ledger(args: argparse.Namespace) -> Iterator[Ledger]:
+    from worker.runtime import open_ledger
+
+    engine, ledger = open_ledger(_settings(args))
+    try:
+        yield ledger
+    finally:
+        engine.dispose()
+
+
+def _operator() -> str:
+    try:
+        return os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -35,7 +35,10 @@ class Redactor:
         unique = {v for v in values if len(v) >= 3}
         ordered = sorted(unique, key=len, reverse=True)
         self._pattern = (
-            re.compile("|".join(re.escape(v) for v in ordered), re.IGNORECASE) if ordered else None
+            # Whole values only: the name "Ava" must not eat into "unavailable".
+            re.compile(rf"(?<!\w)(?:{'|'.join(map(re.escape, ordered))})(?!\w)", re.IGNORECASE)
+            if ordered
+            else None
         )
 
     def __call__(self, text: str) -> str:

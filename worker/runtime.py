@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
+import structlog
 from sqlalchemy import Engine
 
 from worker.mapping.loader import FieldMap, load_field_map
@@ -15,8 +16,10 @@ from worker.remote.lanes import HttpLanes, new_client
 from worker.settings import Settings
 from worker.sinks.http import HttpSink
 from worker.sources.pageup import PageUpClient
-from worker.store.db import create_store_engine, migrate
+from worker.store.db import create_store_engine, migrate, one_process_only, sqlite_file
 from worker.store.ledger import Ledger
+
+log = structlog.get_logger(__name__)
 
 
 def open_ledger(settings: Settings) -> tuple[Engine, Ledger]:
@@ -55,13 +58,16 @@ async def offer_sync(
         field_map=field_map,
         ledger=ledger,
         tenant=settings.pageup.tenant_id,
-        concurrency=settings.sync.concurrency,
-        max_rounds=settings.sync.max_rounds,
+        settings=settings.sync,
         worker_context=lanes.bind,
         ledger_on_loop=engine.dialect.name == "sqlite",
     )
     try:
-        yield OfferSyncParts(sync, ledger, field_map, pageup)
+        with one_process_only(engine):
+            # Under SQLite's lock no other worker runs: any claim left is a dead process's.
+            if sqlite_file(engine) is not None and (freed := ledger.release_all_leases()):
+                log.warning("stale_leases_released", count=freed)
+            yield OfferSyncParts(sync, ledger, field_map, pageup)
     finally:
         sync.close()
         await lanes.aclose()

@@ -148,6 +148,15 @@ class DatabaseSettings(_Section):
 class SyncSettings(_Section):
     concurrency: int = Field(8, ge=1, le=256)
     max_rounds: int = Field(20, ge=1)
+    # Across runs: a failing offer is tried again after a growing delay, and parked (left
+    # alone until an admin retries it) after max_attempts, or at once for permanent failures.
+    max_attempts: int = Field(8, ge=1)
+    retry_backoff_initial_seconds: float = Field(60.0, ge=0)
+    retry_backoff_max_seconds: float = Field(6 * 3600.0, gt=0)
+    # This many offers in a row failing on the same remote system halts the run.
+    circuit_breaker_failures: int = Field(5, ge=1)
+    # A worker's claim on an offer; a crashed replica's offers are free again after it.
+    lease_seconds: float = Field(600.0, gt=0)
 
 
 class LoggingSettings(_Section):

@@ -63,6 +63,13 @@ def test_maps_a_document_into_nested_payload(field_map: FieldMap) -> None:
     assert set(record.sensitive_values) == {"Mia Nguyen", "123456782"}
 
 
+def test_to_string_keeps_a_missing_value_missing(field_map: FieldMap) -> None:
+    doc = document()
+    del doc["offer"]["PUReferenceID"]
+    with pytest.raises(MappingError, match="'id': required"):
+        apply_map(field_map, doc)
+
+
 def test_default_applies_to_unknown_lookup_value(field_map: FieldMap) -> None:
     assert apply_map(field_map, document(Kind="Casual")).payload["kind"] == "OTHER"
 

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from worker.settings import DatabaseSettings
 from worker.store.db import create_store_engine, migrate
-from worker.store.ledger import Failure, Ledger, Status
+from worker.store.ledger import Failure, Ledger, OfferState, Status
 from worker.store.tables import metadata
+
+NOW = datetime.now(UTC)
+
+
+def claim(
+    ledger: Ledger, offer_id: str, owner: str = "w1", lease: float = 600
+) -> OfferState | None:
+    return ledger.claim(offer_id, run_id="r", owner=owner, lease_seconds=lease, snapshot_at=NOW)
 
 
 def ledger_for(url: str) -> Ledger:
@@ -28,7 +38,8 @@ def test_migrations_match_the_table_definitions(db_url: str) -> None:
 
 def test_an_offer_moves_through_its_states(db_url: str) -> None:
     ledger = ledger_for(db_url)
-    first = ledger.begin("1", "run-a")
+    first = claim(ledger, "1")
+    assert first is not None
     assert (first.status, first.attempts) == (Status.PENDING, 1)
     ledger.record_posting("1", payload_hash="h", mapping_version="v", idempotency_key="k")
     assert ledger.get("1").status == Status.POSTING  # type: ignore[union-attr]
@@ -36,19 +47,19 @@ def test_an_offer_moves_through_its_states(db_url: str) -> None:
     ledger.record_processed("1")
     done = ledger.get("1")
     assert done is not None and done.status == Status.PROCESSED and done.hris_id == "EMP-1"
-    assert ledger.begin("1", "run-b").attempts == 2
+    assert claim(ledger, "1") is None, "processed before the snapshot? no: after, so not due"
 
 
 def test_a_failure_after_the_post_keeps_the_offer_posted(db_url: str) -> None:
     ledger = ledger_for(db_url)
-    ledger.begin("1", "r")
+    claim(ledger, "1")
     ledger.record_posted("1", hris_id="EMP-1")
     ledger.record_failure("1", Failure("mark_processed", "retriable", "HTTP 503", 503))
     state = ledger.get("1")
     assert state is not None and state.status == Status.POSTED
     assert (state.stage, state.last_error, state.http_status) == ("mark_processed", "HTTP 503", 503)
-    ledger.begin("2", "r")
-    ledger.record_failure("2", Failure("map", "mapping", "field 'x': required", None))
+    claim(ledger, "2")
+    ledger.record_failure("2", Failure("map", "mapping", "field 'x': required", None, park=True))
     assert ledger.get("2").status == Status.FAILED  # type: ignore[union-attr]
     assert ledger.counts() == {"posted": 1, "failed": 1}
     assert [o.offer_id for o in ledger.unfinished()] == ["1", "2"]
@@ -60,3 +71,42 @@ def test_runs_are_recorded(db_url: str) -> None:
     ledger.finish_run("r1", outcome="ok", listed=3, succeeded=3, failed=0, error=None)
     (run,) = ledger.last_runs()
     assert run["outcome"] == "ok" and run["listed"] == 3 and run["finished_at"] is not None
+
+
+def test_a_claim_excludes_other_workers_until_it_expires_or_ends(db_url: str) -> None:
+    ledger = ledger_for(db_url)
+    assert claim(ledger, "1", owner="a") is not None
+    assert claim(ledger, "1", owner="b") is None
+    assert claim(ledger, "1", owner="a") is not None, "the holder may claim again"
+    ledger.record_failure("1", Failure("post", "retriable", "HTTP 503", 503))
+    assert claim(ledger, "1", owner="b") is not None, "a recorded failure frees the claim"
+    assert claim(ledger, "2", owner="a", lease=-1) is not None
+    assert claim(ledger, "2", owner="b") is not None, "an expired claim is free"
+
+
+def test_parked_backing_off_and_skipped_offers_are_not_due(db_url: str) -> None:
+    ledger = ledger_for(db_url)
+    for offer_id in "123":
+        claim(ledger, offer_id)
+    ledger.record_failure("1", Failure("map", "mapping", "bad", None, park=True))
+    later = datetime.now(UTC) + timedelta(hours=1)
+    ledger.record_failure("2", Failure("post", "retriable", "HTTP 503", 503, next_attempt_at=later))
+    assert ledger.skip("3", actor="ops", reason="duplicate in PageUp", marked=False)
+    assert [claim(ledger, o) for o in "123"] == [None, None, None]
+    assert [o.offer_id for o in ledger.parked()] == ["1"]
+
+    assert ledger.retry(["1", "3", "404"], actor="ops", reason="map fixed") == ["1", "3"]
+    retried = claim(ledger, "1")
+    assert retried is not None and retried.attempts == 1
+    assert claim(ledger, "3") is not None
+    assert [a["action"] for a in ledger.actions("3")] == ["skip", "retry"]
+    assert ledger.actions("3")[0]["actor"] == "ops"
+
+
+def test_an_offer_processed_before_the_listing_is_claimed_again(db_url: str) -> None:
+    ledger = ledger_for(db_url)
+    claim(ledger, "1")
+    ledger.record_processed("1")
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    again = ledger.claim("1", run_id="r2", owner="w", lease_seconds=60, snapshot_at=later)
+    assert again is not None and again.status == Status.PROCESSED

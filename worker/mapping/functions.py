@@ -6,6 +6,7 @@ Every function passes ``null`` through (a missing source value stays missing, so
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
@@ -78,6 +79,13 @@ class MapFunctions(functions.Functions):
         """``join_present(' ', [a, b])``: join the non-empty values; null if none."""
         parts = [str(v).strip() for v in values if v is not None and str(v).strip()]
         return separator.join(parts) if parts else None
+
+    @functions.signature({"types": []})
+    def _func_to_string(self, value: Any) -> str | None:
+        """JMESPath's to_string, except that null stays null (not the text "null")."""
+        if value is None:
+            return None
+        return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
     @functions.signature({"types": ["string", "null"]})
     def _func_upper(self, value: str | None) -> str | None:

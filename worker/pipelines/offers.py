@@ -17,11 +17,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import random
+import socket
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
 from typing import Any, ParamSpec, TypeVar
 
 import structlog
@@ -29,7 +34,9 @@ import structlog
 from worker.errors import DeliveryError, HirebridgeError, PermanentError, RateLimitedError
 from worker.mapping.engine import MappedRecord, apply_map
 from worker.mapping.loader import FieldMap
+from worker.pipelines.policy import CircuitBreaker, after_failure, credentials_refused
 from worker.redact import Redactor, scrub_text
+from worker.settings import SyncSettings
 from worker.sinks.http import HttpSink
 from worker.sources.pageup import OfferRef, PageUpClient
 from worker.store.ledger import DELIVERED, Failure, Ledger
@@ -39,6 +46,13 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+class Outcome(Enum):
+    PROCESSED = "processed"
+    FAILED = "failed"
+    PARKED = "parked"
+    NOT_DUE = "not_due"
+
+
 @dataclass
 class RunReport:
     run_id: str
@@ -46,6 +60,8 @@ class RunReport:
     succeeded: int = 0
     failed: int = 0
     invalid_entries: int = 0
+    not_due: int = 0  # parked, skipped, backing off, or claimed by another worker
+    parked: int = 0
     halted: str | None = None
     failed_offers: list[str] = field(default_factory=list)
 
@@ -81,8 +97,7 @@ class OfferSync:
         field_map: FieldMap,
         ledger: Ledger,
         tenant: str,
-        concurrency: int,
-        max_rounds: int = 20,
+        settings: SyncSettings,
         worker_context: Callable[[int], AbstractContextManager[None]] = lambda _: nullcontext(),
         ledger_on_loop: bool = False,
     ) -> None:
@@ -91,8 +106,10 @@ class OfferSync:
         self._map = field_map
         self._ledger = ledger
         self._tenant = tenant
-        self._concurrency = concurrency
-        self._max_rounds = max_rounds
+        self._settings = settings
+        self._owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._rng = random.Random()
+        self._breaker = CircuitBreaker(settings.circuit_breaker_failures)
         self._worker_context = worker_context  # per-worker resources, e.g. a connection pool
         # The ledger is synchronous SQLAlchemy. A remote database gets a thread, so that its
         # round trips never stall HTTP; a local SQLite file runs on the loop, where its
@@ -146,7 +163,8 @@ class OfferSync:
 
     async def _rounds(self, report: RunReport) -> None:
         tried: set[str] = set()
-        for _ in range(self._max_rounds):
+        for _ in range(self._settings.max_rounds):
+            snapshot_at = datetime.now(UTC)
             listing = await self._pageup.list_offers()
             if listing.invalid_entries:
                 report.invalid_entries += len(listing.invalid_entries)
@@ -161,9 +179,11 @@ class OfferSync:
                 return
             tried.update(ref.offer_id for ref in fresh)
             report.listed += len(fresh)
-            await self._process_all(fresh, report)
+            await self._process_all(fresh, report, snapshot_at)
 
-    async def _process_all(self, refs: list[OfferRef], report: RunReport) -> None:
+    async def _process_all(
+        self, refs: list[OfferRef], report: RunReport, snapshot_at: datetime
+    ) -> None:
         queue: asyncio.Queue[OfferRef] = asyncio.Queue()
         for ref in refs:
             queue.put_nowait(ref)
@@ -178,20 +198,34 @@ class OfferSync:
                     ref = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                if await self._process(ref):
+                outcome = await self._process(ref, snapshot_at)
+                if outcome is Outcome.PROCESSED:
                     report.succeeded += 1
+                elif outcome is Outcome.NOT_DUE:
+                    report.not_due += 1
                 else:
                     report.failed += 1
+                    report.parked += outcome is Outcome.PARKED
                     report.failed_offers.append(ref.offer_id)
 
-        workers = min(self._concurrency, len(refs))
+        workers = min(self._settings.concurrency, len(refs))
         await asyncio.gather(*(worker(index) for index in range(workers)))
 
-    async def _process(self, ref: OfferRef) -> bool:
-        """Take one offer as far as it can go. True when it ends processed."""
+    async def _process(self, ref: OfferRef, snapshot_at: datetime) -> Outcome:
+        """Take one offer as far as it can go."""
         offer_id = ref.offer_id
         with structlog.contextvars.bound_contextvars(offer_id=offer_id):
-            state = await self._db(self._ledger.begin, offer_id, self._run_id())
+            state = await self._db(
+                self._ledger.claim,
+                offer_id,
+                run_id=self._run_id(),
+                owner=self._owner,
+                lease_seconds=self._settings.lease_seconds,
+                snapshot_at=snapshot_at,
+            )
+            if state is None:
+                log.debug("offer_not_due")
+                return Outcome.NOT_DUE
             stage = "fetch"
             redact: Callable[[str], str] = scrub_text
             try:
@@ -207,14 +241,11 @@ class OfferSync:
                 stage = "mark_processed"
                 await self._pageup.mark_processed(offer_id)
                 await self._db(self._ledger.record_processed, offer_id)
+                self._breaker.succeeded()
                 log.info("offer_processed", stage=stage)
-                return True
-            except HirebridgeError as exc:
-                await self._fail(offer_id, stage, exc, redact)
-                return False
-            except Exception as exc:  # a bug: keep the offer's state honest and carry on
-                await self._fail(offer_id, stage, exc, redact)
-                return False
+                return Outcome.PROCESSED
+            except Exception as exc:  # HirebridgeError, or a bug: keep the state honest
+                return await self._fail(offer_id, stage, state.attempts, exc, redact)
 
     async def _post(self, offer_id: str, record: MappedRecord) -> None:
         key = idempotency_key(self._tenant, offer_id)
@@ -230,26 +261,48 @@ class OfferSync:
         log.info("offer_posted", hris_id=delivered.record_id, status=delivered.status)
 
     async def _fail(
-        self, offer_id: str, stage: str, exc: Exception, redact: Callable[[str], str]
-    ) -> None:
+        self,
+        offer_id: str,
+        stage: str,
+        attempts: int,
+        exc: Exception,
+        redact: Callable[[str], str],
+    ) -> Outcome:
         stage = (exc.stage if isinstance(exc, DeliveryError) and exc.stage else None) or stage
         kind = exc.kind if isinstance(exc, HirebridgeError) else "internal"
         message = redact(str(exc) if isinstance(exc, HirebridgeError) else type(exc).__name__)
         status = exc.status if isinstance(exc, DeliveryError) else None
-        await self._db(self._ledger.record_failure, offer_id, Failure(stage, kind, message, status))
-        log.error("offer_failed", stage=stage, error_kind=kind, error=message, **_remote(exc))
-        if isinstance(exc, DeliveryError):
-            self._maybe_halt(exc)
+        decision = after_failure(
+            exc, attempts=attempts, settings=self._settings, now=datetime.now(UTC), rng=self._rng
+        )
+        failure = Failure(stage, kind, message, status, decision.park, decision.next_attempt_at)
+        await self._db(self._ledger.record_failure, offer_id, failure)
+        event = "offer_parked" if decision.park else "offer_failed"
+        log.error(
+            event,
+            stage=stage,
+            error_kind=kind,
+            error=message,
+            attempts=attempts,
+            next_attempt_at=decision.next_attempt_at,
+            **_remote(exc),
+        )
+        self._maybe_halt(exc)
+        return Outcome.PARKED if decision.park else Outcome.FAILED
 
-    def _maybe_halt(self, exc: DeliveryError) -> None:
+    def _maybe_halt(self, exc: Exception) -> None:
         """Stop starting offers when every one would fail the same way."""
-        refused = isinstance(exc, PermanentError) and exc.status in (401, 403)
-        # PageUp API calls already refreshed the token once; only its token endpoint's refusal
-        # condemns every offer. The HRIS's refusal does too.
-        if exc.stage == "token" or (refused and exc.system != "pageup"):
+        if not isinstance(exc, DeliveryError) or self._halt:
+            return
+        if credentials_refused(exc) and (exc.stage == "token" or exc.system != "pageup"):
+            # PageUp API calls already refreshed the token once; only its token endpoint's
+            # refusal condemns every offer. The HRIS's refusal does too.
             self._halt = f"{exc.system} refused the credentials: {exc}"
         elif isinstance(exc, RateLimitedError) and exc.system == "pageup":
             self._halt = f"pageup rate limit reached: {exc}"
+        elif self._breaker.failed(exc):
+            limit = self._settings.circuit_breaker_failures
+            self._halt = f"{exc.system} looks down: {limit} offers in a row failed: {exc}"
         if self._halt:
             log.error("run_halted", reason=self._halt, system=exc.system)
 

@@ -11,6 +11,7 @@ import asyncio
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,7 @@ class HrisState:
     by_key: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     by_external_id: Counter[str] = field(default_factory=Counter)
     calls: Counter[str] = field(default_factory=Counter)
+    on_record: Callable[[str], None] | None = None  # called with the external id once stored
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.faults.seed)
@@ -76,6 +78,8 @@ def build_app(state: HrisState) -> Starlette:
         body = {"id": record_id, "status": "created"}
         if key:
             state.by_key[key] = (201, body)
+        if state.on_record is not None:
+            state.on_record(str(payload.get(state.external_id_field)))
         if faults.slow_rate and state.rng.random() < faults.slow_rate:
             await asyncio.sleep(faults.slow_seconds)
         return JSONResponse(

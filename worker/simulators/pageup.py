@@ -52,6 +52,8 @@ class PageUpState:
     injected: Counter[str] = field(default_factory=Counter)
     tokens: dict[str, float] = field(default_factory=dict)
     on_mark: Callable[[str], None] | None = None
+    # offer id -> how its detail is broken: html, invalid_json, non_utf8, not_object, huge
+    corrupt: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.faults.seed)
@@ -141,6 +143,8 @@ def build_app(state: PageUpState) -> Starlette:
         if (refused := await gate(request, "get_offer")) is not None:
             return refused
         offer = find(request)
+        if offer is not None and str(offer.offer_id) in state.corrupt:
+            return _corrupt(state.corrupt[str(offer.offer_id)])
         return JSONResponse(offer.offer) if offer else _errors(404, "Offer not found")
 
     async def get_onboarding(request: Request) -> Response:
@@ -201,3 +205,16 @@ def _errors(
 ) -> Response:
     item = {"message": message} | ({"field": field} if field else {})
     return JSONResponse([item], status_code=status, headers=headers)
+
+
+def _corrupt(kind: str) -> Response:
+    """The broken answers real APIs give now and then."""
+    json_type = "application/json"
+    return {
+        "html": Response(b"<html><body>Service Unavailable</body></html>", 200,
+                         media_type="text/html"),
+        "invalid_json": Response(b'{"PUReferenceID": 1, "Applicant": {', 200, media_type=json_type),
+        "non_utf8": Response(b'{"PUReferenceID": "\xff\xfe"}', 200, media_type=json_type),
+        "not_object": Response(b'"just a string"', 200, media_type=json_type),
+        "huge": Response(b'{"x": "' + b"a" * (9 * 1024 * 1024) + b'"}', 200, media_type=json_type),
+    }[kind]  # fmt: skip

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +52,46 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
         cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The database file of a SQLite engine, None for other databases (or in-memory)."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    return None if engine.url.database == ":memory:" else Path(engine.url.database)
+
+
+@contextmanager
+def one_process_only(engine: Engine) -> Iterator[None]:
+    """SQLite serves one worker process: hold an exclusive lock beside the file for the block.
+
+    A second process is refused with a clear message (PostgreSQL is the store for replicas).
+    """
+    path = sqlite_file(engine)
+    if path is None:
+        yield
+        return
+    lock_path = path.with_name(path.name + ".lock")
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise ConfigError(
+                [
+                    f"database: another hirebridge process (pid {holder}) is using {path}; "
+                    "a SQLite store serves one process at a time; "
+                    "use PostgreSQL for several replicas"
+                ]
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def migrate(engine: Engine) -> None:

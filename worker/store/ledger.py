@@ -6,20 +6,36 @@ steps resumes correctly.
        └──► failed ◄┘           └─ (failing after the post keeps "posted": only the mark is retried)
 
 An offer whose row says ``posted`` or ``processed`` is never posted to the HRIS again.
+
+Orthogonal to the status: ``parked_at`` (dead letter, until an admin retries it),
+``next_attempt_at`` (backoff across runs) and a lease (``lease_owner``/``lease_until``), taken by
+``claim`` in one statement, so that several replicas never work on one offer at once.
+``skipped`` is an admin's decision to leave an offer alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, Engine, case, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from worker.store.tables import offers, runs
+from worker.store.tables import manual_actions, offers, runs
 
 
 class Status(StrEnum):
@@ -28,6 +44,7 @@ class Status(StrEnum):
     POSTED = "posted"
     PROCESSED = "processed"
     FAILED = "failed"
+    SKIPPED = "skipped"
 
 
 DELIVERED = (Status.POSTED, Status.PROCESSED)
@@ -44,6 +61,11 @@ class OfferState:
     last_error: str | None
     http_status: int | None
     updated_at: datetime
+    processed_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    parked_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +74,8 @@ class Failure:
     kind: str
     message: str
     http_status: int | None
+    park: bool = False
+    next_attempt_at: datetime | None = None
 
 
 def _now() -> datetime:
@@ -73,8 +97,15 @@ class Ledger:
             row = conn.execute(select(offers).where(*self._key(offer_id))).first()
         return None if row is None else _state(row)
 
-    def begin(self, offer_id: str, run_id: str) -> OfferState:
-        """Count an attempt at ``offer_id`` (creating its row on first sight); one statement."""
+    def claim(
+        self, offer_id: str, *, run_id: str, owner: str, lease_seconds: float, snapshot_at: datetime
+    ) -> OfferState | None:
+        """Take ``offer_id`` for this worker and count an attempt, in one statement.
+
+        None when the offer is not to be tried now: another worker holds its lease, it is
+        parked, skipped, waiting for its next attempt, or was processed after ``snapshot_at``
+        (the listing that named it is stale). Use ``get`` to see which.
+        """
         now = _now()
         dialect = self._engine.dialect.name
         upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(offers).values(
@@ -86,13 +117,31 @@ class Ledger:
             last_run_id=run_id,
             first_seen_at=now,
             updated_at=now,
+            lease_owner=owner,
+            lease_until=now + timedelta(seconds=lease_seconds),
+        )
+        row = offers.c
+        eligible = and_(
+            or_(row.lease_until.is_(None), row.lease_until < now, row.lease_owner == owner),
+            row.parked_at.is_(None),
+            row.status != Status.SKIPPED.value,
+            or_(row.next_attempt_at.is_(None), row.next_attempt_at <= now),
+            or_(row.status != Status.PROCESSED.value, row.processed_at < snapshot_at),
         )
         statement = upsert.on_conflict_do_update(
-            index_elements=[offers.c.tenant, offers.c.offer_id],
-            set_={"attempts": offers.c.attempts + 1, "last_run_id": run_id, "updated_at": now},
+            index_elements=[row.tenant, row.offer_id],
+            set_={
+                "attempts": row.attempts + 1,
+                "last_run_id": run_id,
+                "updated_at": now,
+                "lease_owner": owner,
+                "lease_until": now + timedelta(seconds=lease_seconds),
+            },
+            where=eligible,
         ).returning(*offers.c)
         with self._engine.begin() as conn:
-            return _state(conn.execute(statement).one())
+            found = conn.execute(statement).first()
+        return None if found is None else _state(found)
 
     def record_posting(
         self, offer_id: str, *, payload_hash: str, mapping_version: str, idempotency_key: str
@@ -129,10 +178,23 @@ class Ledger:
             error_kind=None,
             last_error=None,
             http_status=None,
+            next_attempt_at=None,
+            lease_owner=None,
+            lease_until=None,
         )
 
+    def release_all_leases(self) -> int:
+        """Free every claim: only safe when no other worker can be running (SQLite's lock)."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(offers)
+                .where(offers.c.tenant == self._tenant, offers.c.lease_owner.is_not(None))
+                .values(lease_owner=None, lease_until=None)
+            )
+        return int(result.rowcount)
+
     def record_failure(self, offer_id: str, failure: Failure) -> None:
-        """Keep the reason. An offer already delivered stays delivered."""
+        """Keep the reason, park or schedule the next attempt. Delivered stays delivered."""
         keep = offers.c.status.in_([s.value for s in DELIVERED])
         self._set(
             offer_id,
@@ -141,6 +203,10 @@ class Ledger:
             error_kind=failure.kind,
             last_error=failure.message,
             http_status=failure.http_status,
+            parked_at=_now() if failure.park else None,
+            next_attempt_at=None if failure.park else failure.next_attempt_at,
+            lease_owner=None,
+            lease_until=None,
         )
 
     def _set(self, offer_id: str, **values: object) -> None:
@@ -163,11 +229,93 @@ class Ledger:
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(offers)
-                .where(offers.c.tenant == self._tenant, offers.c.status != Status.PROCESSED)
+                .where(
+                    offers.c.tenant == self._tenant,
+                    offers.c.status.not_in([Status.PROCESSED.value, Status.SKIPPED.value]),
+                )
                 .order_by(offers.c.updated_at)
                 .limit(limit)
             ).all()
         return [_state(row) for row in rows]
+
+    def parked(self, limit: int = 1000) -> Sequence[OfferState]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(offers)
+                .where(offers.c.tenant == self._tenant, offers.c.parked_at.is_not(None))
+                .order_by(offers.c.parked_at)
+                .limit(limit)
+            ).all()
+        return [_state(row) for row in rows]
+
+    def retry(self, offer_ids: Sequence[str], *, actor: str, reason: str | None) -> list[str]:
+        """Un-park (or un-skip) offers so the next run tries them; returns the ids found."""
+        found = []
+        with self._engine.begin() as conn:
+            for offer_id in offer_ids:
+                result = conn.execute(
+                    update(offers)
+                    .where(*self._key(offer_id), offers.c.status != Status.PROCESSED.value)
+                    .values(
+                        parked_at=None,
+                        next_attempt_at=None,
+                        attempts=0,
+                        updated_at=_now(),
+                        status=case(
+                            (offers.c.status == Status.SKIPPED.value, Status.PENDING.value),
+                            else_=offers.c.status,
+                        ),
+                    )
+                )
+                if result.rowcount:
+                    found.append(offer_id)
+                    self._audit(conn, offer_id, "retry", actor, reason)
+        return found
+
+    def skip(self, offer_id: str, *, actor: str, reason: str, marked: bool) -> bool:
+        """Record an admin's decision to leave an offer alone (and whether PageUp was told)."""
+        with self._engine.begin() as conn:
+            now = _now()
+            result = conn.execute(
+                update(offers)
+                .where(*self._key(offer_id), offers.c.status != Status.PROCESSED.value)
+                .values(
+                    status=Status.PROCESSED.value if marked else Status.SKIPPED.value,
+                    processed_at=now if marked else None,
+                    parked_at=None,
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+            )
+            if not result.rowcount:
+                return False
+            self._audit(conn, offer_id, "skip_and_mark" if marked else "skip", actor, reason)
+        return True
+
+    def _audit(
+        self, conn: Connection, offer_id: str, action: str, actor: str, reason: str | None
+    ) -> None:
+        conn.execute(
+            insert(manual_actions).values(
+                tenant=self._tenant,
+                offer_id=offer_id,
+                action=action,
+                actor=actor,
+                reason=reason,
+                at=_now(),
+            )
+        )
+
+    def actions(self, offer_id: str) -> list[dict[str, object]]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(manual_actions)
+                .where(
+                    manual_actions.c.tenant == self._tenant, manual_actions.c.offer_id == offer_id
+                )
+                .order_by(manual_actions.c.id)
+            ).all()
+        return [dict(row._mapping) for row in rows]
 
     def start_run(self, run_id: str) -> None:
         with self._engine.begin() as conn:
@@ -229,4 +377,9 @@ def _state(row: object) -> OfferState:
         last_error=m["last_error"],
         http_status=m["http_status"],
         updated_at=m["updated_at"],
+        processed_at=m["processed_at"],
+        next_attempt_at=m["next_attempt_at"],
+        parked_at=m["parked_at"],
+        lease_owner=m["lease_owner"],
+        lease_until=m["lease_until"],
     )

@@ -44,6 +44,26 @@ offers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("posted_at", DateTime(timezone=True), nullable=True),
     Column("processed_at", DateTime(timezone=True), nullable=True),
+    # Retries across runs: not tried again before this time.
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    # Parked (dead letter): not tried again until an admin says so.
+    Column("parked_at", DateTime(timezone=True), nullable=True),
+    # The worker processing the offer now, and until when its claim holds.
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+)
+
+# Every manual decision about an offer: who, when, why.
+manual_actions = Table(
+    "manual_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", String(64), nullable=False),
+    Column("offer_id", String(64), nullable=False, index=True),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
 )
 
 # One row per sync run.

@@ -1,0 +1,170 @@
+"""Retries across runs, parking and replay, the circuit breaker, replicas, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import PG_URL, Sims
+from tests.pipelines.test_offers import ledger_states, run_sync
+from worker.settings import DatabaseSettings
+from worker.store.db import create_store_engine, one_process_only
+
+FAST = {"retry_backoff_initial_seconds": 0, "circuit_breaker_failures": 100}
+
+
+def hirebridge(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "worker", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_a_transient_failure_waits_for_its_next_attempt(sims: Sims, db_url: str) -> None:
+    sims.hris.faults.error_rate = 1.0
+    first = run_sync(sims.settings(db_url, sync={"retry_backoff_initial_seconds": 3600}))
+    assert first.failed == 12 and first.parked == 0
+    sims.hris.faults.error_rate = 0.0
+    posts = sims.hris.calls["post"]
+
+    waiting = run_sync(sims.settings(db_url, sync={"retry_backoff_initial_seconds": 3600}))
+
+    assert waiting.not_due == 12 and sims.hris.calls["post"] == posts
+    state = ledger_states(sims.settings(db_url))["900101"]
+    assert state.next_attempt_at is not None and state.parked_at is None
+
+
+def test_offers_park_after_max_attempts_and_an_admin_replays_them(
+    sims: Sims, db_url: str, tmp_path: Path
+) -> None:
+    sims.hris.faults.error_rate = 1.0
+    settings = sims.settings(db_url, sync={**FAST, "max_attempts": 2})
+    assert run_sync(settings).parked == 0
+    assert run_sync(settings).parked == 12
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(sims.settings_data(db_url, sync={**FAST, "max_attempts": 2})))
+
+    parked = hirebridge(config, "parked")
+    assert parked.returncode == 0
+    assert parked.stdout.count("HTTP 503: temporarily unavailable") == 12
+    assert run_sync(settings).not_due == 12, "parked offers wait for an admin"
+
+    sims.hris.faults.error_rate = 0.0
+    retried = hirebridge(config, "retry", "--all-parked", "--reason", "HRIS back", "--by", "ops")
+    assert retried.returncode == 0 and retried.stdout.count("re-queued") == 12
+    report = run_sync(settings)
+    assert report.ok and report.succeeded == 12
+    assert len(sims.hris.records) == 12
+
+
+@pytest.mark.parametrize("sims", [{"offers": 3, "missing_tfn": frozenset({0})}], indirect=True)
+def test_a_permanent_failure_parks_at_once_and_alerts_once(
+    sims: Sims, db_url: str, captured_logs: object
+) -> None:
+    settings = sims.settings(db_url, sync=FAST)
+    first, second = run_sync(settings), run_sync(settings)
+    assert first.parked == 1 and second.not_due == 1
+    events = [json.loads(line) for line in captured_logs.getvalue().splitlines()]  # type: ignore[attr-defined]
+    parked = [e for e in events if e["event"] == "offer_parked"]
+    assert len(parked) == 1 and parked[0]["offer_id"] == "900101"
+    assert "'tax.taxFileNumber': required" in parked[0]["error"]
+
+
+def test_skip_is_recorded_and_leaves_the_offer_in_pageup(
+    sims: Sims, db_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(sims.settings_data(db_url)))
+    sims.hris.faults.error_rate = 1.0
+    run_sync(sims.settings(db_url, sync=FAST))
+
+    skipped = hirebridge(
+        config, "skip", "900104", "--reason", "hired twice in PageUp", "--by", "ops"
+    )
+    marked = hirebridge(config, "skip", "900105", "--reason", "entered by hand", "--mark-processed")
+
+    assert skipped.returncode == 0 and "stays in PageUp's queue" in skipped.stdout
+    assert marked.returncode == 0 and sims.pageup.processed["900105"] == 1
+    assert sims.pageup.processed["900104"] == 0
+    sims.hris.faults.error_rate = 0.0
+    report = run_sync(sims.settings(db_url, sync=FAST))
+    assert report.succeeded == 10 and "900104" not in sims.hris_counts()
+    status = hirebridge(config, "status")
+    assert "skipped         1" in status.stdout
+
+
+def test_the_circuit_breaker_stops_burning_attempts_on_an_outage(sims: Sims, db_url: str) -> None:
+    sims.hris.faults.error_rate = 1.0
+    report = run_sync(sims.settings(db_url, sync={"concurrency": 1, "circuit_breaker_failures": 3}))
+    assert (
+        report.halted is not None and "hris looks down: 3 offers in a row failed" in report.halted
+    )
+    assert report.failed == 3 and sims.hris.calls["post"] == 3 * 3  # 3 offers x 3 tries each
+
+
+@pytest.mark.parametrize("sims", [{"offers": 8}], indirect=True)
+def test_bad_pageup_answers_fail_their_offer_with_a_reason(sims: Sims, db_url: str) -> None:
+    kinds = ["html", "invalid_json", "non_utf8", "not_object", "huge"]
+    for sample, kind in zip(sims.samples, kinds, strict=False):
+        sims.pageup.corrupt[str(sample.offer_id)] = kind
+    report = run_sync(sims.settings(db_url))
+    assert report.succeeded == 3 and report.parked == 5
+    states = ledger_states(sims.settings(db_url))
+    reasons = [states[str(900101 + i)].last_error for i in range(5)]
+    assert "text/html body, expected JSON" in reasons[0]
+    assert "not valid JSON" in reasons[1]
+    assert "not valid UTF-8" in reasons[2]
+    assert "'externalId': required" in reasons[3]
+    assert "larger than" in reasons[4]
+
+
+def test_a_second_worker_process_on_one_sqlite_file_is_refused(sims: Sims, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(sims.settings_data(url)))
+    engine = create_store_engine(DatabaseSettings(url=url))
+    with one_process_only(engine):
+        refused = hirebridge(config, "sync", "--once")
+    assert refused.returncode == 2
+    assert "another hirebridge process" in refused.stderr
+    assert "use PostgreSQL for several replicas" in refused.stderr
+    assert sims.pageup.calls.total() == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.postgres
+@pytest.mark.parametrize("sims", [{"offers": 300}], indirect=True)
+@pytest.mark.parametrize("db_url", ["postgresql"] if PG_URL else [], indirect=True)
+def test_three_replicas_post_and_mark_every_offer_once(
+    sims: Sims, db_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(sims.settings_data(db_url, sync={"concurrency": 8})))
+    marked_before_posted: list[str] = []
+    sims.pageup.on_mark = lambda offer_id: (
+        None if sims.hris.by_external_id[offer_id] else marked_before_posted.append(offer_id)
+    )
+    replicas = [
+        subprocess.Popen(
+            [sys.executable, "-m", "worker", "--config", str(config), "sync", "--once"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [replica.communicate(timeout=300) for replica in replicas]
+
+    assert [replica.returncode for replica in replicas] == [0, 0, 0], outputs
+    processed_by = [int(out.split("processed ")[1].split(",")[0]) for out, _ in outputs]
+    assert sum(processed_by) == 300
+    assert sum(1 for n in processed_by if n > 0) >= 2, "the replicas shared the work"
+    assert Counter(sims.hris_counts().values()) == Counter({1: 300})
+    assert Counter(sims.pageup.processed.values()) == Counter({1: 300})
+    assert marked_before_posted == []

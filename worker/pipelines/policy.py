@@ -1,0 +1,59 @@
+"""Decisions about failures, as pure functions: retry later, park, or stop the run."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from worker.errors import DeliveryError, MappingError, PermanentError, RateLimitedError
+from worker.settings import SyncSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    park: bool
+    next_attempt_at: datetime | None
+
+
+def credentials_refused(exc: Exception) -> bool:
+    """The remote refused us, not the record: every offer would fail the same way."""
+    return isinstance(exc, DeliveryError) and (
+        exc.stage == "token" or (isinstance(exc, PermanentError) and exc.status in (401, 403))
+    )
+
+
+def after_failure(
+    exc: Exception, *, attempts: int, settings: SyncSettings, now: datetime, rng: random.Random
+) -> Retry:
+    """Park permanent failures and offers out of attempts; otherwise back off exponentially."""
+    permanent = isinstance(exc, MappingError | PermanentError) and not credentials_refused(exc)
+    if permanent or attempts >= settings.max_attempts:
+        return Retry(park=True, next_attempt_at=None)
+    delay = min(
+        settings.retry_backoff_max_seconds,
+        settings.retry_backoff_initial_seconds * 2 ** max(0, attempts - 1),
+    )
+    delay *= 1 + rng.random() / 2  # jitter, so a burst of failures does not retry in lockstep
+    if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+        delay = max(delay, exc.retry_after)
+    return Retry(park=False, next_attempt_at=now + timedelta(seconds=delay))
+
+
+class CircuitBreaker:
+    """Trips when ``threshold`` offers in a row fail transiently on the same system."""
+
+    def __init__(self, threshold: int) -> None:
+        self._threshold = threshold
+        self._in_a_row: Counter[str] = Counter()
+
+    def failed(self, exc: Exception) -> bool:
+        """Record a failure; True when the breaker trips for the failing system."""
+        if not isinstance(exc, DeliveryError) or isinstance(exc, PermanentError):
+            return False
+        self._in_a_row[exc.system] += 1
+        return self._in_a_row[exc.system] >= self._threshold
+
+    def succeeded(self) -> None:
+        self._in_a_row.clear()

@@ -77,6 +77,20 @@ def test_every_problem_is_listed(tmp_path: Path) -> None:
     assert "sync.concurrency: Input should be greater than or equal to 1" in joined
 
 
+def test_a_ca_bundle_must_exist_and_be_pem(tmp_path: Path) -> None:
+    from worker.remote.lanes import tls_context
+
+    config = tmp_path / "config.yaml"
+    config.write_text(MINIMAL + "tls: {ca_bundle: ca.pem}\n")
+    with pytest.raises(ConfigError, match=r"tls.ca_bundle: .*ca.pem is not a file"):
+        load_settings(config)
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    settings = load_settings(config)
+    assert settings.tls.ca_bundle == tmp_path / "ca.pem"
+    with pytest.raises(ConfigError, match="not a PEM CA bundle"):
+        tls_context(settings.tls.ca_bundle)
+
+
 def test_missing_required_file_and_bad_yaml(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "nope.yaml", required=True)

@@ -156,7 +156,7 @@ async def _preview_live(settings: Settings, offer_id: str, show_source: bool) ->
     from worker.sources.pageup import PageUpClient
 
     field_map = load_field_map(settings.hris.mapping)
-    async with http_client(1) as client:
+    async with http_client(settings, 1) as client:
         pageup = PageUpClient(settings.pageup, client)
         try:
             document, record = await preview_offer(pageup, field_map, offer_id)
@@ -275,7 +275,7 @@ def _skip(args: argparse.Namespace) -> int:
         from worker.sources.pageup import PageUpClient
 
         async def mark() -> None:
-            async with http_client(1) as client:
+            async with http_client(settings, 1) as client:
                 await PageUpClient(settings.pageup, client).mark_processed(args.offer)
 
         try:

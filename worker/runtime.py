@@ -29,9 +29,10 @@ def open_ledger(settings: Settings) -> tuple[Engine, Ledger]:
     return engine, Ledger(engine, settings.pageup.tenant_id)
 
 
-def http_client(concurrency: int) -> httpx.AsyncClient:
+def http_client(settings: Settings, concurrency: int | None = None) -> httpx.AsyncClient:
     """The client for calls made outside a worker lane (listing the queue, previews)."""
-    return new_client(concurrency * 3 + 4)
+    lanes = settings.sync.concurrency if concurrency is None else concurrency
+    return new_client(lanes * 3 + 4, settings.tls.ca_bundle)
 
 
 @dataclass
@@ -49,8 +50,8 @@ async def offer_sync(
     """Everything one process needs to run offer syncs; closes it all on exit."""
     field_map = field_map or load_field_map(settings.hris.mapping)
     engine, ledger = open_ledger(settings)
-    client = http_client(settings.sync.concurrency)
-    lanes = HttpLanes(settings.sync.concurrency)
+    client = http_client(settings)
+    lanes = HttpLanes(settings.sync.concurrency, settings.tls.ca_bundle)
     pageup = PageUpClient(settings.pageup, client)
     sync = OfferSync(
         pageup=pageup,

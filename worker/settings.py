@@ -159,6 +159,12 @@ class SyncSettings(_Section):
     lease_seconds: float = Field(600.0, gt=0)
 
 
+class TlsSettings(_Section):
+    """TLS verification is always on; a private CA can be added, never checks turned off."""
+
+    ca_bundle: Path | None = None
+
+
 class LoggingSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -178,6 +184,7 @@ class Settings(BaseSettings):
     hris: HrisSettings
     database: DatabaseSettings = DatabaseSettings()
     sync: SyncSettings = SyncSettings()
+    tls: TlsSettings = TlsSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod
@@ -239,6 +246,14 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     mapping = settings.hris.mapping
     if not mapping.is_absolute():
         mapping = base / mapping
+    bundle = settings.tls.ca_bundle
+    if bundle is not None and not bundle.is_absolute():
+        bundle = base / bundle
+    if bundle is not None and not bundle.is_file():
+        raise ConfigError([f"tls.ca_bundle: {bundle} is not a file"])
     return settings.model_copy(
-        update={"hris": settings.hris.model_copy(update={"mapping": mapping})}
+        update={
+            "hris": settings.hris.model_copy(update={"mapping": mapping}),
+            "tls": settings.tls.model_copy(update={"ca_bundle": bundle}),
+        }
     )

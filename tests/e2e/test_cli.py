@@ -104,6 +104,20 @@ def test_bad_settings_refuse_to_start_listing_every_problem(tmp_path: Path) -> N
         assert problem in result.stderr
 
 
+def test_sync_with_a_broken_field_map_refuses_to_start(sims: Sims, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("fields:\n  a: nosuch(x)\n  b: {required: yes}\n")
+    data = sims.settings_data(f"sqlite:///{tmp_path / 's.sqlite'}")
+    data["hris"]["mapping"] = str(broken)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    result = hirebridge("--config", str(config), "sync", "--once", cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"{broken}:2:3: field 'a': unknown function nosuch()" in result.stderr
+    assert f"{broken}:3:3: field 'b': give exactly one of 'expr' or 'const'" in result.stderr
+    assert sims.pageup.calls.total() == 0
+
+
 def test_demo_runs_against_the_simulators(tmp_path: Path) -> None:
     result = hirebridge("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -58,6 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--once", action="store_true", required=True, help="one run, then exit")
     sync.set_defaults(handler=_sync)
 
+    run = commands.add_parser("run", help="the long-running worker: schedule, health, metrics")
+    run.set_defaults(handler=_run)
+
+    reload = commands.add_parser("reload", help="ask the running worker to reload its field map")
+    reload.set_defaults(handler=_reload)
+
     preview = commands.add_parser("preview", help="fetch and map one offer; write nothing")
     source = preview.add_mutually_exclusive_group(required=True)
     source.add_argument("--offer", help="PageUp offer id (PUReferenceID)")
@@ -136,6 +142,33 @@ def _sync(args: argparse.Namespace) -> int:
         return EXIT_OK if report.ok else EXIT_FAILED
 
     return asyncio.run(run())
+
+
+def _run(args: argparse.Namespace) -> int:
+    from worker.service.runner import run_service
+
+    return asyncio.run(run_service(_settings(args)))
+
+
+def _reload(args: argparse.Namespace) -> int:
+    import httpx
+
+    settings = load_settings(args.config)
+    # The worker accepts a reload from loopback only; a wildcard bind includes loopback.
+    wildcard = settings.service.host in ("0.0.0.0", "::", "")  # noqa: S104 (a comparison)
+    host = "127.0.0.1" if wildcard else settings.service.host
+    url = f"http://{host}:{settings.service.port}/-/reload"
+    try:
+        reply = httpx.post(url, timeout=30)
+    except httpx.HTTPError as exc:
+        print(f"no worker answered at {url}: {type(exc).__name__}", file=sys.stderr)
+        return EXIT_FAILED
+    body = reply.json()
+    if reply.status_code == 200:
+        print(f"reloaded: field map version {body['version']}")
+        return EXIT_OK
+    print(f"refused, the old map stays: {body.get('problems') or body}", file=sys.stderr)
+    return EXIT_CONFIG
 
 
 def _preview(args: argparse.Namespace) -> int:

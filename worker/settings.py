@@ -159,6 +159,36 @@ class SyncSettings(_Section):
     lease_seconds: float = Field(600.0, gt=0)
 
 
+class ScheduleSettings(_Section):
+    """When ``hirebridge run`` syncs: every ``interval_seconds``, or on a cron expression."""
+
+    interval_seconds: float | None = Field(300.0, gt=0)
+    cron: str | None = None  # five fields, e.g. "*/10 7-19 * * mon-fri"; wins over the interval
+    timezone: str = "UTC"
+    # A run that could not start on time (the previous one still going, a paused process) still
+    # runs when it can, within this many seconds; later ones are coalesced into one.
+    misfire_grace_seconds: float = Field(3600.0, gt=0)
+
+    @model_validator(mode="after")
+    def _valid_schedule(self) -> Self:
+        from worker.service.schedule import trigger_for  # APScheduler validates the expression
+
+        if self.cron is None and self.interval_seconds is None:
+            raise ValueError("give interval_seconds or cron")
+        trigger_for(self)
+        return self
+
+
+class ServiceSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535)  # 0: any free port (tests)
+    schedule: ScheduleSettings = ScheduleSettings()
+    # On SIGTERM/SIGINT: stop starting offers, let those in flight finish, exit within this.
+    shutdown_grace_seconds: float = Field(25.0, gt=0)
+    # /healthz fails when the scheduler loop has not beaten for this long.
+    heartbeat_stale_seconds: float = Field(30.0, gt=0)
+
+
 class TlsSettings(_Section):
     """TLS verification is always on; a private CA can be added, never checks turned off."""
 
@@ -185,6 +215,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     sync: SyncSettings = SyncSettings()
     tls: TlsSettings = TlsSettings()
+    service: ServiceSettings = ServiceSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

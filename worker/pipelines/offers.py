@@ -31,6 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import structlog
 
+from worker import metrics
 from worker.errors import DeliveryError, HirebridgeError, PermanentError, RateLimitedError
 from worker.mapping.engine import MappedRecord, apply_map
 from worker.mapping.loader import FieldMap
@@ -117,12 +118,25 @@ class OfferSync:
         self._ledger_on_loop = ledger_on_loop
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._halt: str | None = None
+        self._stopping = False
 
     async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._ledger_on_loop:
             return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db_thread, lambda: fn(*args, **kwargs))
+
+    def stop(self) -> None:
+        """Start no new offer; those in flight finish their current step and are recorded."""
+        self._stopping = True
+
+    def replace_map(self, field_map: FieldMap) -> None:
+        """Swap the field map (already validated); offers in flight keep the one they began with."""
+        self._map = field_map
+
+    @property
+    def field_map(self) -> FieldMap:
+        return self._map
 
     def close(self) -> None:
         self._db_thread.shutdown(wait=True)
@@ -175,7 +189,7 @@ class OfferSync:
                     id_path="PUReferenceID",
                 )
             fresh = [ref for ref in listing.offers if ref.offer_id not in tried]
-            if not fresh or self._halt:
+            if not fresh or self._halt or self._stopping:
                 return
             tried.update(ref.offer_id for ref in fresh)
             report.listed += len(fresh)
@@ -193,7 +207,7 @@ class OfferSync:
                 await lane()
 
         async def lane() -> None:
-            while not self._halt:
+            while not (self._halt or self._stopping):
                 try:
                     ref = queue.get_nowait()
                 except asyncio.QueueEmpty:
@@ -227,33 +241,35 @@ class OfferSync:
                 log.debug("offer_not_due")
                 return Outcome.NOT_DUE
             stage = "fetch"
+            field_map = self._map  # a reload mid-offer does not change this offer's map
             redact: Callable[[str], str] = scrub_text
             try:
                 if state.status not in DELIVERED:
                     document = await fetch_document(self._pageup, ref)
                     stage = "map"
-                    record = apply_map(self._map, document)
+                    record = apply_map(field_map, document)
                     redact = Redactor(record.sensitive_values)
                     stage = "post"
-                    await self._post(offer_id, record)
+                    await self._post(offer_id, record, field_map.version)
                 else:
                     log.info("offer_already_posted", status=state.status, hris_id=state.hris_id)
                 stage = "mark_processed"
                 await self._pageup.mark_processed(offer_id)
                 await self._db(self._ledger.record_processed, offer_id)
                 self._breaker.succeeded()
+                metrics.OFFERS.labels("processed").inc()
                 log.info("offer_processed", stage=stage)
                 return Outcome.PROCESSED
             except Exception as exc:  # HirebridgeError, or a bug: keep the state honest
                 return await self._fail(offer_id, stage, state.attempts, exc, redact)
 
-    async def _post(self, offer_id: str, record: MappedRecord) -> None:
+    async def _post(self, offer_id: str, record: MappedRecord, map_version: str) -> None:
         key = idempotency_key(self._tenant, offer_id)
         await self._db(
             self._ledger.record_posting,
             offer_id,
             payload_hash=payload_hash(record.payload),
-            mapping_version=self._map.version,
+            mapping_version=map_version,
             idempotency_key=key,
         )
         delivered = await self._sink.deliver(record.payload, key)
@@ -278,6 +294,8 @@ class OfferSync:
         failure = Failure(stage, kind, message, status, decision.park, decision.next_attempt_at)
         await self._db(self._ledger.record_failure, offer_id, failure)
         event = "offer_parked" if decision.park else "offer_failed"
+        metrics.OFFERS.labels("parked" if decision.park else "failed").inc()
+        metrics.OFFER_FAILURES.labels(stage, kind).inc()
         log.error(
             event,
             stage=stage,

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from worker import metrics
 from worker.errors import PermanentError, RateLimitedError, RetriableError
 from worker.redact import scrub_text
 from worker.remote import lanes
@@ -76,6 +77,7 @@ async def exchange(
     Inside a worker lane (see ``worker.remote.lanes``) the lane's client is used instead.
     """
     client = lanes.current(client)
+    started = time.perf_counter()
     request = client.build_request(
         method, url, headers=headers, params=params, json=json_body, data=form, timeout=timeout
     )
@@ -86,12 +88,22 @@ async def exchange(
         finally:
             await response.aclose()
     except httpx.TimeoutException:
+        _count(system, stage, "timeout", started)
         raise RetriableError(f"timed out after {timeout:g}s", system=system, stage=stage) from None
     except httpx.TransportError as exc:
+        _count(system, stage, "connection_error", started)
         raise RetriableError(
             f"connection failed: {type(exc).__name__}", system=system, stage=stage
         ) from None
+    _count(system, stage, response.status_code, started)
     return Reply(response.status_code, response.headers, body, system, stage)
+
+
+def _count(system: str, stage: str, status: int | str, started: float) -> None:
+    metrics.REQUESTS.labels(system, stage, str(status)).inc()
+    metrics.REQUEST_SECONDS.labels(system).observe(time.perf_counter() - started)
+    if status == 429:
+        metrics.RATE_LIMITED.labels(system).inc()
 
 
 async def _read_capped(response: httpx.Response, *, system: str, stage: str) -> bytes:

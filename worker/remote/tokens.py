@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import structlog
 
+from worker import metrics
 from worker.errors import PermanentError
 from worker.remote.http import exchange, raise_for_status
 from worker.remote.retry import with_retries
@@ -99,6 +100,7 @@ class ClientCredentials:
             raise
         token = _parse_token(reply.json(), system=self._system)
         self.refused = False
+        metrics.TOKEN_REFRESHES.labels(self._system).inc()
         if self._on_refresh is not None:
             self._on_refresh()
         log.info("token_refreshed", system=self._system, expires_in=round(token.lifetime))

@@ -238,6 +238,24 @@ class Ledger:
             ).all()
         return [_state(row) for row in rows]
 
+    def oldest_waiting_since(self) -> datetime | None:
+        """When the oldest offer seen but not yet processed (nor skipped) was first seen."""
+        with self._engine.connect() as conn:
+            oldest = conn.execute(
+                select(func.min(offers.c.first_seen_at)).where(
+                    offers.c.tenant == self._tenant,
+                    offers.c.status.not_in([Status.PROCESSED.value, Status.SKIPPED.value]),
+                )
+            ).scalar()
+        if oldest is not None and oldest.tzinfo is None:  # SQLite drops the zone; it is UTC
+            oldest = oldest.replace(tzinfo=UTC)
+        return oldest
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self._engine.connect() as conn:
+            conn.execute(select(1))
+
     def parked(self, limit: int = 1000) -> Sequence[OfferState]:
         with self._engine.connect() as conn:
             rows = conn.execute(

@@ -1,0 +1,120 @@
+"""``hirebridge run`` as a subprocess against the simulators: schedule, probes, metrics,
+map reloads, and a SIGTERM in the middle of a run."""
+
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import REPO, Sims
+from worker.simulators.sample import make_offers
+
+pytestmark = pytest.mark.e2e
+
+
+class Worker:
+    """The service process, with its JSON log lines readable as events."""
+
+    def __init__(self, config: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "worker", "--config", str(config), "run"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.seen: list[dict[str, Any]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                self.events.put({"event": "unparsed", "line": line})
+
+    def wait_for(self, event: str, timeout: float = 60, **fields: Any) -> dict[str, Any]:
+        while True:
+            found = self.events.get(timeout=timeout)
+            self.seen.append(found)
+            if found.get("event") == event and all(found.get(k) == v for k, v in fields.items()):
+                return found
+
+
+def test_run_syncs_on_schedule_serves_probes_reloads_and_stops_cleanly(
+    sims: Sims, tmp_path: Path
+) -> None:
+    mapping = tmp_path / "map.yaml"
+    shutil.copy(REPO / "mappings" / "example_hris.yaml", mapping)
+    data = sims.settings_data(f"sqlite:///{tmp_path / 'state.sqlite'}", sync={"concurrency": 2})
+    data["hris"]["mapping"] = str(mapping)
+    data["service"] = {"port": 0, "schedule": {"interval_seconds": 1}, "shutdown_grace_seconds": 20}
+    data["logging"] = {"format": "json"}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    worker = Worker(config)
+    try:
+        port = worker.wait_for("service_started")["port"]
+        base = f"http://127.0.0.1:{port}"
+        first = worker.wait_for("run_finished")
+        assert first["succeeded"] == 12
+        worker.wait_for("run_finished", listed=0)  # the next scheduled run finds the queue empty
+
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        ready = httpx.get(f"{base}/readyz")
+        assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
+        exposition = httpx.get(f"{base}/metrics").text
+        assert 'hirebridge_offers_total{outcome="processed"} 12.0' in exposition
+        assert (
+            'hirebridge_http_requests_total{stage="post",status="201",system="hris"}' in exposition
+        )
+        assert "hirebridge_last_success_timestamp_seconds" in exposition
+
+        mapping.write_text("fields:\n  a: nosuch(x)\n")
+        worker.process.send_signal(signal.SIGHUP)
+        refused = worker.wait_for("mapping_reload_refused")
+        assert "unknown function nosuch()" in refused["problems"][0]
+        shutil.copy(REPO / "mappings" / "example_hris.yaml", mapping)
+        data["service"]["port"] = port  # the CLI finds the worker where its config says
+        cli_config = tmp_path / "cli.yaml"
+        cli_config.write_text(yaml.safe_dump(data))
+        reload = subprocess.run(
+            [sys.executable, "-m", "worker", "--config", str(cli_config), "reload"],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert reload.returncode == 0, reload.stderr
+        assert "reloaded: field map version" in reload.stdout
+        worker.wait_for("mapping_reloaded")
+
+        # A slow second batch, so that SIGTERM lands in the middle of a run.
+        sims.pageup.faults.latency_seconds = 0.2
+        sims.pageup.load(make_offers(10, first_id=910001))
+        worker.wait_for("offer_processed")
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(timeout=30) == 0
+        worker.wait_for("service_stopped")
+    finally:
+        if worker.process.poll() is None:
+            worker.process.kill()
+
+    stopped = [e for e in worker.seen if e.get("event") == "run_finished"][-1]
+    assert stopped["succeeded"] < 10, "the stop came in the middle of the run"
+    counts = sims.hris_counts()
+    assert set(counts.values()) == {1}
+    posted, marked = set(counts), {k for k, v in sims.pageup.processed.items() if v}
+    assert marked == posted, "every offer posted in the stopped run was also marked processed"
+    status = subprocess.run(
+        [sys.executable, "-m", "worker", "--config", str(config), "status"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert "posting         0" in status.stdout and "posted          0" in status.stdout

@@ -1,0 +1,85 @@
+"""The service's small HTTP server: /healthz, /readyz, /metrics, and POST /-/reload."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from worker.store.ledger import Ledger
+
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+@dataclass
+class Liveness:
+    """The scheduler loop beats; /healthz fails when the beat goes stale."""
+
+    stale_after: float
+    last_beat: float = field(default_factory=time.monotonic)
+    scheduling: bool = False
+
+    def beat(self) -> None:
+        self.last_beat = time.monotonic()
+
+    def age(self) -> float:
+        return time.monotonic() - self.last_beat
+
+
+@dataclass
+class Readiness:
+    ledger: Ledger
+    token_refused: Callable[[], bool]
+    map_problem: str | None = None
+
+
+def build_app(
+    liveness: Liveness, readiness: Readiness, reload: Callable[[], Awaitable[tuple[bool, str]]]
+) -> Starlette:
+    async def healthz(_: Request) -> Response:
+        age = liveness.age()
+        alive = liveness.scheduling and age < liveness.stale_after
+        body = {"status": "ok" if alive else "stale", "heartbeat_age_seconds": round(age, 1)}
+        return JSONResponse(body, status_code=200 if alive else 503)
+
+    async def readyz(_: Request) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.to_thread(readiness.ledger.ping)
+            checks["database"] = "ok"
+        except Exception as exc:  # any driver error means not ready
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        checks["field_map"] = readiness.map_problem or "ok"
+        checks["pageup_token"] = "refused" if readiness.token_refused() else "ok"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    async def prometheus(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    async def reload_maps(request: Request) -> Response:
+        if request.client is None or request.client.host not in LOOPBACK:
+            return JSONResponse({"error": "reload is only accepted from loopback"}, 403)
+        reloaded, detail = await reload()
+        if reloaded:
+            return JSONResponse({"status": "reloaded", "version": detail})
+        return JSONResponse({"status": "refused", "problems": detail}, status_code=422)
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
+            Route("/-/reload", reload_maps, methods=["POST"]),
+        ]
+    )

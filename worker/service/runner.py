@@ -1,0 +1,160 @@
+"""``hirebridge run``: the long-running worker.
+
+One process, one event loop: APScheduler runs the offer sync on its schedule (one run at a
+time, missed runs coalesced), uvicorn serves health, readiness and metrics, and signals are
+handled here:
+
+- SIGTERM/SIGINT: schedule no more runs, start no new offer, let the offers in flight finish
+  their step (each step is recorded before the next), exit 0 within the grace period;
+- SIGHUP (or POST /-/reload from loopback): validate the field map and swap it in; an invalid
+  map is refused, logged, and the old one stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+import uvicorn
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from worker import metrics
+from worker.errors import ConfigError
+from worker.mapping.loader import load_field_map
+from worker.runtime import OfferSyncParts, offer_sync
+from worker.service import systemd
+from worker.service.health import Liveness, Readiness, build_app
+from worker.service.schedule import trigger_for
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+BEAT_SECONDS = 1.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its own signal handling (the service owns the signals), telling when
+    it listens."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class Service:
+    def __init__(self, settings: Settings, parts: OfferSyncParts) -> None:
+        self._settings = settings
+        self._parts = parts
+        self._stop = asyncio.Event()
+        self._run_lock = asyncio.Lock()
+        self.liveness = Liveness(settings.service.heartbeat_stale_seconds)
+        self.readiness = Readiness(parts.ledger, lambda: parts.pageup.tokens.refused)
+        config = uvicorn.Config(
+            build_app(self.liveness, self.readiness, self.reload),
+            host=settings.service.host, port=settings.service.port, log_config=None,
+            access_log=False, lifespan="off", timeout_graceful_shutdown=5,
+        )  # fmt: skip
+        self.server = _Server(config)
+
+    async def sync_once(self) -> None:
+        """One scheduled run, with its metrics."""
+        if self._stop.is_set():
+            return
+        async with self._run_lock:
+            started = time.monotonic()
+            report = await self._parts.sync.run()
+            metrics.RUN_DURATION.observe(time.monotonic() - started)
+            metrics.RUNS.labels(report.outcome).inc()
+            if report.ok:
+                metrics.LAST_SUCCESS.set(time.time())
+            oldest = await asyncio.to_thread(self._parts.ledger.oldest_waiting_since)
+            age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+            metrics.OLDEST_WAITING.set(max(0.0, age))
+
+    async def reload(self) -> tuple[bool, str]:
+        """Validate and swap the field map; keep the old one if the new one is invalid."""
+        try:
+            field_map = await asyncio.to_thread(load_field_map, self._settings.hris.mapping)
+        except ConfigError as exc:
+            log.error("mapping_reload_refused", problems=exc.problems)
+            return False, "; ".join(exc.problems)
+        self._parts.sync.replace_map(field_map)
+        self.readiness.map_problem = None
+        log.info("mapping_reloaded", version=field_map.version, fields=len(field_map.rules))
+        return True, field_map.version
+
+    def request_stop(self, signum: int) -> None:
+        if not self._stop.is_set():
+            log.info("shutdown_requested", signal=signal.Signals(signum).name)
+            self._stop.set()
+            self._parts.sync.stop()
+
+    async def serve(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop, signum)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        schedule = self._settings.service.schedule
+        scheduler = AsyncIOScheduler(event_loop=loop)
+        scheduler.add_job(
+            self.sync_once, trigger_for(schedule), id="offer_sync", max_instances=1,
+            coalesce=True, misfire_grace_time=int(schedule.misfire_grace_seconds),
+            next_run_time=datetime.now(UTC),
+        )  # fmt: skip
+        server_task = asyncio.create_task(self.server.serve())
+        listening = asyncio.create_task(self.server.listening.wait())
+        await asyncio.wait({server_task, listening}, return_when=asyncio.FIRST_COMPLETED)
+        if not self.server.listening.is_set():  # uvicorn gave up (port taken...)
+            listening.cancel()
+            raise ConfigError([f"service: cannot listen on {self._settings.service.host}:"
+                               f"{self._settings.service.port}"])  # fmt: skip
+        scheduler.start()
+        self.liveness.scheduling = True
+        systemd.notify("READY=1")
+        log.info("service_started", port=self.bound_port(), schedule=str(trigger_for(schedule)))
+        while not self._stop.is_set():
+            self.liveness.beat()
+            systemd.notify("WATCHDOG=1")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), BEAT_SECONDS)
+        systemd.notify("STOPPING=1")
+        scheduler.shutdown(wait=False)
+        self.liveness.scheduling = False
+        await self._drain()
+        self.server.should_exit = True
+        await server_task
+        log.info("service_stopped")
+        return 0
+
+    async def _drain(self) -> None:
+        grace = self._settings.service.shutdown_grace_seconds
+        try:
+            async with asyncio.timeout(grace):
+                async with self._run_lock:
+                    pass
+        except TimeoutError:
+            log.error("shutdown_grace_exceeded", grace_seconds=grace)
+
+    def bound_port(self) -> int | None:
+        if not self.server.servers or not self.server.servers[0].sockets:
+            return None
+        port: int = self.server.servers[0].sockets[0].getsockname()[1]
+        return port
+
+
+async def run_service(settings: Settings) -> int:
+    async with offer_sync(settings) as parts:
+        return await Service(settings, parts).serve()

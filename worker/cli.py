@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from worker import __version__
+from worker import __version__, alerts
 from worker.errors import ConfigError, HirebridgeError, MappingError
 from worker.mapping.engine import apply_map
 from worker.mapping.loader import load_field_map
@@ -124,10 +124,12 @@ def _sync(args: argparse.Namespace) -> int:
     from worker.runtime import offer_sync
 
     settings = _settings(args)
+    alerts.init_sentry(settings.sentry, tenant=settings.pageup.tenant_id)
 
     async def run() -> int:
         async with offer_sync(settings) as parts:
             report = await parts.sync.run()
+        alerts.flush()
         print(
             f"run {report.run_id}: {report.outcome}; listed {report.listed}, "
             f"processed {report.succeeded}, failed {report.failed} (parked {report.parked}), "

@@ -189,6 +189,18 @@ class ServiceSettings(_Section):
     heartbeat_stale_seconds: float = Field(30.0, gt=0)
 
 
+class SentrySettings(_Section):
+    """Alerts. Without a DSN nothing is sent."""
+
+    dsn: SecretStr | None = None
+    environment: str = "production"
+    release: str | None = None  # default: hirebridge@<version>
+    # Sentry Crons: every scheduled run checks in; a worker that stops running raises an alert.
+    cron_monitor_slug: str | None = "hirebridge-offer-sync"
+    checkin_margin_minutes: int = Field(5, ge=1)
+    max_runtime_minutes: int = Field(60, ge=1)
+
+
 class TlsSettings(_Section):
     """TLS verification is always on; a private CA can be added, never checks turned off."""
 
@@ -216,6 +228,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = SyncSettings()
     tls: TlsSettings = TlsSettings()
     service: ServiceSettings = ServiceSettings()
+    sentry: SentrySettings = SentrySettings()
     logging: LoggingSettings = LoggingSettings()
 
     @classmethod

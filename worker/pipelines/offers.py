@@ -31,7 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import structlog
 
-from worker import metrics
+from worker import alerts, metrics
 from worker.errors import DeliveryError, HirebridgeError, PermanentError, RateLimitedError
 from worker.mapping.engine import MappedRecord, apply_map
 from worker.mapping.loader import FieldMap
@@ -155,6 +155,12 @@ class OfferSync:
                 where = f"{exc.system} {exc.stage}" if isinstance(exc, DeliveryError) else exc.kind
                 report.halted = f"{where} failed: {error}"
                 log.error("run_failed", error=error, error_kind=exc.kind, **_remote(exc))
+                remote = exc if isinstance(exc, DeliveryError) else None
+                alerts.run_failed(
+                    reason=report.halted,
+                    system=remote.system if remote else None,
+                    status=remote.status if remote else None,
+                )
             report.halted = report.halted or self._halt
             await self._db(
                 self._ledger.finish_run,
@@ -228,7 +234,7 @@ class OfferSync:
     async def _process(self, ref: OfferRef, snapshot_at: datetime) -> Outcome:
         """Take one offer as far as it can go."""
         offer_id = ref.offer_id
-        with structlog.contextvars.bound_contextvars(offer_id=offer_id):
+        with structlog.contextvars.bound_contextvars(offer_id=offer_id, stage="claim"):
             state = await self._db(
                 self._ledger.claim,
                 offer_id,
@@ -241,19 +247,23 @@ class OfferSync:
                 log.debug("offer_not_due")
                 return Outcome.NOT_DUE
             stage = "fetch"
+            structlog.contextvars.bind_contextvars(stage=stage)
             field_map = self._map  # a reload mid-offer does not change this offer's map
             redact: Callable[[str], str] = scrub_text
             try:
                 if state.status not in DELIVERED:
                     document = await fetch_document(self._pageup, ref)
                     stage = "map"
+                    structlog.contextvars.bind_contextvars(stage=stage)
                     record = apply_map(field_map, document)
                     redact = Redactor(record.sensitive_values)
                     stage = "post"
+                    structlog.contextvars.bind_contextvars(stage=stage)
                     await self._post(offer_id, record, field_map.version)
                 else:
                     log.info("offer_already_posted", status=state.status, hris_id=state.hris_id)
                 stage = "mark_processed"
+                structlog.contextvars.bind_contextvars(stage=stage)
                 await self._pageup.mark_processed(offer_id)
                 await self._db(self._ledger.record_processed, offer_id)
                 self._breaker.succeeded()
@@ -295,6 +305,15 @@ class OfferSync:
         await self._db(self._ledger.record_failure, offer_id, failure)
         event = "offer_parked" if decision.park else "offer_failed"
         metrics.OFFERS.labels("parked" if decision.park else "failed").inc()
+        alerts.offer_failed(
+            offer_id=offer_id,
+            stage=stage,
+            kind=kind,
+            message=message,
+            system=exc.system if isinstance(exc, DeliveryError) else None,
+            status=status,
+            parked=decision.park,
+        )
         metrics.OFFER_FAILURES.labels(stage, kind).inc()
         log.error(
             event,
@@ -323,6 +342,7 @@ class OfferSync:
             self._halt = f"{exc.system} looks down: {limit} offers in a row failed: {exc}"
         if self._halt:
             log.error("run_halted", reason=self._halt, system=exc.system)
+            alerts.run_failed(reason=self._halt, system=exc.system, status=exc.status)
 
     def _run_id(self) -> str:
         return str(structlog.contextvars.get_contextvars().get("run_id", ""))

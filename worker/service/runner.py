@@ -24,7 +24,7 @@ import structlog
 import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from worker import metrics
+from worker import alerts, metrics
 from worker.errors import ConfigError
 from worker.mapping.loader import load_field_map
 from worker.runtime import OfferSyncParts, offer_sync
@@ -73,9 +73,19 @@ class Service:
         """One scheduled run, with its metrics."""
         if self._stop.is_set():
             return
+        sentry = self._settings.sentry
+        config = alerts.monitor_config(self._settings.service.schedule, sentry)
         async with self._run_lock:
             started = time.monotonic()
-            report = await self._parts.sync.run()
+            check_in = alerts.check_in(sentry.cron_monitor_slug, "in_progress", config)
+            try:
+                report = await self._parts.sync.run()
+            except Exception:
+                alerts.check_in(sentry.cron_monitor_slug, "error", config, check_in)
+                raise
+            # Offer failures alert on their own; the monitor says whether runs happen and end.
+            status = "error" if report.halted else "ok"
+            alerts.check_in(sentry.cron_monitor_slug, status, config, check_in)
             metrics.RUN_DURATION.observe(time.monotonic() - started)
             metrics.RUNS.labels(report.outcome).inc()
             if report.ok:
@@ -136,6 +146,7 @@ class Service:
         await self._drain()
         self.server.should_exit = True
         await server_task
+        alerts.flush()
         log.info("service_stopped")
         return 0
 
@@ -156,5 +167,6 @@ class Service:
 
 
 async def run_service(settings: Settings) -> int:
+    alerts.init_sentry(settings.sentry, tenant=settings.pageup.tenant_id)
     async with offer_sync(settings) as parts:
         return await Service(settings, parts).serve()

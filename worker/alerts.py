@@ -1,0 +1,123 @@
+"""Sentry: alerts for on-call engineers. Every function is a no-op until ``init_sentry`` ran.
+
+Events carry tags (tenant, offer_id, stage, remote system, HTTP status) and a fingerprint by
+stage and error kind, so one upstream outage is one Sentry issue, not one per offer. No PII:
+``send_default_pii`` is off, local variables are not sent, and ``before_send`` scrubs every
+string value of an event (emails, long numbers) on top of the scrubbing done before logging.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sentry_sdk
+from sentry_sdk.crons import capture_checkin
+from sentry_sdk.integrations.logging import LoggingIntegration
+
+from worker import __version__
+from worker.redact import scrub_text
+from worker.settings import ScheduleSettings, SentrySettings
+
+_FREE_TEXT = {"message", "logentry", "contexts", "extra", "breadcrumbs", "exception", "data",
+              "request", "user"}  # fmt: skip
+_KEEP = {"timestamp", "start_timestamp", "type", "category", "level", "event_id"}
+_SECRET_KEYS = {"authorization", "client_secret", "access_token", "password", "api_key", "token"}
+
+
+def init_sentry(settings: SentrySettings, *, tenant: str) -> bool:
+    """Start the Sentry client when a DSN is configured; True if it was."""
+    if settings.dsn is None:
+        return False
+    sentry_sdk.init(
+        dsn=settings.dsn.get_secret_value(),
+        release=settings.release or f"hirebridge@{__version__}",
+        environment=settings.environment,
+        # PII collection stays at the SDK's default, off (send_default_pii is deprecated).
+        include_local_variables=False,
+        before_send=scrub_event,
+        before_breadcrumb=lambda crumb, _hint: scrub_event(crumb, {}),
+        # Our own error events are explicit (below); log lines become breadcrumbs only.
+        integrations=[LoggingIntegration(level=None, event_level=None)],
+    )
+    sentry_sdk.set_tag("tenant", tenant)
+    return True
+
+
+def scrub_event(event: Any, _hint: Any) -> Any:
+    """Scrub the free text of an event or breadcrumb; drop secret-named keys.
+
+    Tags, ids and timestamps are left alone: they are ours and must stay searchable.
+    """
+    if not isinstance(event, dict):
+        return event
+    return {key: _scrub(value) if key in _FREE_TEXT else value for key, value in event.items()}
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: "[redacted]" if str(key).lower() in _SECRET_KEYS
+            else item if key in _KEEP else _scrub(item)
+            for key, item in value.items()
+        }  # fmt: skip
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    return scrub_text(value) if isinstance(value, str) else value
+
+
+def offer_failed(
+    *, offer_id: str, stage: str, kind: str, message: str, system: str | None,
+    status: int | None, parked: bool,
+) -> None:  # fmt: skip
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("offer_id", offer_id)
+        scope.set_tag("stage", stage)
+        scope.set_tag("error_kind", kind)
+        scope.set_tag("remote_system", system or "none")
+        scope.set_tag("http_status", str(status) if status is not None else "none")
+        scope.set_tag("parked", str(parked).lower())
+        scope.set_context("failure", {"message": message})
+        scope.fingerprint = ["offer-failed", stage, kind, system or "none"]
+        sentry_sdk.capture_message(f"offer failed at {stage}: {kind}", level="error")
+
+
+def run_failed(*, reason: str, system: str | None, status: int | None) -> None:
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("stage", "run")
+        scope.set_tag("remote_system", system or "none")
+        scope.set_tag("http_status", str(status) if status is not None else "none")
+        scope.set_context("failure", {"reason": reason})
+        scope.fingerprint = ["run-failed", system or "none"]
+        sentry_sdk.capture_message(f"sync run halted: {system or 'hirebridge'}", level="error")
+
+
+def monitor_config(schedule: ScheduleSettings, settings: SentrySettings) -> dict[str, Any]:
+    if schedule.cron is not None:
+        plan: dict[str, Any] = {"type": "crontab", "value": schedule.cron}
+    else:
+        minutes = max(1, round((schedule.interval_seconds or 60) / 60))
+        plan = {"type": "interval", "value": minutes, "unit": "minute"}
+    return {
+        "schedule": plan,
+        "timezone": schedule.timezone,
+        "checkin_margin": settings.checkin_margin_minutes,
+        "max_runtime": settings.max_runtime_minutes,
+    }
+
+
+def check_in(slug: str | None, status: str, config: dict[str, Any],
+             check_in_id: str | None = None) -> str | None:  # fmt: skip
+    """A Sentry Crons check-in ("in_progress", "ok", "error"); returns its id."""
+    if slug is None or sentry_sdk.get_client().dsn is None:
+        return None
+    result: str | None = capture_checkin(
+        monitor_slug=slug,
+        check_in_id=check_in_id,
+        status=status,
+        monitor_config=config,  # type: ignore[arg-type]  # a MonitorConfig TypedDict
+    )
+    return result
+
+
+def flush(timeout: float = 5.0) -> None:
+    sentry_sdk.flush(timeout=timeout)

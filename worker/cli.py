@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="the long-running worker: schedule, health, metrics")
     run.set_defaults(handler=_run)
 
+    check = commands.add_parser("check", help="verify settings, map, database, PageUp, HRIS")
+    check.set_defaults(handler=_check)
+
     reload = commands.add_parser("reload", help="ask the running worker to reload its field map")
     reload.set_defaults(handler=_reload)
 
@@ -150,6 +153,15 @@ def _run(args: argparse.Namespace) -> int:
     from worker.service.runner import run_service
 
     return asyncio.run(run_service(_settings(args)))
+
+
+def _check(args: argparse.Namespace) -> int:
+    from worker.service.check import run_checks
+
+    checks = asyncio.run(run_checks(_settings(args)))
+    for check in checks:
+        print(f"{'ok' if check.ok else 'FAIL':<5} {check.name:<13} {check.detail}")
+    return EXIT_OK if all(check.ok for check in checks) else EXIT_FAILED
 
 
 def _reload(args: argparse.Namespace) -> int:

@@ -118,6 +118,23 @@ def test_sync_with_a_broken_field_map_refuses_to_start(sims: Sims, tmp_path: Pat
     assert sims.pageup.calls.total() == 0
 
 
+def test_check_reports_each_part_and_fails_on_refused_credentials(
+    sims: Sims, tmp_path: Path
+) -> None:
+    config = write_config(sims, tmp_path, f"sqlite:///{tmp_path / 's.sqlite'}")
+    good = hirebridge("--config", str(config), "check", cwd=tmp_path)
+    assert good.returncode == 0, good.stdout
+    for name in ("settings", "field map", "database", "pageup token", "hris"):
+        assert re.search(rf"^ok\s+{name}\s", good.stdout, re.MULTILINE), name
+    data = sims.settings_data(f"sqlite:///{tmp_path / 's.sqlite'}")
+    data["pageup"]["client_secret"] = "wrong"
+    config.write_text(yaml.safe_dump(data))
+    bad = hirebridge("--config", str(config), "check", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert re.search(r"^FAIL\s+pageup token\s+HTTP 401: invalid_client", bad.stdout, re.MULTILINE)
+    assert sims.hris.calls["post"] == 0 and sum(sims.pageup.processed.values()) == 0
+
+
 def test_demo_runs_against_the_simulators(tmp_path: Path) -> None:
     result = hirebridge("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

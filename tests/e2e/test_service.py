@@ -3,10 +3,13 @@ map reloads, and a SIGTERM in the middle of a run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,10 +29,10 @@ pytestmark = pytest.mark.e2e
 class Worker:
     """The service process, with its JSON log lines readable as events."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "worker", "--config", str(config), "run"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
@@ -62,9 +65,14 @@ def test_run_syncs_on_schedule_serves_probes_reloads_and_stops_cleanly(
     data["logging"] = {"format": "json"}
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(data))
-    worker = Worker(config)
+    systemd = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    systemd.bind(str(tmp_path / "notify.sock"))
+    systemd.settimeout(30)
+    worker = Worker(config, {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
     try:
         port = worker.wait_for("service_started")["port"]
+        assert systemd.recv(64) == b"READY=1"
+        assert systemd.recv(64) == b"WATCHDOG=1"
         base = f"http://127.0.0.1:{port}"
         first = worker.wait_for("run_finished")
         assert first["succeeded"] == 12
@@ -103,7 +111,14 @@ def test_run_syncs_on_schedule_serves_probes_reloads_and_stops_cleanly(
         worker.process.send_signal(signal.SIGTERM)
         assert worker.process.wait(timeout=30) == 0
         worker.wait_for("service_stopped")
+        notices = []
+        systemd.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                notices.append(systemd.recv(64))
+        assert notices[-1] == b"STOPPING=1" and b"WATCHDOG=1" in notices
     finally:
+        systemd.close()
         if worker.process.poll() is None:
             worker.process.kill()
 

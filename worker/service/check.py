@@ -1,0 +1,85 @@
+"""``hirebridge check``: can this deployment work? Settings, map, database, PageUp, HRIS.
+
+Writes nothing: no migration, no post, no mark. Each check says what is wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from worker.errors import HirebridgeError
+from worker.mapping.loader import load_field_map
+from worker.remote.http import exchange
+from worker.runtime import http_client
+from worker.settings import Settings
+from worker.sinks.http import OutboundAuth
+from worker.sources.pageup import PageUpClient
+from worker.store.db import create_store_engine
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    checks = [Check("settings", True, "loaded")]
+    steps: list[tuple[str, Callable[[Settings], Awaitable[str]]]] = [
+        ("field map", _field_map), ("database", _database),
+        ("pageup token", _pageup_token), ("hris", _hris),
+    ]  # fmt: skip
+    for name, step in steps:
+        try:
+            checks.append(Check(name, True, await step(settings)))
+        except HirebridgeError as exc:
+            checks.append(Check(name, False, str(exc)))
+        except Exception as exc:  # a driver or OS error: name it, do not crash the check
+            checks.append(Check(name, False, f"{type(exc).__name__}: {exc}"))
+    return checks
+
+
+async def _field_map(settings: Settings) -> str:
+    field_map = load_field_map(settings.hris.mapping)
+    return f"{settings.hris.mapping} ({len(field_map.rules)} fields, version {field_map.version})"
+
+
+async def _database(settings: Settings) -> str:
+    def ping() -> str:
+        engine = create_store_engine(settings.database)
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return f"{engine.dialect.name} reachable"
+        finally:
+            engine.dispose()
+
+    return await asyncio.to_thread(ping)
+
+
+async def _pageup_token(settings: Settings) -> str:
+    async with http_client(settings, 1) as client:
+        await PageUpClient(settings.pageup, client).tokens.header()
+    return f"token granted by {settings.pageup.resolved_token_url}"
+
+
+async def _hris(settings: Settings) -> str:
+    """Any HTTP answer but a refusal of our credentials, a 404 or a 5xx means reachable."""
+    async with http_client(settings, 1) as client:
+        auth = await OutboundAuth(
+            settings.hris.auth, client, system="hris", retry=settings.hris.retry
+        ).headers()
+        reply = await exchange(
+            client, "HEAD", settings.hris.url, system="hris", stage="check",
+            timeout=settings.hris.retry.timeout_seconds, headers={**settings.hris.headers, **auth},
+        )  # fmt: skip
+    if reply.status in (401, 403):
+        raise ValueError(f"HTTP {reply.status}: the HRIS refused our credentials")
+    if reply.status == 404 or reply.status >= 500:
+        raise ValueError(f"HTTP {reply.status} from {settings.hris.url}")
+    return f"{settings.hris.url} answers (HTTP {reply.status} to HEAD)"

@@ -46,6 +46,13 @@ class _FieldProblem(Exception):
 
 
 def _evaluate(rule: FieldRule, field_map: FieldMap, document: Any) -> Any:
+    if rule.when is not None:
+        try:
+            applies = rule.when.search(document, options=field_map.options)
+        except (JMESPathError, ValueError, TypeError, OverflowError) as exc:
+            raise _FieldProblem(f"its 'when' condition failed: {_reason(exc)}") from None
+        if applies in (None, False, "", [], {}, 0):
+            return None
     if rule.compiled is None:
         value = copy.deepcopy(rule.const)
     else:

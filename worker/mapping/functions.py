@@ -10,11 +10,22 @@ import json
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jmespath
+import phonenumbers
+import pycountry
 from jmespath import functions
 
 _ANSWER_KEYS = ("Answers", "answers", "Questions", "questions")
+_NAME_PARTS = ("first", "middle", "last", "given")
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
 
 
 def parse_date(value: str) -> date | datetime:
@@ -43,6 +54,81 @@ class MapFunctions(functions.Functions):
         if value is None:
             return None
         return parse_date(value).strftime(fmt)
+
+    @functions.signature(
+        {"types": ["string", "null"]}, {"types": ["string"]}, {"types": ["string"]}
+    )
+    def _func_date_in(self, value: str | None, fmt: str, zone: str) -> str | None:
+        """``date_in(value, '%Y-%m-%d', 'Australia/Sydney')``: a date-time with a zone is
+        converted to ``zone``; one without is taken as already in ``zone``."""
+        if value is None:
+            return None
+        parsed = parse_date(value)
+        if not isinstance(parsed, datetime):
+            return parsed.strftime(fmt)
+        target = _zone(zone)
+        local = parsed.astimezone(target) if parsed.tzinfo else parsed.replace(tzinfo=target)
+        return local.strftime(fmt)
+
+    @functions.signature({"types": ["string", "null"]}, {"types": ["string"]})
+    def _func_split_name(self, full: str | None, part: str) -> str | None:
+        """``split_name(name, 'first'|'middle'|'last'|'given')`` of a full name."""
+        if part not in _NAME_PARTS:
+            raise ValueError(f"split_name part must be one of {', '.join(_NAME_PARTS)}")
+        words = (full or "").split()
+        if not words:
+            return None
+        picked = {
+            "first": words[:1], "last": words[-1:] if len(words) > 1 else [],
+            "middle": words[1:-1], "given": words[:-1] if len(words) > 1 else words,
+        }[part]  # fmt: skip
+        return " ".join(picked) or None
+
+    @functions.signature({"types": ["string", "null"]})
+    def _func_title(self, value: str | None) -> str | None:
+        return None if value is None else value.strip().title()
+
+    @functions.signature({"types": ["string", "number", "null"]}, {"types": ["string"]})
+    def _func_phone_e164(self, number: str | int | None, region: str) -> str | None:
+        """``phone_e164(number, 'AU')``: +61412345678, for numbers written locally or not."""
+        if number is None or str(number).strip() == "":
+            return None
+        try:
+            parsed = phonenumbers.parse(str(number), region.upper())
+        except phonenumbers.NumberParseException:
+            parsed = None
+        if parsed is None or not phonenumbers.is_valid_number(parsed):
+            raise ValueError(f"not a valid phone number for region {region}")
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+    @functions.signature({"types": ["string", "null"]})
+    def _func_country_code(self, country: str | None) -> str | None:
+        """``country_code('Australia')`` is 'AU' (names, common names, alpha-2/3 codes)."""
+        if country is None or not country.strip():
+            return None
+        try:
+            return str(pycountry.countries.lookup(country.strip()).alpha_2)
+        except LookupError:
+            raise ValueError("not a country name or ISO code") from None
+
+    @functions.signature({"types": ["number", "null"]}, {"types": ["number", "null"]})
+    def _func_annual_to_hourly(self, amount: float | None, hours: float | None) -> float | None:
+        """Annual pay to an hourly rate over 52 weeks of ``hours`` a week (2 decimals)."""
+        if amount is None or hours is None:
+            return None
+        if hours <= 0:
+            raise ValueError("hours per week must be above 0")
+        return round(amount / (hours * 52), 2)
+
+    @functions.signature({"types": ["number", "null"]}, {"types": ["number", "null"]})
+    def _func_hourly_to_annual(self, rate: float | None, hours: float | None) -> float | None:
+        if rate is None or hours is None:
+            return None
+        return round(rate * hours * 52, 2)
+
+    @functions.signature({"types": ["number", "null"]}, {"types": ["number"]})
+    def _func_round(self, value: float | None, digits: int) -> float | None:
+        return None if value is None else round(value, int(digits))
 
     @functions.signature({"types": ["string"]}, {"types": []})
     def _func_lookup(self, table: str, key: Any) -> Any:

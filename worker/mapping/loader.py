@@ -27,8 +27,8 @@ from jmespath.exceptions import JMESPathError
 from worker.errors import ConfigError
 from worker.mapping.functions import function_names, options_for
 
-_TOP_KEYS = {"name", "description", "lookups", "fields"}
-_RULE_KEYS = {"expr", "const", "default", "required", "type", "pii", "description"}
+_TOP_KEYS = {"name", "description", "lookups", "fields", "requires"}
+_RULE_KEYS = {"expr", "const", "default", "required", "type", "pii", "description", "when"}
 TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "number": (int, float),
@@ -82,6 +82,7 @@ class FieldRule:
     type: str | None
     pii: bool
     where: str
+    when: Any = None  # a compiled condition: the field is left out when it is falsy
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,7 @@ def _build(data: Any, marks: dict[tuple[str, ...], str], path: Path, version: st
         if rule is not None:
             rules.append(rule)
     _check_paths(rules, problems)
+    _check_requires(data.get("requires", []), rules, at, problems)
     if problems:
         raise ConfigError(problems)
     name = data.get("name") if isinstance(data.get("name"), str) else path.stem
@@ -201,6 +203,11 @@ def _rule(
     has_expr, has_const = "expr" in spec, "const" in spec
     if has_expr == has_const:
         problems.append(f"{where}: field {target!r}: give exactly one of 'expr' or 'const'")
+    when = None
+    if "when" in spec:
+        when = _compile(target, spec["when"], lookups, known, at("fields", target, "when"))
+        if isinstance(when, str):
+            problems.append(when)
     compiled = None
     if has_expr:
         compiled = _compile(target, spec["expr"], lookups, known, at("fields", target, "expr"))
@@ -231,6 +238,7 @@ def _rule(
         type=type_name,
         pii=bool(spec.get("pii", False)),
         where=where,
+        when=when,
     )
 
 
@@ -277,6 +285,24 @@ def _check_paths(rules: list[FieldRule], problems: list[str]) -> None:
                     f"{rule.where}: field {rule.target!r} sits inside {parent.target!r}, "
                     "which is already a value"
                 )
+
+
+def _check_requires(requires: Any, rules: list[FieldRule], at: Any, problems: list[str]) -> None:
+    """``requires``: the target API's mandatory fields; each needs a rule that is required
+    (or a constant), so that no record can reach the API without it."""
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        problems.append(f"{at('requires')}: 'requires' lists target field names")
+        return
+    by_target = {rule.target: rule for rule in rules}
+    for target in requires:
+        rule = by_target.get(target)
+        if rule is None:
+            problems.append(f"{at('requires')}: the target requires {target!r}; no field fills it")
+        elif not (rule.required or rule.compiled is None or not is_missing(rule.default)):
+            problems.append(
+                f"{rule.where}: field {target!r} is required by the target: "
+                "mark it required: true or give it a default"
+            )
 
 
 def is_missing(value: Any) -> bool:

@@ -72,7 +72,19 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--offer", help="PageUp offer id (PUReferenceID)")
     source.add_argument("--input", type=Path, help="a saved source document (JSON)")
     preview.add_argument("--show-source", action="store_true", help="print the source document")
+    preview.add_argument(
+        "--diff",
+        type=Path,
+        metavar="OTHER_MAP",
+        help="also map with OTHER_MAP and print what changes (configured map -> OTHER_MAP)",
+    )
     preview.set_defaults(handler=_preview)
+
+    mappings = commands.add_parser("mappings", help="field-map tools")
+    mapping_commands = mappings.add_subparsers(dest="mappings_command", required=True)
+    map_tests = mapping_commands.add_parser("test", help="run the sample cases beside each map")
+    map_tests.add_argument("paths", nargs="*", type=Path, help="maps (default: mappings/*.yaml)")
+    map_tests.set_defaults(handler=_mappings_test)
 
     validate = commands.add_parser("validate-mappings", help="check field maps; list problems")
     validate.add_argument("paths", nargs="*", type=Path, help="maps (default: the configured one)")
@@ -186,47 +198,69 @@ def _reload(args: argparse.Namespace) -> int:
 
 
 def _preview(args: argparse.Namespace) -> int:
+    """Map one source document (live or saved) and print the payload; write nothing."""
     if args.input is not None:
-        settings = _settings_or_none(args)
-        field_map = load_field_map(settings.hris.mapping) if settings else None
-        if field_map is None:
-            raise ConfigError(["preview --input needs a config file naming hris.mapping"])
+        settings = load_settings(args.config, required=True)
         document = _read_json(args.input)
-        return _print_mapping(lambda: apply_map(field_map, document), document, args.show_source)
-    settings = _settings(args)
-    return asyncio.run(_preview_live(settings, str(args.offer), args.show_source))
+    else:
+        settings = _settings(args)
+        fetched = asyncio.run(_fetch_for_preview(settings, str(args.offer)))
+        if fetched is None:
+            return EXIT_FAILED
+        document = fetched
+    field_map = load_field_map(settings.hris.mapping)
+    if args.show_source:
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    try:
+        payload = apply_map(field_map, document).payload
+    except MappingError as exc:
+        return _mapping_failed(exc)
+    if args.diff is None:
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    from worker.mapping.testing import diff
+
+    try:
+        other = apply_map(load_field_map(args.diff), document).payload
+    except MappingError as exc:
+        print(f"with {args.diff}:", file=sys.stderr)
+        return _mapping_failed(exc)
+    changes = diff(payload, other, str(settings.hris.mapping), str(args.diff))
+    print(changes or "no change: both maps give the same payload")
+    return EXIT_OK
 
 
-async def _preview_live(settings: Settings, offer_id: str, show_source: bool) -> int:
-    from worker.pipelines.offers import preview_offer
+async def _fetch_for_preview(settings: Settings, offer_id: str) -> dict[str, Any] | None:
+    from worker.pipelines.offers import source_document
     from worker.runtime import http_client
     from worker.sources.pageup import PageUpClient
 
-    field_map = load_field_map(settings.hris.mapping)
     async with http_client(settings, 1) as client:
-        pageup = PageUpClient(settings.pageup, client)
         try:
-            document, record = await preview_offer(pageup, field_map, offer_id)
-        except MappingError as exc:
-            return _mapping_failed(exc)
+            return await source_document(PageUpClient(settings.pageup, client), offer_id)
         except HirebridgeError as exc:
             print(f"offer {offer_id}: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-    if show_source:
-        print(json.dumps(document, indent=2, ensure_ascii=False))
-    print(json.dumps(record.payload, indent=2, ensure_ascii=False))
-    return EXIT_OK
+            return None
 
 
-def _print_mapping(map_it: Callable[[], Any], document: Any, show_source: bool) -> int:
-    try:
-        record = map_it()
-    except MappingError as exc:
-        return _mapping_failed(exc)
-    if show_source:
-        print(json.dumps(document, indent=2, ensure_ascii=False))
-    print(json.dumps(record.payload, indent=2, ensure_ascii=False))
-    return EXIT_OK
+def _mappings_test(args: argparse.Namespace) -> int:
+    from worker.mapping.testing import cases_folder, run_cases
+
+    paths = list(args.paths) or sorted(Path("mappings").glob("*.yaml"))
+    failed = cases = 0
+    for path in paths:
+        field_map = load_field_map(path)
+        results = run_cases(field_map)
+        if not results:
+            print(f"--    {path}: no cases in {cases_folder(path)}")
+        for result in results:
+            cases += 1
+            failed += not result.passed
+            print(f"{'ok' if result.passed else 'FAIL':<5} {path.stem}/{result.name}")
+            if result.detail:
+                print("      " + result.detail.replace("\n", "\n      "))
+    print(f"{cases - failed} passed, {failed} failed")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _mapping_failed(exc: MappingError) -> int:
@@ -370,10 +404,6 @@ def _simulate(args: argparse.Namespace) -> int:
     from worker.demo import serve_simulators
 
     return serve_simulators(offers=args.offers, latency=args.latency_ms / 1000, seed=args.seed)
-
-
-def _settings_or_none(args: argparse.Namespace) -> Settings | None:
-    return load_settings(args.config, required=True) if args.config.exists() else None
 
 
 def _read_json(path: Path) -> Any:

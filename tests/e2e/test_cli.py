@@ -135,6 +135,42 @@ def test_check_reports_each_part_and_fails_on_refused_credentials(
     assert sims.hris.calls["post"] == 0 and sum(sims.pageup.processed.values()) == 0
 
 
+def test_mappings_test_passes_the_shipped_cases_and_diffs_a_broken_one(tmp_path: Path) -> None:
+    shipped = hirebridge("mappings", "test", cwd=REPO)
+    assert shipped.returncode == 0, shipped.stdout
+    assert "ok    example_hris/typical" in shipped.stdout
+    assert "ok    example_hris/missing-tax-file-number" in shipped.stdout
+
+    changed = tmp_path / "example_hris.yaml"
+    text = (REPO / "mappings" / "example_hris.yaml").read_text()
+    changed.write_text(
+        text.replace("costCentre: offer.CostCentre.Code", "costCentre: offer.CostCentre.Name")
+    )
+    cases = tmp_path / "example_hris.tests"
+    cases.mkdir()
+    for case in (REPO / "mappings" / "example_hris.tests").iterdir():
+        (cases / case.name).write_text(case.read_text())
+    broken = hirebridge("mappings", "test", str(changed), cwd=tmp_path)
+    assert broken.returncode == 1
+    assert "FAIL  example_hris/typical" in broken.stdout
+    assert '-  "costCentre": "CC-115",' in broken.stdout
+    assert '+  "costCentre": "Retail",' in broken.stdout
+    assert "1 passed, 1 failed" in broken.stdout
+
+
+def test_preview_diff_shows_what_a_map_change_does(sims: Sims, tmp_path: Path) -> None:
+    config = write_config(sims, tmp_path, f"sqlite:///{tmp_path / 's.sqlite'}")
+    other = tmp_path / "other.yaml"
+    text = (REPO / "mappings" / "example_hris.yaml").read_text()
+    other.write_text(text.replace("source: {const: pageup}", "source: {const: pageup-v2}"))
+    result = hirebridge(
+        "--config", str(config), "preview", "--offer", "900101", "--diff", str(other), cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert '-  "source": "pageup"' in result.stdout and '+  "source": "pageup-v2"' in result.stdout
+    assert sims.hris.calls["post"] == 0
+
+
 def test_demo_runs_against_the_simulators(tmp_path: Path) -> None:
     result = hirebridge("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

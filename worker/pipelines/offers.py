@@ -372,17 +372,14 @@ async def fetch_document(pageup: PageUpClient, ref: OfferRef) -> dict[str, Any]:
     return {"offer": offer, "onboarding": onboarding, "application": application}
 
 
-async def preview_offer(
-    pageup: PageUpClient, field_map: FieldMap, offer_id: str
-) -> tuple[dict[str, Any], MappedRecord]:
-    """Fetch and map one offer. Writes nothing, posts nothing, marks nothing."""
+async def source_document(pageup: PageUpClient, offer_id: str) -> dict[str, Any]:
+    """The source document of one offer, for a preview: fetches only, writes nothing."""
     ref = OfferRef(offer_id, None)
     offer = await pageup.get_offer(offer_id)
     if pageup.application_id_of(offer) is None:
         listing = await pageup.list_offers()
         ref = next((r for r in listing.offers if r.offer_id == offer_id), ref)
-    document = await fetch_document(pageup, ref)
-    return document, apply_map(field_map, document)
+    return await fetch_document(pageup, ref)
 
 
 def _remote(exc: Exception) -> dict[str, Any]:

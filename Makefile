@@ -23,3 +23,4 @@ check: $(VENV)/.installed  ## ruff and mypy --strict
 
 bench: $(VENV)/.installed  ## the benchmarks, at their default sizes
 	$(VENV)/bin/python bench/offer_sync.py
+	$(VENV)/bin/python bench/mapping.py

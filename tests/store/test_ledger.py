@@ -36,6 +36,16 @@ def test_migrations_match_the_table_definitions(db_url: str) -> None:
     assert differences == []
 
 
+def test_concurrent_migrations_of_a_fresh_database_all_succeed(db_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    engines = [create_store_engine(DatabaseSettings(url=db_url)) for _ in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(migrate, engines))  # raises if any migration failed
+    with engines[0].connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+
+
 def test_an_offer_moves_through_its_states(db_url: str) -> None:
     ledger = ledger_for(db_url)
     first = claim(ledger, "1")

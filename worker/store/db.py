@@ -11,7 +11,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -19,6 +19,7 @@ from worker.errors import ConfigError
 from worker.settings import DatabaseSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_LOCK_KEY = 0x68697265  # "hire": the advisory lock that serialises migrations
 
 
 def normalise_url(url: str) -> str:
@@ -94,12 +95,31 @@ def one_process_only(engine: Engine) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _migration_lock(database_file: Path | None) -> Iterator[None]:
+    """Serialise migrations of one SQLite file across processes and threads (flock)."""
+    if database_file is None:
+        yield
+        return
+    with database_file.with_name(database_file.name + ".migrate.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    database_file = sqlite_file(engine)
     try:
-        with engine.begin() as connection:
+        with _migration_lock(database_file), engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                # Replicas starting together migrate one at a time; the lock ends with the
+                # transaction, and the next replica then finds the schema current.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except SQLAlchemyError as exc:

@@ -17,7 +17,9 @@ RUN_DURATION = Histogram(
 )  # fmt: skip
 RUNS = Counter("hirebridge_runs_total", "Sync runs by outcome", ["outcome"])
 OFFERS = Counter(
-    "hirebridge_offers_total", "Offer outcomes: processed, failed, parked", ["outcome"]
+    "hirebridge_offers_total",
+    "Offer outcomes: posted (HRIS accepted), processed (marked), failed, parked",
+    ["outcome"],
 )
 OFFER_FAILURES = Counter(
     "hirebridge_offer_failures_total", "Offer failures by stage and error kind", ["stage", "kind"]

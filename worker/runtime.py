@@ -62,6 +62,7 @@ async def offer_sync(
         settings=settings.sync,
         worker_context=lanes.bind,
         ledger_on_loop=engine.dialect.name == "sqlite",
+        keep_documents_days=settings.database.keep_source_documents_days,
     )
     try:
         with one_process_only(engine):

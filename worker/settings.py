@@ -143,6 +143,9 @@ class DatabaseSettings(_Section):
     url: str = "sqlite:///hirebridge.sqlite"
     # FULL survives power loss; NORMAL (WAL) survives process crashes and is faster.
     sqlite_synchronous: Literal["full", "normal"] = "full"
+    # Keep each fetched source document (it holds PII) this many days, for diagnosis.
+    # None (the default): never stored.
+    keep_source_documents_days: int | None = Field(None, ge=1)
 
 
 class SyncSettings(_Section):

@@ -83,6 +83,7 @@ def test_run_syncs_on_schedule_serves_probes_reloads_and_stops_cleanly(
         assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
         exposition = httpx.get(f"{base}/metrics").text
         assert 'hirebridge_offers_total{outcome="processed"} 12.0' in exposition
+        assert 'hirebridge_offers_total{outcome="posted"} 12.0' in exposition
         assert (
             'hirebridge_http_requests_total{stage="post",status="201",system="hris"}' in exposition
         )

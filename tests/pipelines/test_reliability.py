@@ -14,6 +14,7 @@ import yaml
 from tests.conftest import PG_URL, Sims
 from tests.pipelines.test_offers import ledger_states, run_sync
 from worker.settings import DatabaseSettings
+from worker.simulators.sample import make_offers
 from worker.store.db import create_store_engine, one_process_only
 
 FAST = {"retry_backoff_initial_seconds": 0, "circuit_breaker_failures": 100}
@@ -122,6 +123,40 @@ def test_bad_pageup_answers_fail_their_offer_with_a_reason(sims: Sims, db_url: s
     assert "not valid UTF-8" in reasons[2]
     assert "'externalId': required" in reasons[3]
     assert "larger than" in reasons[4]
+
+
+def test_source_documents_are_kept_only_when_asked_and_expire(sims: Sims, db_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, select, update
+
+    from worker.runtime import open_ledger
+    from worker.store.tables import source_documents
+
+    run_sync(sims.settings(db_url))
+    engine, _ = open_ledger(sims.settings(db_url))
+
+    def stored() -> int:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(source_documents)).scalar_one()
+            )
+
+    assert stored() == 0, "not stored by default"
+    sims.pageup.load(make_offers(3, first_id=910001))
+    keep = {"keep_source_documents_days": 7}
+    run_sync(sims.settings(db_url, database=keep))
+    assert stored() == 3
+    with engine.begin() as conn:  # two of them are now eight days old
+        old = datetime.now(UTC) - timedelta(days=8)
+        conn.execute(
+            update(source_documents)
+            .where(source_documents.c.offer_id.in_(["910001", "910002"]))
+            .values(stored_at=old)
+        )
+    run_sync(sims.settings(db_url, database=keep))
+    assert stored() == 1
+    engine.dispose()
 
 
 def test_a_second_worker_process_on_one_sqlite_file_is_refused(sims: Sims, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, ParamSpec, TypeVar
 
@@ -101,6 +101,7 @@ class OfferSync:
         settings: SyncSettings,
         worker_context: Callable[[int], AbstractContextManager[None]] = lambda _: nullcontext(),
         ledger_on_loop: bool = False,
+        keep_documents_days: int | None = None,
     ) -> None:
         self._pageup = pageup
         self._sink = sink
@@ -119,6 +120,7 @@ class OfferSync:
         self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._halt: str | None = None
         self._stopping = False
+        self._keep_days = keep_documents_days
 
     async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         if self._ledger_on_loop:
@@ -146,6 +148,10 @@ class OfferSync:
         self._halt = None
         with structlog.contextvars.bound_contextvars(run_id=report.run_id):
             await self._db(self._ledger.start_run, report.run_id)
+            if self._keep_days is not None:
+                cutoff = datetime.now(UTC) - timedelta(days=self._keep_days)
+                purged = await self._db(self._ledger.purge_documents, cutoff)
+                log.info("source_documents_purged", count=purged, older_than_days=self._keep_days)
             log.info("run_started", tenant=self._tenant)
             error = None
             try:
@@ -253,6 +259,8 @@ class OfferSync:
             try:
                 if state.status not in DELIVERED:
                     document = await fetch_document(self._pageup, ref)
+                    if self._keep_days is not None:
+                        await self._db(self._ledger.keep_document, offer_id, json.dumps(document))
                     stage = "map"
                     structlog.contextvars.bind_contextvars(stage=stage)
                     record = apply_map(field_map, document)
@@ -284,6 +292,7 @@ class OfferSync:
         )
         delivered = await self._sink.deliver(record.payload, key)
         await self._db(self._ledger.record_posted, offer_id, hris_id=delivered.record_id)
+        metrics.OFFERS.labels("posted").inc()
         log.info("offer_posted", hris_id=delivered.record_id, status=delivered.status)
 
     async def _fail(

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Engine,
     and_,
     case,
+    delete,
     func,
     insert,
     or_,
@@ -35,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from worker.store.tables import manual_actions, offers, runs
+from worker.store.tables import manual_actions, offers, runs, source_documents
 
 
 class Status(StrEnum):
@@ -255,6 +256,30 @@ class Ledger:
         """Raise if the database cannot be reached."""
         with self._engine.connect() as conn:
             conn.execute(select(1))
+
+    def keep_document(self, offer_id: str, document: str) -> None:
+        """Store (or replace) an offer's source document; see purge_documents."""
+        values = {"document": document, "stored_at": _now()}
+        dialect = self._engine.dialect.name
+        upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(source_documents)
+        statement = upsert.values(tenant=self._tenant, offer_id=offer_id, **values)
+        with self._engine.begin() as conn:
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[source_documents.c.tenant, source_documents.c.offer_id],
+                    set_=values,
+                )
+            )
+
+    def purge_documents(self, older_than: datetime) -> int:
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                delete(source_documents).where(
+                    source_documents.c.tenant == self._tenant,
+                    source_documents.c.stored_at < older_than,
+                )
+            )
+        return int(result.rowcount)
 
     def parked(self, limit: int = 1000) -> Sequence[OfferState]:
         with self._engine.connect() as conn:

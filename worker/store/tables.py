@@ -53,6 +53,17 @@ offers = Table(
     Column("lease_until", DateTime(timezone=True), nullable=True),
 )
 
+# Fetched source documents (PII): only when database.keep_source_documents_days is set,
+# and deleted once older than that.
+source_documents = Table(
+    "source_documents",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("offer_id", String(64), primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("stored_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
 # Every manual decision about an offer: who, when, why.
 manual_actions = Table(
     "manual_actions",

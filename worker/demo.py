@@ -109,7 +109,8 @@ def _summarise(
     for label, report in (("first run ", first), ("second run", second)):
         print(
             f"{label}: listed {report.listed:>3}, processed {report.succeeded:>3}, "
-            f"failed {report.failed:>3}  ({report.outcome})"
+            f"failed {report.failed:>3} (parked {report.parked}), "
+            f"left alone {report.not_due}  ({report.outcome})"
         )
     duplicates = sum(1 for n in sim_hris.external_ids().values() if n > 1)
     marked = sum(1 for n in sim_pageup.processed.values() if n)
@@ -120,11 +121,13 @@ def _summarise(
     )
     print(f"PageUp 503s injected (retried):   {sim_pageup.injected['503']}")
     if unfinished:
-        print("\nnot processed, with the reason an admin sees in `hirebridge status`:")
+        print("\nnot processed, with the reason an admin sees in `hirebridge parked`:")
         for offer in unfinished:
-            print(f"  offer {offer.offer_id}: {offer.status} at {offer.stage}: {offer.last_error}")
+            state = "parked" if offer.parked_at else offer.status
+            print(f"  offer {offer.offer_id}: {state} at {offer.stage}: {offer.last_error}")
+    command = Path(sys.executable).with_name("hirebridge")
     print(f"\nstructured log: {folder / 'hirebridge.log'}")
-    print(f"inspect state:  hirebridge --config {folder / 'config.yaml'} status")
+    print(f"inspect state:  {command} --config {folder / 'config.yaml'} status")
     expected = samples_count - 1
     ok = marked == expected and duplicates == 0 and len(sim_hris.records) == expected
     print("\ndemo " + ("OK" if ok else "FAILED: unexpected outcome"))

@@ -117,9 +117,15 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+SHIPPED = sorted((REPO / "mappings").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+@settings(max_examples=120, deadline=None, derandomize=True)
 @given(offer=json_values, onboarding=json_values)
-def test_any_json_maps_or_fails_with_a_mapping_error(offer: Any, onboarding: Any) -> None:
-    field_map = load_field_map(REPO / "mappings" / "example_hris.yaml")
+def test_any_json_maps_or_fails_with_a_mapping_error(
+    path: Path, offer: Any, onboarding: Any
+) -> None:
+    field_map = load_field_map(path)
     with contextlib.suppress(MappingError):
         apply_map(field_map, {"offer": offer, "onboarding": onboarding, "application": offer})

@@ -15,13 +15,12 @@ from sentry_sdk.crons import capture_checkin
 from sentry_sdk.integrations.logging import LoggingIntegration
 
 from worker import __version__
-from worker.redact import scrub_text
+from worker.redact import SECRET_KEYS, scrub_text
 from worker.settings import ScheduleSettings, SentrySettings
 
 _FREE_TEXT = {"message", "logentry", "contexts", "extra", "breadcrumbs", "exception", "data",
               "request", "user"}  # fmt: skip
 _KEEP = {"timestamp", "start_timestamp", "type", "category", "level", "event_id"}
-_SECRET_KEYS = {"authorization", "client_secret", "access_token", "password", "api_key", "token"}
 
 
 def init_sentry(settings: SentrySettings, *, tenant: str) -> bool:
@@ -56,7 +55,7 @@ def scrub_event(event: Any, _hint: Any) -> Any:
 def _scrub(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            key: "[redacted]" if str(key).lower() in _SECRET_KEYS
+            key: "[redacted]" if str(key).lower() in SECRET_KEYS
             else item if key in _KEEP else _scrub(item)
             for key, item in value.items()
         }  # fmt: skip

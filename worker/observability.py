@@ -12,12 +12,12 @@ from typing import Any, TextIO
 
 import structlog
 
-_SECRET_KEYS = {"authorization", "client_secret", "access_token", "password", "token", "api_key"}
+from worker.redact import SECRET_KEYS
 
 
 def _drop_secret_keys(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     for key in list(event):
-        if key.lower() in _SECRET_KEYS:
+        if key.lower() in SECRET_KEYS:
             event[key] = "[redacted]"
     return event
 

@@ -10,6 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+# Keys whose values are credentials, wherever they appear (log fields, Sentry event data).
+SECRET_KEYS = frozenset(
+    {"authorization", "client_secret", "access_token", "password", "token", "api_key"}
+)
+
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Six or more digits, possibly grouped by spaces, dashes, dots or slashes: tax file numbers,
 # bank accounts, BSBs, phone numbers, dates.

@@ -136,10 +136,6 @@ class OfferSync:
         """Swap the field map (already validated); offers in flight keep the one they began with."""
         self._map = field_map
 
-    @property
-    def field_map(self) -> FieldMap:
-        return self._map
-
     def close(self) -> None:
         self._db_thread.shutdown(wait=True)
 

@@ -43,7 +43,6 @@ class ClientCredentials:
         refresh_margin: float = 30.0,
         retry_after_cap: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
-        on_refresh: Callable[[], None] | None = None,
     ) -> None:
         self._client = client
         self._form = {"grant_type": "client_credentials", "client_id": client_id}
@@ -56,7 +55,6 @@ class ClientCredentials:
         self._margin = refresh_margin
         self._retry_after_cap = retry_after_cap
         self._clock = clock
-        self._on_refresh = on_refresh
         self._token: Token | None = None
         self._lock = asyncio.Lock()
         self.refused: bool = False
@@ -101,8 +99,6 @@ class ClientCredentials:
         token = _parse_token(reply.json(), system=self._system)
         self.refused = False
         metrics.TOKEN_REFRESHES.labels(self._system).inc()
-        if self._on_refresh is not None:
-            self._on_refresh()
         log.info("token_refreshed", system=self._system, expires_in=round(token.lifetime))
         # Refresh ahead of expiry, but never so early that a short-lived token is never reused.
         margin = min(self._margin, token.lifetime / 10)

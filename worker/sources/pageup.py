@@ -7,7 +7,6 @@ the mapping engine, not this client, decides what the documents mean.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,13 +57,7 @@ def reference_id(value: Any) -> str | None:
 class PageUpClient:
     """Talks to one PageUp tenant. Share one instance per run (it caches the token)."""
 
-    def __init__(
-        self,
-        settings: PageUpSettings,
-        client: httpx.AsyncClient,
-        *,
-        on_token_refresh: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, settings: PageUpSettings, client: httpx.AsyncClient) -> None:
         self._settings = settings
         self._client = client
         self._base = settings.resolved_api_base_url
@@ -83,7 +76,6 @@ class PageUpClient:
             retry=settings.retry,
             refresh_margin=settings.token_refresh_margin_seconds,
             retry_after_cap=settings.retry_after_cap_seconds,
-            on_refresh=on_token_refresh,
         )
 
     async def list_offers(self) -> OfferListing:

@@ -23,6 +23,7 @@ from worker.mapping.engine import apply_map
 from worker.mapping.loader import load_field_map
 from worker.observability import configure_logging
 from worker.settings import Settings, load_settings
+from worker.store.interventions import Interventions
 from worker.store.ledger import Ledger
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -292,7 +293,7 @@ def _status(args: argparse.Namespace) -> int:
         counts = ledger.counts()
         unfinished = ledger.unfinished(limit=args.limit)
         runs = ledger.last_runs()
-        parked = len(ledger.parked())
+        parked = len(Interventions(ledger).parked())
     print("offers by state")
     for state in ("pending", "posting", "posted", "failed", "processed", "skipped"):
         print(f"  {state:<10} {counts.get(state, 0):>6}")
@@ -323,7 +324,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _parked(args: argparse.Namespace) -> int:
     with _ledger(args) as ledger:
-        parked = ledger.parked()
+        parked = Interventions(ledger).parked()
     if not parked:
         print("no parked offers")
         return EXIT_OK
@@ -339,8 +340,12 @@ def _parked(args: argparse.Namespace) -> int:
 
 def _retry(args: argparse.Namespace) -> int:
     with _ledger(args) as ledger:
-        wanted = [state.offer_id for state in ledger.parked()] if args.all_parked else args.offers
-        found = ledger.retry(wanted, actor=args.by, reason=args.reason)
+        wanted = (
+            [state.offer_id for state in Interventions(ledger).parked()]
+            if args.all_parked
+            else args.offers
+        )
+        found = Interventions(ledger).retry(wanted, actor=args.by, reason=args.reason)
     for offer_id in found:
         print(f"re-queued {offer_id}: the next run tries it")
     missing = [offer_id for offer_id in wanted if offer_id not in found]
@@ -365,7 +370,7 @@ def _skip(args: argparse.Namespace) -> int:
             print(f"offer {args.offer}: PageUp refused: {exc}", file=sys.stderr)
             return EXIT_FAILED
     with _ledger(args) as ledger:
-        done = ledger.skip(
+        done = Interventions(ledger).skip(
             args.offer, actor=args.by, reason=args.reason, marked=args.mark_processed
         )
     if not done:

@@ -22,7 +22,6 @@ from enum import StrEnum
 
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     Engine,
     and_,
     case,
@@ -36,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from worker.store.tables import manual_actions, offers, runs, source_documents
+from worker.store.tables import offers, runs, source_documents
 
 
 class Status(StrEnum):
@@ -83,6 +82,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def offer_key(tenant: str, offer_id: str) -> tuple[ColumnElement[bool], ...]:
+    return (offers.c.tenant == tenant, offers.c.offer_id == offer_id)
+
+
 class Ledger:
     """Repository functions over the offers and runs tables of one tenant."""
 
@@ -90,13 +93,21 @@ class Ledger:
         self._engine = engine
         self._tenant = tenant
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def tenant(self) -> str:
+        return self._tenant
+
     def _key(self, offer_id: str) -> tuple[ColumnElement[bool], ...]:
-        return (offers.c.tenant == self._tenant, offers.c.offer_id == offer_id)
+        return offer_key(self._tenant, offer_id)
 
     def get(self, offer_id: str) -> OfferState | None:
         with self._engine.connect() as conn:
             row = conn.execute(select(offers).where(*self._key(offer_id))).first()
-        return None if row is None else _state(row)
+        return None if row is None else state_from_row(row)
 
     def claim(
         self, offer_id: str, *, run_id: str, owner: str, lease_seconds: float, snapshot_at: datetime
@@ -142,7 +153,7 @@ class Ledger:
         ).returning(*offers.c)
         with self._engine.begin() as conn:
             found = conn.execute(statement).first()
-        return None if found is None else _state(found)
+        return None if found is None else state_from_row(found)
 
     def record_posting(
         self, offer_id: str, *, payload_hash: str, mapping_version: str, idempotency_key: str
@@ -237,7 +248,7 @@ class Ledger:
                 .order_by(offers.c.updated_at)
                 .limit(limit)
             ).all()
-        return [_state(row) for row in rows]
+        return [state_from_row(row) for row in rows]
 
     def oldest_waiting_since(self) -> datetime | None:
         """When the oldest offer seen but not yet processed (nor skipped) was first seen."""
@@ -280,85 +291,6 @@ class Ledger:
                 )
             )
         return int(result.rowcount)
-
-    def parked(self, limit: int = 1000) -> Sequence[OfferState]:
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(offers)
-                .where(offers.c.tenant == self._tenant, offers.c.parked_at.is_not(None))
-                .order_by(offers.c.parked_at)
-                .limit(limit)
-            ).all()
-        return [_state(row) for row in rows]
-
-    def retry(self, offer_ids: Sequence[str], *, actor: str, reason: str | None) -> list[str]:
-        """Un-park (or un-skip) offers so the next run tries them; returns the ids found."""
-        found = []
-        with self._engine.begin() as conn:
-            for offer_id in offer_ids:
-                result = conn.execute(
-                    update(offers)
-                    .where(*self._key(offer_id), offers.c.status != Status.PROCESSED.value)
-                    .values(
-                        parked_at=None,
-                        next_attempt_at=None,
-                        attempts=0,
-                        updated_at=_now(),
-                        status=case(
-                            (offers.c.status == Status.SKIPPED.value, Status.PENDING.value),
-                            else_=offers.c.status,
-                        ),
-                    )
-                )
-                if result.rowcount:
-                    found.append(offer_id)
-                    self._audit(conn, offer_id, "retry", actor, reason)
-        return found
-
-    def skip(self, offer_id: str, *, actor: str, reason: str, marked: bool) -> bool:
-        """Record an admin's decision to leave an offer alone (and whether PageUp was told)."""
-        with self._engine.begin() as conn:
-            now = _now()
-            result = conn.execute(
-                update(offers)
-                .where(*self._key(offer_id), offers.c.status != Status.PROCESSED.value)
-                .values(
-                    status=Status.PROCESSED.value if marked else Status.SKIPPED.value,
-                    processed_at=now if marked else None,
-                    parked_at=None,
-                    next_attempt_at=None,
-                    updated_at=now,
-                )
-            )
-            if not result.rowcount:
-                return False
-            self._audit(conn, offer_id, "skip_and_mark" if marked else "skip", actor, reason)
-        return True
-
-    def _audit(
-        self, conn: Connection, offer_id: str, action: str, actor: str, reason: str | None
-    ) -> None:
-        conn.execute(
-            insert(manual_actions).values(
-                tenant=self._tenant,
-                offer_id=offer_id,
-                action=action,
-                actor=actor,
-                reason=reason,
-                at=_now(),
-            )
-        )
-
-    def actions(self, offer_id: str) -> list[dict[str, object]]:
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(manual_actions)
-                .where(
-                    manual_actions.c.tenant == self._tenant, manual_actions.c.offer_id == offer_id
-                )
-                .order_by(manual_actions.c.id)
-            ).all()
-        return [dict(row._mapping) for row in rows]
 
     def start_run(self, run_id: str) -> None:
         with self._engine.begin() as conn:
@@ -408,7 +340,7 @@ class Ledger:
         return [dict(row._mapping) for row in rows]
 
 
-def _state(row: object) -> OfferState:
+def state_from_row(row: object) -> OfferState:
     m = row._mapping  # type: ignore[attr-defined]
     return OfferState(
         offer_id=m["offer_id"],

@@ -39,6 +39,8 @@ def mapped(tmp_path: Path, expression: str, document: Any) -> Any:
         ("hourly_to_annual(r, h)", {"r": 43.02, "h": 38}, 85007.52),
         ("round(x, `1`)", {"x": 2.345}, 2.3),
         ("to_string(missing)", {}, None),
+        ("xero_date(d)", {"d": "1990-01-01"}, "/Date(631152000000+0000)/"),
+        ("xero_date(d)", {"d": "2027-01-18T09:30:00"}, "/Date(1800230400000+0000)/"),
     ],
 )  # fmt: skip
 def test_functions(tmp_path: Path, expression: str, document: Any, expected: Any) -> None:
@@ -72,6 +74,15 @@ def test_when_leaves_a_field_out(tmp_path: Path) -> None:
     assert citizen == {"name": "A"}
     with pytest.raises(MappingError, match=r"'visa\.number': required"):
         apply_map(field_map, {"offer": {"Citizen": "No", "Name": "A"}})
+
+
+def test_an_array_body_wraps_the_record_and_a_bad_body_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text("body: array\nfields:\n  Name: n\n")
+    assert apply_map(load_field_map(path), {"n": "A"}).payload == [{"Name": "A"}]
+    path.write_text("body: list\nfields:\n  Name: n\n")
+    with pytest.raises(ConfigError, match="'body' is object or array, not 'list'"):
+        load_field_map(path)
 
 
 def test_requires_names_the_target_fields_a_map_must_fill(tmp_path: Path) -> None:

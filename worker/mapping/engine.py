@@ -16,7 +16,7 @@ from worker.mapping.loader import TYPES, FieldMap, FieldRule, is_missing
 class MappedRecord:
     """The payload to send, and the values it holds that must never be logged."""
 
-    payload: dict[str, Any]
+    payload: Any  # a JSON object, or a one-element array of it (map body: array)
     sensitive_values: tuple[str, ...]
 
 
@@ -38,7 +38,8 @@ def apply_map(field_map: FieldMap, document: Any) -> MappedRecord:
         _place(payload, rule.path, value)
     if problems:
         raise MappingError(problems)
-    return MappedRecord(payload, tuple(sensitive))
+    body = [payload] if field_map.body == "array" else payload
+    return MappedRecord(body, tuple(sensitive))
 
 
 class _FieldProblem(Exception):

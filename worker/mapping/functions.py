@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -69,6 +69,16 @@ class MapFunctions(functions.Functions):
         target = _zone(zone)
         local = parsed.astimezone(target) if parsed.tzinfo else parsed.replace(tzinfo=target)
         return local.strftime(fmt)
+
+    @functions.signature({"types": ["string", "null"]})
+    def _func_xero_date(self, value: str | None) -> str | None:
+        """``xero_date(value)``: a date as Xero's /Date(milliseconds+0000)/ (midnight UTC)."""
+        if value is None:
+            return None
+        parsed = parse_date(value)
+        day = parsed.date() if isinstance(parsed, datetime) else parsed
+        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        return f"/Date({int(midnight.timestamp() * 1000)}+0000)/"
 
     @functions.signature({"types": ["string", "null"]}, {"types": ["string"]})
     def _func_split_name(self, full: str | None, part: str) -> str | None:

@@ -27,7 +27,7 @@ from jmespath.exceptions import JMESPathError
 from worker.errors import ConfigError
 from worker.mapping.functions import function_names, options_for
 
-_TOP_KEYS = {"name", "description", "lookups", "fields", "requires"}
+_TOP_KEYS = {"name", "description", "lookups", "fields", "requires", "body"}
 _RULE_KEYS = {"expr", "const", "default", "required", "type", "pii", "description", "when"}
 TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
@@ -94,6 +94,9 @@ class FieldMap:
     version: str
     rules: tuple[FieldRule, ...]
     options: jmespath.Options
+    # "object": the payload is the mapped object; "array": a one-element array of it
+    # (APIs such as Xero's take a list of records in one call).
+    body: str = "object"
 
 
 def load_field_map(path: Path) -> FieldMap:
@@ -164,10 +167,13 @@ def _build(data: Any, marks: dict[tuple[str, ...], str], path: Path, version: st
             rules.append(rule)
     _check_paths(rules, problems)
     _check_requires(data.get("requires", []), rules, at, problems)
+    body = data.get("body", "object")
+    if body not in ("object", "array"):
+        problems.append(f"{at('body')}: 'body' is object or array, not {body!r}")
     if problems:
         raise ConfigError(problems)
     name = data.get("name") if isinstance(data.get("name"), str) else path.stem
-    return FieldMap(str(name), path, version, tuple(rules), options_for(lookups))
+    return FieldMap(str(name), path, version, tuple(rules), options_for(lookups), body)
 
 
 def _lookups(raw: Any, at: Any, problems: list[str]) -> dict[str, dict[str, Any]]:

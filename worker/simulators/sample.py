@@ -90,6 +90,17 @@ def make_offers(
                 "Answer": date(rng.randrange(1965, 2004), rng.randrange(1, 13), 14).isoformat(),
             },
         ]
+        street = rng.choice(["Example Street", "Sample Road", "Placeholder Lane"])
+        answers += [
+            {
+                "QuestionID": 15,
+                "Question": "Home address",
+                "Answer": f"{rng.randrange(1, 200)} {street}",
+            },
+            {"QuestionID": 16, "Question": "Suburb", "Answer": city},
+            {"QuestionID": 17, "Question": "State", "Answer": state},
+            {"QuestionID": 18, "Question": "Postcode", "Answer": f"{rng.randrange(2000, 6999)}"},
+        ]
         if index not in missing_tfn:
             tfn = str(rng.randrange(100_000_000, 999_999_999))
             answers.insert(

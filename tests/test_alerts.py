@@ -97,6 +97,8 @@ def test_failures_and_check_ins_reach_sentry_grouped_and_without_pii(
                                                           "unit": "minute"}  # fmt: skip
     assert check_ins[1]["check_in_id"] == check_ins[0]["check_in_id"]
 
+    envelope_header = json.loads(fake.raw[0].split(b"\n")[0])
+    assert envelope_header["trace"]["release"].startswith("hirebridge@")
     everything = b"".join(fake.raw).decode("utf-8", "replace")
     for sample in sims.samples:
         for value in (sample.offer["Applicant"]["Email"], sample.offer["Applicant"]["LastName"],

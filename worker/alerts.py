@@ -20,7 +20,11 @@ from worker.settings import ScheduleSettings, SentrySettings
 
 _FREE_TEXT = {"message", "logentry", "contexts", "extra", "breadcrumbs", "exception", "data",
               "request", "user"}  # fmt: skip
-_KEEP = {"timestamp", "start_timestamp", "type", "category", "level", "event_id"}
+# Ours, not personal: scrubbing them would break Sentry (the release in the sampling context
+# looks like an email address to the scrubber).
+_KEEP = {"timestamp", "start_timestamp", "type", "category", "level", "event_id",
+         "dynamic_sampling_context", "trace_id", "span_id", "parent_span_id", "release",
+         "environment"}  # fmt: skip
 
 
 def init_sentry(settings: SentrySettings, *, tenant: str) -> bool:

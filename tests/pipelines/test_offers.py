@@ -117,9 +117,9 @@ def test_crash_during_hris_post_retries_with_the_same_key(
     real_deliver = HttpSink.deliver
     keys: list[str] = []
 
-    async def deliver_then_crash(self: HttpSink, payload: Any, key: str) -> Any:
+    async def deliver_then_crash(self: HttpSink, payload: Any, key: str, **kw: Any) -> Any:
         keys.append(key)
-        result = await real_deliver(self, payload, key)
+        result = await real_deliver(self, payload, key, **kw)
         if len(keys) == 1:
             raise Crash  # the HRIS stored it; we never learnt so
         return result
@@ -232,7 +232,7 @@ def test_offer_action_type_id_is_sent_when_configured(sims: Sims, db_url: str) -
 def test_no_pii_or_secret_in_any_log_line(
     sims: Sims, db_url: str, captured_logs: io.StringIO
 ) -> None:
-    sims.hris.required = (*sims.hris.required, "nonexistent")  # every post refused with 422
+    sims.hris.required = (*sims.hris.spec.required, "nonexistent")  # every post refused with 422
     run_sync(sims.settings(db_url))
     text = captured_logs.getvalue()
     assert "offer_parked" in text and "nonexistent" in text

@@ -1,33 +1,84 @@
-"""Evaluating a field map over a source document: a pure function, no I/O."""
+"""Evaluating a field map over a source document: pure functions, no I/O."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from jmespath.exceptions import JMESPathError
 
 from worker.errors import MappingError
-from worker.mapping.loader import TYPES, FieldMap, FieldRule, is_missing
+from worker.mapping.loader import FieldMap, FieldRule, Step, UrlTemplate, is_missing
+from worker.mapping.types import has_type
+
+_JMESPATH_FAILURES = (JMESPathError, ValueError, TypeError, OverflowError)
 
 
 @dataclass(frozen=True, slots=True)
 class MappedRecord:
-    """The payload to send, and the values it holds that must never be logged."""
+    """The payload to send, and the values it holds that must never be logged.
 
-    payload: Any  # a JSON object, or a one-element array of it (map body: array)
+    A one-step map gives its request body (an object, or a one-element array with
+    ``body: array``); a map with ``steps`` gives ``{step name: body}`` for the steps that apply,
+    with ``<name.id>`` standing for ids that only the target can give.
+    """
+
+    payload: Any
     sensitive_values: tuple[str, ...]
 
 
 def apply_map(field_map: FieldMap, document: Any) -> MappedRecord:
-    """Map ``document``; MappingError lists every field that could not be filled."""
+    """Map ``document`` through every step; MappingError lists every field that failed."""
+    if not field_map.multi_step:
+        return map_step(field_map, field_map.steps[0], document)
+    payloads: dict[str, Any] = {}
+    sensitive: list[str] = []
+    problems: list[str] = []
+    ids: dict[str, str | None] = {}
+    for step in field_map.steps:
+        context = step_context(document, ids)
+        ids[step.name] = f"<{step.name}.id>"
+        try:
+            if not step_applies(field_map, step, context):
+                continue
+            record = map_step(field_map, step, context)
+        except MappingError as exc:
+            problems.extend(f"step {step.name!r}: {problem}" for problem in exc.problems)
+            continue
+        payloads[step.name] = record.payload
+        sensitive.extend(record.sensitive_values)
+    if problems:
+        raise MappingError(problems)
+    return MappedRecord(payloads, tuple(sensitive))
+
+
+def step_context(document: Any, step_ids: Mapping[str, str | None]) -> Any:
+    """The document a step's expressions see: the source document plus ``steps.<name>.id``."""
+    if not isinstance(document, dict) or not step_ids:
+        return document
+    return {**document, "steps": {name: {"id": value} for name, value in step_ids.items()}}
+
+
+def step_applies(field_map: FieldMap, step: Step, context: Any) -> bool:
+    if step.when is None:
+        return True
+    try:
+        return _truthy(step.when.search(context, options=field_map.options))
+    except _JMESPATH_FAILURES as exc:
+        raise MappingError([f"its 'when' condition failed: {_reason(exc)}"]) from None
+
+
+def map_step(field_map: FieldMap, step: Step, context: Any) -> MappedRecord:
+    """One step's payload; MappingError lists every field that could not be filled."""
     payload: dict[str, Any] = {}
     sensitive: list[str] = []
     problems: list[str] = []
-    for rule in field_map.rules:
+    for rule in step.rules:
         try:
-            value = _evaluate(rule, field_map, document)
+            value = _evaluate(rule, field_map, context)
         except _FieldProblem as problem:
             problems.append(f"field {rule.target!r}: {problem}")
             continue
@@ -38,28 +89,46 @@ def apply_map(field_map: FieldMap, document: Any) -> MappedRecord:
         _place(payload, rule.path, value)
     if problems:
         raise MappingError(problems)
-    body = [payload] if field_map.body == "array" else payload
+    body = [payload] if step.body == "array" else payload
     return MappedRecord(body, tuple(sensitive))
+
+
+def fill_path(field_map: FieldMap, template: UrlTemplate, context: Any) -> str:
+    """The template with each ``{expression}`` replaced by its URL-encoded value."""
+    text = template.text
+    for placeholder, compiled in template.parts:
+        try:
+            value = compiled.search(context, options=field_map.options)
+        except _JMESPATH_FAILURES as exc:
+            raise MappingError([f"path part {placeholder} failed: {_reason(exc)}"]) from None
+        if value is None or value == "" or isinstance(value, dict | list):
+            raise MappingError([f"path part {placeholder} gave no usable value"])
+        text = text.replace(placeholder, quote(str(value), safe=""), 1)
+    return text
 
 
 class _FieldProblem(Exception):
     pass
 
 
+def _truthy(value: Any) -> bool:
+    return value not in (None, False, "", [], {}, 0)
+
+
 def _evaluate(rule: FieldRule, field_map: FieldMap, document: Any) -> Any:
     if rule.when is not None:
         try:
             applies = rule.when.search(document, options=field_map.options)
-        except (JMESPathError, ValueError, TypeError, OverflowError) as exc:
+        except _JMESPATH_FAILURES as exc:
             raise _FieldProblem(f"its 'when' condition failed: {_reason(exc)}") from None
-        if applies in (None, False, "", [], {}, 0):
+        if not _truthy(applies):
             return None
     if rule.compiled is None:
         value = copy.deepcopy(rule.const)
     else:
         try:
             value = rule.compiled.search(document, options=field_map.options)
-        except (JMESPathError, ValueError, TypeError, OverflowError) as exc:
+        except _JMESPATH_FAILURES as exc:
             raise _FieldProblem(f"{rule.expression!r} failed: {_reason(exc)}") from None
     if value is None or value == "":
         value = None if is_missing(rule.default) else copy.deepcopy(rule.default)
@@ -68,17 +137,11 @@ def _evaluate(rule: FieldRule, field_map: FieldMap, document: Any) -> Any:
             source = rule.expression or "its constant"
             raise _FieldProblem(f"required, but {source!r} gave no value")
         return None
-    if rule.type is not None and not _has_type(value, rule.type):
+    if rule.type is not None and not has_type(value, rule.type):
         raise _FieldProblem(
             f"expected {rule.type}, {rule.expression!r} gave {type(value).__name__}"
         )
     return value
-
-
-def _has_type(value: Any, type_name: str) -> bool:
-    if isinstance(value, bool) and type_name != "boolean":
-        return False
-    return isinstance(value, TYPES[type_name])
 
 
 def _reason(exc: Exception) -> str:

@@ -11,11 +11,28 @@ A map looks like::
       source: {const: hirebridge}
 
 A dotted target (``employment.type``) builds nested objects in the payload.
+
+A map whose target needs several calls per new starter declares ordered ``steps`` instead of
+``fields``; each step has its own request, fields and record id, and later steps read earlier
+steps' ids as ``steps.<name>.id``::
+
+    steps:
+      - name: employee
+        path: /employees
+        find: {path: "/employees?externalId={payload.externalId}", id: "items[0].id",
+               update: {method: PUT, path: "/employees/{id}"}}
+        fields: {...}
+      - name: bank_account
+        path: "/employees/{steps.employee.id}/bank-accounts"
+        when: answer(onboarding, `13`)
+        fields: {...}
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,17 +43,16 @@ from jmespath.exceptions import JMESPathError
 
 from worker.errors import ConfigError
 from worker.mapping.functions import function_names, options_for
+from worker.mapping.types import TYPES, call_problems, declared_type_problems
 
-_TOP_KEYS = {"name", "description", "lookups", "fields", "requires", "body"}
+_SINGLE_KEYS = {"fields", "requires", "body", "find"}
+_TOP_KEYS = {"name", "description", "lookups", "steps"} | _SINGLE_KEYS
+_STEP_KEYS = {"name", "description", "method", "path", "when", "record_id"} | _SINGLE_KEYS
 _RULE_KEYS = {"expr", "const", "default", "required", "type", "pii", "description", "when"}
-TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "number": (int, float),
-    "integer": (int,),
-    "boolean": (bool,),
-    "object": (dict,),
-    "array": (list,),
-}
+_FIND_KEYS = {"path", "id", "update"}
+_METHODS = ("POST", "PUT", "PATCH")
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
 _BUILTINS = {
     "abs",
     "avg",
@@ -66,6 +82,7 @@ _BUILTINS = {
     "values",
 }
 _MISSING = object()
+At = Callable[..., str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +103,59 @@ class FieldRule:
 
 
 @dataclass(frozen=True, slots=True)
+class UrlTemplate:
+    """A path (appended to ``hris.url``) whose ``{expression}`` parts are filled per record."""
+
+    text: str
+    parts: tuple[tuple[str, Any], ...]  # (placeholder text, compiled expression)
+
+
+@dataclass(frozen=True, slots=True)
+class Find:
+    """Upsert: look the record up first; found → ``update`` it, not found → create it."""
+
+    path: UrlTemplate
+    id_expression: Any  # JMESPath over the look-up reply's body
+    update_method: str
+    update_path: UrlTemplate
+
+
+@dataclass(frozen=True, slots=True)
+class RecordId:
+    """Where the id of the record a step created is: the reply body or its Location header."""
+
+    source: str  # body | location | none
+    compiled: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One request of a target: a payload from its own field rules."""
+
+    name: str
+    rules: tuple[FieldRule, ...]
+    body: str = "object"  # "array": a one-element array of the object (Xero's style)
+    method: str | None = None  # None: hris.method
+    path: UrlTemplate | None = None  # None: hris.url itself
+    record_id: RecordId | None = None  # None: hris.id_from / hris.id_path
+    find: Find | None = None
+    when: Any = None  # a compiled condition: the step is left out when it is falsy
+
+
+@dataclass(frozen=True, slots=True)
 class FieldMap:
     """A validated field map, ready to evaluate."""
 
     name: str
     source: Path
     version: str
-    rules: tuple[FieldRule, ...]
+    steps: tuple[Step, ...]
     options: jmespath.Options
-    # "object": the payload is the mapped object; "array": a one-element array of it
-    # (APIs such as Xero's take a list of records in one call).
-    body: str = "object"
+    multi_step: bool = False  # declared with `steps:` (payloads are keyed by step name)
+
+    @property
+    def rules(self) -> tuple[FieldRule, ...]:
+        return tuple(rule for step in self.steps for rule in step.rules)
 
 
 def load_field_map(path: Path) -> FieldMap:
@@ -134,11 +193,16 @@ def _collect_marks(
     node: yaml.Node, prefix: tuple[str, ...], marks: dict[tuple[str, ...], str], path: Path
 ) -> None:
     marks.setdefault(prefix, f"{path}:{node.start_mark.line + 1}:{node.start_mark.column + 1}")
-    if isinstance(node, yaml.MappingNode) and len(prefix) < 3:
+    if len(prefix) >= 6:
+        return
+    if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = (*prefix, str(key_node.value))
             marks[key] = f"{path}:{key_node.start_mark.line + 1}:{key_node.start_mark.column + 1}"
             _collect_marks(value_node, key, marks, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _collect_marks(item, (*prefix, str(index)), marks, path)
 
 
 def _build(data: Any, marks: dict[tuple[str, ...], str], path: Path, version: str) -> FieldMap:
@@ -152,31 +216,170 @@ def _build(data: Any, marks: dict[tuple[str, ...], str], path: Path, version: st
 
     if not isinstance(data, dict):
         raise ConfigError([f"{at()}: a field map is a mapping with 'fields' (and 'lookups')"])
-    for key in sorted(set(data) - _TOP_KEYS):
+    for key in sorted(set(data) - _TOP_KEYS, key=str):
         problems.append(f"{at(str(key))}: unknown key {key!r} (allowed: {sorted(_TOP_KEYS)})")
     lookups = _lookups(data.get("lookups", {}), at, problems)
-    fields = data.get("fields")
-    if not isinstance(fields, dict) or not fields:
-        problems.append(f"{at('fields')}: 'fields' must map each target field to a rule")
-        fields = {}
-    known = function_names() | _BUILTINS
-    rules = []
-    for target, spec in fields.items():
-        rule = _rule(str(target), spec, lookups, known, at, problems)
-        if rule is not None:
-            rules.append(rule)
-    _check_paths(rules, problems)
-    _check_requires(data.get("requires", []), rules, at, problems)
-    body = data.get("body", "object")
-    if body not in ("object", "array"):
-        problems.append(f"{at('body')}: 'body' is object or array, not {body!r}")
+    options = options_for(lookups)
+    context = _Context(lookups, function_names() | _BUILTINS, problems)
+    if "steps" in data:
+        for key in sorted(_SINGLE_KEYS & set(data)):
+            problems.append(f"{at(key)}: {key!r} belongs inside each step when a map has 'steps'")
+        steps = _steps(data["steps"], at, context)
+    else:
+        steps = [_step("record", data, lambda *k: at(*k), context, single=True)]
     if problems:
         raise ConfigError(problems)
     name = data.get("name") if isinstance(data.get("name"), str) else path.stem
-    return FieldMap(str(name), path, version, tuple(rules), options_for(lookups), body)
+    valid = tuple(step for step in steps if step is not None)
+    return FieldMap(str(name), path, version, valid, options, multi_step="steps" in data)
 
 
-def _lookups(raw: Any, at: Any, problems: list[str]) -> dict[str, dict[str, Any]]:
+@dataclass
+class _Context:
+    lookups: dict[str, dict[str, Any]]
+    known: set[str]
+    problems: list[str]
+
+
+def _steps(raw: Any, at: At, context: _Context) -> list[Step | None]:
+    if not isinstance(raw, list) or not raw:
+        context.problems.append(f"{at('steps')}: 'steps' is a list of steps, each with 'fields'")
+        return []
+    steps: list[Step | None] = []
+    seen: set[str] = set()
+    for index, spec in enumerate(raw):
+
+        def step_at(*keys: str, index: int = index) -> str:
+            return at("steps", str(index), *keys)
+
+        if not isinstance(spec, dict):
+            context.problems.append(f"{step_at()}: a step is a mapping with 'name' and 'fields'")
+            continue
+        name = spec.get("name")
+        if not isinstance(name, str) or not _STEP_NAME.match(name):
+            context.problems.append(
+                f"{step_at('name')}: step {index + 1}: 'name' is letters, digits and _ "
+                "(it is how later steps refer to it: steps.<name>.id)"
+            )
+            name = f"step{index + 1}"
+        elif name in seen:
+            context.problems.append(f"{step_at('name')}: step name {name!r} is used twice")
+        seen.add(name)
+        if "path" not in spec:
+            context.problems.append(f"{step_at()}: step {name!r}: give its 'path'")
+        steps.append(_step(name, spec, step_at, context, single=False, earlier=seen - {name}))
+    return steps
+
+
+def _step(
+    name: str,
+    spec: dict[str, Any],
+    at: At,
+    context: _Context,
+    *,
+    single: bool,
+    earlier: set[str] | None = None,
+) -> Step | None:
+    problems = context.problems
+    start = len(problems)
+    label = "" if single else f"step {name!r}: "
+    if not single:
+        for key in sorted(set(spec) - _STEP_KEYS, key=str):
+            problems.append(f"{at(str(key))}: {label}unknown key {key!r}")
+    fields = spec.get("fields")
+    if not isinstance(fields, dict) or not fields:
+        problems.append(f"{at('fields')}: {label}'fields' must map each target field to a rule")
+        fields = {}
+    rules = []
+    for target, rule_spec in fields.items():
+        rule = _rule(str(target), rule_spec, context, at)
+        if rule is not None:
+            rules.append(rule)
+    _check_paths(rules, problems)
+    _check_requires(spec.get("requires", []), rules, at, problems)
+    body = spec.get("body", "object")
+    if body not in ("object", "array"):
+        problems.append(f"{at('body')}: {label}'body' is object or array, not {body!r}")
+    method = spec.get("method")
+    if method is not None and method not in _METHODS:
+        problems.append(f"{at('method')}: {label}'method' is one of {', '.join(_METHODS)}")
+    path = None
+    if "path" in spec:
+        path = _template(spec["path"], at("path"), label, context)
+    when = None
+    if "when" in spec:
+        when = _compile(f"{label}'when'", spec["when"], context, at("when"))
+    find = _find(spec["find"], at, label, context) if "find" in spec else None
+    record_id = _record_id(spec["record_id"], at, label, problems) if "record_id" in spec else None
+    for rule in rules:
+        _check_step_refs(rule, earlier or set(), problems)
+    if len(problems) > start:
+        return None
+    return Step(
+        name=name,
+        rules=tuple(rules),
+        body=str(body),
+        method=method,
+        path=path,
+        record_id=record_id,
+        find=find,
+        when=when,
+    )
+
+
+def _template(raw: Any, where: str, label: str, context: _Context) -> UrlTemplate | None:
+    if not isinstance(raw, str) or not raw.strip():
+        context.problems.append(f"{where}: {label}a path is a non-empty string")
+        return None
+    parts = []
+    for match in _PLACEHOLDER.finditer(raw):
+        compiled = _compile(
+            f"{label}path part {{{match.group(1)}}}", match.group(1), context, where
+        )
+        parts.append((match.group(0), compiled))
+    return UrlTemplate(raw, tuple(parts))
+
+
+def _find(raw: Any, at: At, label: str, context: _Context) -> Find | None:
+    problems = context.problems
+    if not isinstance(raw, dict) or not {"path", "id", "update"} <= set(raw):
+        problems.append(f"{at('find')}: {label}'find' needs path, id and update")
+        return None
+    for key in sorted(set(raw) - _FIND_KEYS, key=str):
+        problems.append(f"{at('find', str(key))}: {label}unknown key {key!r} in 'find'")
+    path = _template(raw["path"], at("find", "path"), label, context)
+    id_expression = _compile(f"{label}find id", raw["id"], context, at("find", "id"))
+    update = raw["update"]
+    if not isinstance(update, dict) or set(update) - {"method", "path"} or "path" not in update:
+        problems.append(f"{at('find', 'update')}: {label}'update' is {{method: PUT, path: ...}}")
+        return None
+    method = update.get("method", "PUT")
+    if method not in _METHODS:
+        problems.append(f"{at('find', 'update')}: {label}update method is one of {_METHODS}")
+    update_path = _template(update["path"], at("find", "update"), label, context)
+    if path is None or update_path is None or id_expression is None:
+        return None
+    return Find(path, id_expression, str(method), update_path)
+
+
+def _record_id(raw: Any, at: At, label: str, problems: list[str]) -> RecordId | None:
+    where = at("record_id")
+    if not isinstance(raw, dict) or raw.get("from") not in ("body", "location", "none"):
+        problems.append(
+            f"{where}: {label}record_id is {{from: body, path: <JMESPath>}}, "
+            "{from: location} or {from: none}"
+        )
+        return None
+    if raw["from"] != "body":
+        return RecordId(str(raw["from"]))
+    try:
+        return RecordId("body", jmespath.compile(str(raw.get("path", "id"))))
+    except JMESPathError as exc:
+        problems.append(f"{where}: {label}bad record_id path: {str(exc).splitlines()[0]}")
+        return None
+
+
+def _lookups(raw: Any, at: At, problems: list[str]) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict):
         problems.append(f"{at('lookups')}: 'lookups' must map table names to key: value tables")
         return {}
@@ -189,14 +392,8 @@ def _lookups(raw: Any, at: Any, problems: list[str]) -> dict[str, dict[str, Any]
     return tables
 
 
-def _rule(
-    target: str,
-    spec: Any,
-    lookups: dict[str, dict[str, Any]],
-    known: set[str],
-    at: Any,
-    problems: list[str],
-) -> FieldRule | None:
+def _rule(target: str, spec: Any, context: _Context, at: At) -> FieldRule | None:
+    problems = context.problems
     where = at("fields", target)
     if isinstance(spec, str):
         spec = {"expr": spec}
@@ -204,22 +401,19 @@ def _rule(
         problems.append(f"{where}: field {target!r}: give an expression or a mapping with 'expr'")
         return None
     start = len(problems)
-    for key in sorted(set(spec) - _RULE_KEYS):
+    for key in sorted(set(spec) - _RULE_KEYS, key=str):
         problems.append(f"{at('fields', target, str(key))}: field {target!r}: unknown key {key!r}")
     has_expr, has_const = "expr" in spec, "const" in spec
     if has_expr == has_const:
         problems.append(f"{where}: field {target!r}: give exactly one of 'expr' or 'const'")
     when = None
     if "when" in spec:
-        when = _compile(target, spec["when"], lookups, known, at("fields", target, "when"))
-        if isinstance(when, str):
-            problems.append(when)
+        when = _compile(f"field {target!r}", spec["when"], context, at("fields", target, "when"))
     compiled = None
     if has_expr:
-        compiled = _compile(target, spec["expr"], lookups, known, at("fields", target, "expr"))
-        if isinstance(compiled, str):
-            problems.append(compiled)
-            compiled = None
+        compiled = _compile(
+            f"field {target!r}", spec["expr"], context, at("fields", target, "expr")
+        )
     type_name = spec.get("type")
     if type_name is not None and type_name not in TYPES:
         problems.append(
@@ -231,6 +425,21 @@ def _rule(
             problems.append(f"{at('fields', target, flag)}: field {target!r}: {flag} is true/false")
     if any(not part for part in target.split(".")):
         problems.append(f"{where}: field {target!r}: empty part in dotted target")
+    if len(problems) > start:
+        return None
+    if compiled is not None or has_const:
+        for problem in declared_type_problems(
+            compiled.parsed if compiled is not None else None,
+            declared=type_name,
+            const=spec.get("const", _MISSING),
+            default=spec.get("default", _MISSING),
+            lookups=context.lookups,
+            missing=_MISSING,
+        ):
+            problems.append(
+                f"{at('fields', target, 'expr' if has_expr else 'const')}: "
+                f"field {target!r}: {problem}"
+            )
     if len(problems) > start:
         return None
     return FieldRule(
@@ -248,28 +457,36 @@ def _rule(
     )
 
 
-def _compile(
-    target: str, expr: Any, lookups: dict[str, dict[str, Any]], known: set[str], where: str
-) -> Any:
-    """A compiled expression, or a problem description (str)."""
+def _compile(what: str, expr: Any, context: _Context, where: str) -> Any:
+    """A compiled expression, or None after adding the problem to the context."""
+    problem = _problem_in(what, expr, context)
+    if isinstance(problem, str):
+        context.problems.append(f"{where}: {problem}")
+        return None
+    return problem
+
+
+def _problem_in(what: str, expr: Any, context: _Context) -> Any:
     if not isinstance(expr, str) or not expr.strip():
-        return f"{where}: field {target!r}: 'expr' must be a non-empty JMESPath expression"
+        return f"{what}: 'expr' must be a non-empty JMESPath expression"
     try:
         compiled = jmespath.compile(expr)
     except JMESPathError as exc:
         reason = str(exc).splitlines()[0]
-        return f"{where}: field {target!r}: bad expression {expr!r}: {reason}"
+        return f"{what}: bad expression {expr!r}: {reason}"
     for node in _walk(compiled.parsed):
         if node.get("type") != "function_expression":
             continue
         name = node.get("value")
-        if name not in known:
-            return f"{where}: field {target!r}: unknown function {name}()"
+        if name not in context.known:
+            return f"{what}: unknown function {name}()"
         children = node.get("children") or []
         if name == "lookup" and children and children[0].get("type") == "literal":
             table = children[0].get("value")
-            if table not in lookups:
-                return f"{where}: field {target!r}: unknown lookup table {table!r}"
+            if table not in context.lookups:
+                return f"{what}: unknown lookup table {table!r}"
+    for problem in call_problems(compiled.parsed, context.lookups):
+        return f"{what}: {problem}"
     return compiled
 
 
@@ -278,6 +495,33 @@ def _walk(node: Any) -> Any:
         yield node
         for child in node.get("children", []) or []:
             yield from _walk(child)
+
+
+def _check_step_refs(rule: FieldRule, earlier: set[str], problems: list[str]) -> None:
+    """``steps.X.id`` in an expression must name a step that runs before this one."""
+    for compiled in (rule.compiled, rule.when):
+        if compiled is None:
+            continue
+        for name in step_references(compiled.parsed):
+            if name not in earlier:
+                problems.append(
+                    f"{rule.where}: field {rule.target!r}: steps.{name} is not an earlier step"
+                )
+
+
+def step_references(parsed: Any) -> set[str]:
+    """The step names an expression reads through ``steps.<name>``."""
+    found = set()
+    for node in _walk(parsed):
+        children = node.get("children") or []
+        if (
+            node.get("type") == "subexpression"
+            and len(children) >= 2
+            and children[0] == {"type": "field", "children": [], "value": "steps"}
+            and children[1].get("type") == "field"
+        ):
+            found.add(str(children[1]["value"]))
+    return found
 
 
 def _check_paths(rules: list[FieldRule], problems: list[str]) -> None:
@@ -293,7 +537,7 @@ def _check_paths(rules: list[FieldRule], problems: list[str]) -> None:
                 )
 
 
-def _check_requires(requires: Any, rules: list[FieldRule], at: Any, problems: list[str]) -> None:
+def _check_requires(requires: Any, rules: list[FieldRule], at: At, problems: list[str]) -> None:
     """``requires``: the target API's mandatory fields; each needs a rule that is required
     (or a constant), so that no record can reach the API without it."""
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):

@@ -33,9 +33,10 @@ import structlog
 
 from worker import alerts, metrics
 from worker.errors import DeliveryError, HirebridgeError, PermanentError, RateLimitedError
-from worker.mapping.engine import MappedRecord, apply_map
+from worker.mapping.engine import MappedRecord, apply_map, map_step, step_applies, step_context
 from worker.mapping.loader import FieldMap
 from worker.pipelines.policy import CircuitBreaker, after_failure, credentials_refused
+from worker.pipelines.targets import send_step
 from worker.redact import Redactor, scrub_text
 from worker.settings import SyncSettings
 from worker.sinks.http import HttpSink
@@ -263,7 +264,10 @@ class OfferSync:
                     redact = Redactor(record.sensitive_values)
                     stage = "post"
                     structlog.contextvars.bind_contextvars(stage=stage)
-                    await self._post(offer_id, record, field_map.version)
+                    if field_map.multi_step:
+                        await self._post_steps(offer_id, document, record, field_map)
+                    else:
+                        await self._post(offer_id, document, record, field_map)
                 else:
                     log.info("offer_already_posted", status=state.status, hris_id=state.hris_id)
                 stage = "mark_processed"
@@ -277,19 +281,67 @@ class OfferSync:
             except Exception as exc:  # HirebridgeError, or a bug: keep the state honest
                 return await self._fail(offer_id, stage, state.attempts, exc, redact)
 
-    async def _post(self, offer_id: str, record: MappedRecord, map_version: str) -> None:
+    async def _post(
+        self, offer_id: str, document: Any, record: MappedRecord, field_map: FieldMap
+    ) -> None:
         key = idempotency_key(self._tenant, offer_id)
         await self._db(
             self._ledger.record_posting,
             offer_id,
             payload_hash=payload_hash(record.payload),
-            mapping_version=map_version,
+            mapping_version=field_map.version,
             idempotency_key=key,
         )
-        delivered = await self._sink.deliver(record.payload, key)
+        step = field_map.steps[0]
+        if step.find is None and step.path is None and step.method is None:
+            delivered = await self._sink.deliver(record.payload, key, record_id=step.record_id)
+        else:
+            delivered = await send_step(self._sink, field_map, step, document, record.payload, key)
         await self._db(self._ledger.record_posted, offer_id, hris_id=delivered.record_id)
         metrics.OFFERS.labels("posted").inc()
         log.info("offer_posted", hris_id=delivered.record_id, status=delivered.status)
+
+    async def _post_steps(
+        self, offer_id: str, document: Any, plan: MappedRecord, field_map: FieldMap
+    ) -> None:
+        """Send each step in order, recording each; a retry resumes at the first step the
+        target has not accepted. ``plan`` (every step mapped with placeholder ids) has already
+        shown that every step can be filled, so a missing answer sends nothing at all."""
+        base_key = idempotency_key(self._tenant, offer_id)
+        ids: dict[str, str | None] = await self._db(self._ledger.steps_done, offer_id)
+        await self._db(
+            self._ledger.record_posting,
+            offer_id,
+            payload_hash=payload_hash(plan.payload),
+            mapping_version=field_map.version,
+            idempotency_key=base_key,
+        )
+        for step in field_map.steps:
+            if step.name in ids:
+                log.info("step_already_done", step=step.name, hris_id=ids[step.name])
+                continue
+            context = step_context(document, ids)
+            if not step_applies(field_map, step, context):
+                continue
+            payload = map_step(field_map, step, context).payload
+            key = f"{base_key}:{step.name}"
+            record_step = self._ledger.record_step
+            await self._db(record_step, offer_id, step.name, status="posting", idempotency_key=key)
+            delivered = await send_step(self._sink, field_map, step, context, payload, key)
+            await self._db(
+                record_step,
+                offer_id,
+                step.name,
+                status="done",
+                idempotency_key=key,
+                record_id=delivered.record_id,
+            )
+            ids[step.name] = delivered.record_id
+            log.info("step_posted", step=step.name, hris_id=delivered.record_id)
+        first = ids.get(field_map.steps[0].name)
+        await self._db(self._ledger.record_posted, offer_id, hris_id=first)
+        metrics.OFFERS.labels("posted").inc()
+        log.info("offer_posted", hris_id=first, steps=len(ids))
 
     async def _fail(
         self,

@@ -16,6 +16,7 @@ import jmespath
 import structlog
 
 from worker.errors import PermanentError
+from worker.mapping.loader import RecordId
 from worker.remote.http import Reply, exchange, raise_for_status
 from worker.remote.retry import with_retries
 from worker.remote.tokens import ClientCredentials
@@ -30,6 +31,7 @@ class Delivered:
 
     record_id: str | None
     status: int
+    updated: bool = False  # an existing record was found and updated (upsert)
 
 
 class OutboundAuth:
@@ -93,8 +95,51 @@ class HttpSink:
         self._success = frozenset(settings.success_statuses)
         self._id_path = jmespath.compile(settings.id_path) if settings.id_from == "body" else None
 
-    async def deliver(self, payload: Any, idempotency_key: str) -> Delivered:
-        """Send ``payload``; retries transient failures with the same idempotency key."""
+    def url_for(self, path: str) -> str:
+        """A step's path appended to ``hris.url`` (the API's base when a map has steps)."""
+        base = self._settings.url
+        return base.rstrip("/") + path if path.startswith("/") else base + path
+
+    async def look_up(self, url: str, id_expression: Any, *, stage: str = "find") -> str | None:
+        """GET ``url``; the id ``id_expression`` finds in the reply, or None (also on a 404)."""
+
+        async def once() -> Reply:
+            for attempt in (1, 2):
+                auth = await self._auth.headers()
+                headers = {**self._settings.headers, **auth, "Accept": "application/json"}
+                reply = await exchange(
+                    self._client,
+                    "GET",
+                    url,
+                    system=self._system,
+                    stage=stage,
+                    timeout=self._settings.retry.timeout_seconds,
+                    headers=headers,
+                )
+                if reply.status == 401 and attempt == 1 and self._auth.refused(auth):
+                    continue
+                if reply.status != 404:
+                    raise_for_status(reply, success=frozenset({200}), retry_after_cap=300.0)
+                return reply
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        reply = await with_retries(once, self._settings.retry)
+        if reply.status == 404 or not reply.body:
+            return None
+        return _as_id(id_expression.search(reply.json()))
+
+    async def deliver(
+        self,
+        payload: Any,
+        idempotency_key: str,
+        *,
+        method: str | None = None,
+        url: str | None = None,
+        record_id: RecordId | None = None,
+        stage: str = "post",
+    ) -> Delivered:
+        """Send ``payload`` (to hris.url unless ``url``); retries transient failures with the
+        same idempotency key. ``record_id`` overrides where the new record's id is read."""
 
         async def once() -> Reply:
             for attempt in (1, 2):
@@ -107,10 +152,10 @@ class HttpSink:
                 }
                 reply = await exchange(
                     self._client,
-                    self._settings.method,
-                    self._settings.url,
+                    method or self._settings.method,
+                    url or self._settings.url,
                     system=self._system,
-                    stage="post",
+                    stage=stage,
                     timeout=self._settings.retry.timeout_seconds,
                     headers=headers,
                     json_body=payload,
@@ -122,26 +167,33 @@ class HttpSink:
             raise AssertionError("unreachable")  # pragma: no cover
 
         reply = await with_retries(once, self._settings.retry)
-        return Delivered(self._record_id(reply), reply.status)
+        return Delivered(self._record_id(reply, record_id), reply.status)
 
-    def _record_id(self, reply: Reply) -> str | None:
+    def _record_id(self, reply: Reply, rule: RecordId | None) -> str | None:
         """The new record's id, from the body or the Location header.
 
         The record exists once the destination said yes, so a missing id is logged, not raised:
         failing here would make a retry create a duplicate.
         """
+        source = rule.source if rule is not None else self._settings.id_from
+        id_path = rule.compiled if rule is not None else self._id_path
         record_id: Any = None
-        if self._settings.id_from == "location":
+        if source == "location":
             location = reply.headers.get("location")
             if location:
                 record_id = urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1] or None
-        elif self._id_path is not None and reply.body:
+        elif source == "body" and id_path is not None and reply.body:
             try:
-                record_id = self._id_path.search(reply.json())
+                record_id = id_path.search(reply.json())
             except PermanentError:
                 record_id = None
-        if isinstance(record_id, int | str) and not isinstance(record_id, bool) and record_id != "":
-            return str(record_id)
-        if self._settings.id_from != "none":
-            log.warning("record_id_missing", system=self._system, source=self._settings.id_from)
-        return None
+        found = _as_id(record_id)
+        if found is None and source != "none":
+            log.warning("record_id_missing", system=self._system, source=source)
+        return found
+
+
+def _as_id(value: Any) -> str | None:
+    if isinstance(value, int | str) and not isinstance(value, bool) and value != "":
+        return str(value)
+    return None

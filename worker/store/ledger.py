@@ -35,7 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from worker.store.tables import offers, runs, source_documents
+from worker.store.tables import offer_steps, offers, runs, source_documents
 
 
 class Status(StrEnum):
@@ -180,6 +180,45 @@ class Ledger:
             last_error=None,
             http_status=None,
         )
+
+    def steps_done(self, offer_id: str) -> dict[str, str | None]:
+        """The steps of a multi-step map that the target accepted, with their record ids."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(offer_steps.c.step, offer_steps.c.record_id).where(
+                    offer_steps.c.tenant == self._tenant,
+                    offer_steps.c.offer_id == offer_id,
+                    offer_steps.c.status == "done",
+                )
+            ).all()
+        return {str(step): record_id for step, record_id in rows}
+
+    def record_step(
+        self,
+        offer_id: str,
+        step: str,
+        *,
+        status: str,
+        idempotency_key: str,
+        record_id: str | None = None,
+    ) -> None:
+        """``posting`` before a step's request, ``done`` as soon as the target accepted it."""
+        values = {"status": status, "record_id": record_id, "updated_at": _now(),
+                  "idempotency_key": idempotency_key}  # fmt: skip
+        dialect = self._engine.dialect.name
+        upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(offer_steps)
+        statement = upsert.values(tenant=self._tenant, offer_id=offer_id, step=step, **values)
+        with self._engine.begin() as conn:
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[
+                        offer_steps.c.tenant,
+                        offer_steps.c.offer_id,
+                        offer_steps.c.step,
+                    ],
+                    set_=values,
+                )
+            )
 
     def record_processed(self, offer_id: str) -> None:
         self._set(

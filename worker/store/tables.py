@@ -53,6 +53,20 @@ offers = Table(
     Column("lease_until", DateTime(timezone=True), nullable=True),
 )
 
+# Multi-step field maps: each step an offer has been sent through. A step that is "done" is
+# never sent again; one left "posting" (outcome unknown) is resent with the same idempotency key.
+offer_steps = Table(
+    "offer_steps",
+    metadata,
+    Column("tenant", String(64), primary_key=True),
+    Column("offer_id", String(64), primary_key=True),
+    Column("step", String(40), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("record_id", String(128), nullable=True),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 # Fetched source documents (PII): only when database.keep_source_documents_days is set,
 # and deleted once older than that.
 source_documents = Table(

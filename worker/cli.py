@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from worker import __version__, alerts
 from worker.errors import ConfigError, HirebridgeError, MappingError
-from worker.mapping.engine import apply_map
+from worker.mapping.engine import apply_map, planned_requests
 from worker.mapping.loader import load_field_map
 from worker.observability import configure_logging
 from worker.settings import Settings, load_settings
@@ -214,10 +215,19 @@ def _preview(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2, ensure_ascii=False))
     try:
         payload = apply_map(field_map, document).payload
+        planned = planned_requests(field_map, document)
     except MappingError as exc:
         return _mapping_failed(exc)
     if args.diff is None:
-        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        if not field_map.multi_step:
+            print(json.dumps(payload, indent=2, ensure_ascii=False))
+            return EXIT_OK
+        for request in planned:
+            method = request.method or settings.hris.method
+            url = settings.hris.url.rstrip("/") + unquote(request.path or "")
+            upsert = "  (or updates the record its look-up finds)" if request.upsert else ""
+            print(f"# step {request.step}: {method} {url}{upsert}")
+            print(json.dumps(request.payload, indent=2, ensure_ascii=False))
         return EXIT_OK
     from worker.mapping.testing import diff
 
@@ -282,7 +292,8 @@ def _validate_mappings(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        print(f"ok  {path}  ({len(field_map.rules)} fields, version {field_map.version})")
+        steps = f"{len(field_map.steps)} steps, " if field_map.multi_step else ""
+        print(f"ok  {path}  ({steps}{len(field_map.rules)} fields, version {field_map.version})")
     for problem in problems:
         print(problem, file=sys.stderr)
     return EXIT_CONFIG if problems else EXIT_OK

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, Sims
+from tests.pipelines.test_steps import STEPS_MAP
 
 pytestmark = pytest.mark.e2e
 MISSING_TFN = {"offers": 6, "missing_tfn": frozenset({1})}
@@ -78,6 +79,28 @@ def test_preview_from_a_saved_document(tmp_path: Path, sims: Sims) -> None:
     preview = hirebridge("--config", str(config), "preview", "--input", str(document), cwd=tmp_path)
     assert preview.returncode == 1
     assert "'tax.taxFileNumber': required" in preview.stderr
+
+
+def test_preview_of_a_multi_step_map_shows_each_request(tmp_path: Path, sims: Sims) -> None:
+    config = write_config(sims, tmp_path, "sqlite:///unused.sqlite")
+    data = yaml.safe_load(config.read_text())
+    data["hris"].update(url="https://payroll.example.com/api", mapping=str(STEPS_MAP))
+    config.write_text(yaml.safe_dump(data))
+    document = REPO / "mappings" / "example_payroll_steps.tests" / "typical.input.json"
+
+    result = hirebridge("--config", str(config), "preview", "--input", str(document), cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    headers = [line for line in result.stdout.splitlines() if line.startswith("# step")]
+    assert headers == [
+        "# step employee: POST https://payroll.example.com/api/employees"
+        "  (or updates the record its look-up finds)",
+        "# step bank_account: POST https://payroll.example.com/api/employees/<employee.id>"
+        "/bank-accounts",
+        "# step tax_declaration: POST https://payroll.example.com/api/employees/<employee.id>"
+        "/tax-declaration",
+    ]
+    assert '"employeeId": "<employee.id>"' in result.stdout
 
 
 def test_validate_mappings_lists_every_problem_with_exit_code_2(tmp_path: Path) -> None:

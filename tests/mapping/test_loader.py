@@ -79,3 +79,53 @@ def test_version_changes_with_content(tmp_path: Path) -> None:
     first = load_field_map(write(tmp_path, "fields:\n  a: offer.x\n")).version
     second = load_field_map(write(tmp_path, "fields:\n  a: offer.y\n")).version
     assert first != second
+
+
+STEPS = """\
+steps:
+  - name: employee
+    path: /employees
+    find: {path: "/employees?externalId={payload.id}", id: "items[0].id",
+           update: {method: PUT, path: "/employees/{id}"}}
+    fields:
+      id: offer.Id
+  - name: bank
+    path: "/employees/{steps.employee.id}/bank"
+    when: offer.Bank
+    fields:
+      owner: steps.employee.id
+"""
+
+
+def test_steps_load_in_order_with_their_requests(tmp_path: Path) -> None:
+    field_map = load_field_map(write(tmp_path, STEPS))
+    assert field_map.multi_step
+    employee, bank = field_map.steps
+    assert (employee.name, bank.name) == ("employee", "bank")
+    assert employee.find is not None and employee.find.update_method == "PUT"
+    assert bank.path is not None and bank.path.parts[0][0] == "{steps.employee.id}"
+    assert bank.when is not None
+
+
+def test_step_problems_point_into_the_step(tmp_path: Path) -> None:
+    text = (
+        "fields: {a: b}\n"
+        "steps:\n"
+        "  - name: employee\n"
+        "    method: GET\n"
+        "    fields:\n"
+        "      owner: steps.bank.id\n"
+        "  - name: employee\n"
+        "    path: '/x/{nosuch(a)}'\n"
+        "    colour: red\n"
+        "    fields: {a: b}\n"
+    )
+    path = write(tmp_path, text)
+    joined = "\n".join(problems_of(path))
+    assert f"{path}:1:1: 'fields' belongs inside each step" in joined
+    assert f"{path}:3:5: step 'employee': give its 'path'" in joined
+    assert f"{path}:4:5: step 'employee': 'method' is one of POST, PUT, PATCH" in joined
+    assert f"{path}:6:7: field 'owner': steps.bank is not an earlier step" in joined
+    assert f"{path}:7:5: step name 'employee' is used twice" in joined
+    assert f"{path}:8:5: step 'employee': path part {{nosuch(a)}}: unknown function" in joined
+    assert f"{path}:9:5: step 'employee': unknown key 'colour'" in joined

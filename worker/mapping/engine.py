@@ -168,3 +168,31 @@ def _leaf_strings(value: Any) -> list[str]:
     if isinstance(value, list):
         return [s for v in value for s in _leaf_strings(v)]
     return [] if isinstance(value, bool) else [str(value)]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRequest:
+    """What one step would send (for previews): ids only the target gives are placeholders."""
+
+    step: str
+    method: str | None  # None: hris.method
+    path: str | None  # None: hris.url itself
+    payload: Any
+    upsert: bool  # looked up first, and updated if found
+
+
+def planned_requests(field_map: FieldMap, document: Any) -> list[PlannedRequest]:
+    record = apply_map(field_map, document)
+    payloads = record.payload if field_map.multi_step else {field_map.steps[0].name: record.payload}
+    ids: dict[str, str | None] = {}
+    planned = []
+    for step in field_map.steps:
+        context = step_context(document, ids)
+        ids[step.name] = f"<{step.name}.id>"
+        if step.name not in payloads:
+            continue
+        payload = payloads[step.name]
+        scope = {**context, "payload": payload} if isinstance(context, dict) else {}
+        path = fill_path(field_map, step.path, scope) if step.path is not None else None
+        planned.append(PlannedRequest(step.name, step.method, path, payload, step.find is not None))
+    return planned

@@ -121,10 +121,11 @@ def call_problems(parsed: Any, lookups: Mapping[str, Mapping[str, Any]]) -> Iter
         for index, (arg, spec) in enumerate(zip(args, signature, strict=False), start=1):
             allowed = {_base(t) for t in spec.get("types", [])}
             given = infer(arg, lookups)
-            if not allowed or given is None or given & allowed:
+            values = given - {"null"} if given is not None else None
+            if not allowed or not values or values & allowed:
                 continue
             yield (
-                f"argument {index} of {name}() is {' or '.join(sorted(given))}, "
+                f"argument {index} of {name}() is {' or '.join(sorted(values))}, "
                 f"expected {' or '.join(sorted(allowed))}"
             )
 

@@ -113,10 +113,15 @@ def make_offers(
                 {
                     "QuestionID": 1,
                     "Question": "Mobile phone",
-                    "Answer": f"04{rng.randrange(10**7, 10**8)}",
+                    "Answer": _mobile(rng.randrange(10**7, 10**8)),
                 },
                 {"QuestionID": 2, "Question": "Right to work in Australia", "Answer": "Yes"},
             ],
         }
         offers.append(SampleOffer(offer_id, application_id, offer, onboarding, application_form))
     return offers
+
+
+def _mobile(n: int) -> str:
+    """An Australian mobile number that phonenumbers accepts (0412-0418 ranges)."""
+    return f"041{2 + n % 7}{n % 10**6:06d}"

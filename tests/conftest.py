@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from worker.demo import simulator_settings
+from worker.demo import TARGETS, simulator_settings
 from worker.observability import configure_logging
 from worker.settings import Settings
 from worker.simulators import hris, pageup
@@ -53,11 +53,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 class Sims:
     """Both simulators, started on loopback for one test."""
 
-    def __init__(self, offers: int, missing_tfn: frozenset[int]) -> None:
+    def __init__(self, offers: int, missing_tfn: frozenset[int], target: str = "example") -> None:
         self.samples = make_offers(offers, missing_tfn=missing_tfn)
         self.pageup = pageup.PageUpState()
         self.pageup.load(self.samples)
-        self.hris = hris.HrisState()
+        self.target = target
+        self.hris = hris.HrisState(flavour=TARGETS[target].flavour)
         self._servers = [
             BackgroundServer(pageup.build_app(self.pageup)),
             BackgroundServer(hris.build_app(self.hris)),
@@ -74,8 +75,10 @@ class Sims:
             server.stop()
 
     def settings_data(self, db_url: str, **overrides: Any) -> dict[str, Any]:
-        mapping = REPO / "mappings" / "example_hris.yaml"
-        data = simulator_settings(self.pageup_url, self.hris_url, db_url, mapping=mapping)
+        mapping = REPO / "mappings" / TARGETS[self.target].mapping
+        data = simulator_settings(
+            self.pageup_url, self.hris_url, db_url, mapping=mapping, target=self.target
+        )
         for section in ("pageup", "hris"):
             data[section]["retry"] = {
                 "attempts": 3, "backoff_initial_seconds": 0.0, "backoff_max_seconds": 0.01,
@@ -96,7 +99,11 @@ class Sims:
 def sims(request: pytest.FixtureRequest) -> Iterator[Sims]:
     """Simulators with 12 sample offers (override with ``@pytest.mark.parametrize`` indirect)."""
     options = getattr(request, "param", {})
-    started = Sims(options.get("offers", 12), options.get("missing_tfn", frozenset())).start()
+    started = Sims(
+        options.get("offers", 12),
+        options.get("missing_tfn", frozenset()),
+        options.get("target", "example"),
+    ).start()
     try:
         yield started
     finally:

@@ -121,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run a sync against the bundled simulators")
     demo.add_argument("--offers", type=int, default=12, help="sample offers (default 12)")
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="demo state folder")
+    demo.add_argument(
+        "--target",
+        choices=["example", "steps", "bamboohr", "hibob", "xero"],
+        default="example",
+        help="the HRIS the simulator behaves like, with its shipped map (default example)",
+    )
     demo.set_defaults(handler=_demo)
 
     simulate = commands.add_parser("simulate", help="serve the PageUp and HRIS simulators")
@@ -413,7 +419,7 @@ def _operator() -> str:
 def _demo(args: argparse.Namespace) -> int:
     from worker.demo import run_demo
 
-    return run_demo(offers=args.offers, folder=args.dir)
+    return run_demo(offers=args.offers, folder=args.dir, target=args.target)
 
 
 def _simulate(args: argparse.Namespace) -> int:

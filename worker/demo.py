@@ -9,25 +9,79 @@ import signal
 import sys
 import threading
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 import worker
+from worker.errors import MappingError
+from worker.mapping.engine import apply_map
+from worker.mapping.loader import FieldMap, load_field_map
 from worker.observability import configure_logging
 from worker.runtime import offer_sync
 from worker.settings import Settings
 from worker.simulators import hris, pageup
-from worker.simulators.sample import make_offers
+from worker.simulators.sample import SampleOffer, make_offers
 from worker.simulators.server import BackgroundServer
 
 DEMO_MISSING_TFN = 4  # the fifth sample offer has no tax file number answer
 
 
-def default_mapping() -> Path:
-    bundled = Path(worker.__file__).resolve().parent.parent / "mappings" / "example_hris.yaml"
-    return bundled if bundled.exists() else Path("mappings/example_hris.yaml")
+@dataclass(frozen=True)
+class DemoTarget:
+    """An HRIS the demo can sync to: the simulator's flavour and the shipped map for it."""
+
+    flavour: str
+    mapping: str
+    path: str  # hris.url below the simulator's base URL
+
+
+TARGETS = {
+    "example": DemoTarget("generic", "example_hris.yaml", "/api/employees"),
+    "steps": DemoTarget("generic", "example_payroll_steps.yaml", "/api"),
+    "bamboohr": DemoTarget("bamboohr", "bamboohr.yaml", hris.FLAVOURS["bamboohr"].path),
+    "hibob": DemoTarget("hibob", "hibob.yaml", hris.FLAVOURS["hibob"].path),
+    "xero": DemoTarget("xero", "xero_payroll_au.yaml", hris.FLAVOURS["xero"].path),
+}
+
+
+def default_mapping(name: str = "example_hris.yaml") -> Path:
+    bundled = Path(worker.__file__).resolve().parent.parent / "mappings" / name
+    return bundled if bundled.exists() else Path("mappings") / name
+
+
+def hris_settings(target: str, hris_url: str, sim: hris.HrisState) -> dict[str, Any]:
+    """The ``hris`` settings section for ``target`` served by the simulator at ``hris_url``."""
+    spec = TARGETS[target]
+    data: dict[str, Any] = {
+        "url": f"{hris_url}{spec.path}",
+        "mapping": str(default_mapping(spec.mapping)),
+    }
+    key = sim.api_key or ""
+    if spec.flavour == "generic":
+        data["auth"] = {"type": "api_key", "header_name": "X-API-Key", "api_key": key}
+    elif spec.flavour == "bamboohr":
+        data["auth"] = {"type": "basic", "username": key, "password": "x"}
+        data.update(id_from="location", success_statuses=[201])
+    elif spec.flavour == "hibob":
+        data["auth"] = {"type": "basic", "username": sim.username, "password": key}
+        data.update(id_path="id", success_statuses=[200])
+    else:
+        data["auth"] = {
+            "type": "oauth2",
+            "token_url": f"{hris_url}/connect/token",
+            "client_id": sim.client_id,
+            "client_secret": sim.client_secret,
+            "scope": "payroll.employees",
+        }
+        data.update(
+            headers={"xero-tenant-id": sim.tenant_id},
+            id_path="Employees[0].EmployeeID",
+            success_statuses=[200],
+        )
+    return data
 
 
 def simulator_settings(
@@ -37,10 +91,15 @@ def simulator_settings(
     *,
     mapping: Path | None = None,
     concurrency: int = 8,
+    target: str = "example",
     **overrides: Any,
 ) -> dict[str, Any]:
     """Settings (as a plain dict) that point hirebridge at the simulators."""
-    sim_pageup, sim_hris = pageup.PageUpState(), hris.HrisState()
+    sim_pageup = pageup.PageUpState()
+    sim_hris = hris.HrisState(flavour=TARGETS[target].flavour)
+    hris_section = hris_settings(target, hris_url, sim_hris)
+    if mapping is not None:
+        hris_section["mapping"] = str(mapping)
     data: dict[str, Any] = {
         "pageup": {
             "tenant_id": sim_pageup.tenant,
@@ -51,9 +110,7 @@ def simulator_settings(
             "retry": {"attempts": 4, "backoff_initial_seconds": 0.05, "timeout_seconds": 5},
         },
         "hris": {
-            "url": f"{hris_url}{sim_hris.path}",
-            "auth": {"type": "api_key", "header_name": "X-API-Key", "api_key": sim_hris.api_key},
-            "mapping": str(mapping or default_mapping()),
+            **hris_section,
             "retry": {"attempts": 4, "backoff_initial_seconds": 0.05, "timeout_seconds": 5},
         },
         "database": {"url": database_url},
@@ -64,7 +121,7 @@ def simulator_settings(
     return data
 
 
-def run_demo(*, offers: int, folder: Path) -> int:
+def run_demo(*, offers: int, folder: Path, target: str = "example") -> int:
     """Start both simulators, sync twice, show what happened. Exit 0 when all went as expected."""
     if folder.exists():
         shutil.rmtree(folder)
@@ -73,20 +130,33 @@ def run_demo(*, offers: int, folder: Path) -> int:
     samples = make_offers(offers, missing_tfn=frozenset({DEMO_MISSING_TFN}))
     sim_pageup = pageup.PageUpState(faults=pageup.PageUpFaults(error_rate=0.05, seed=3))
     sim_pageup.load(samples)
-    sim_hris = hris.HrisState()
+    sim_hris = hris.HrisState(flavour=TARGETS[target].flavour)
     with ExitStack() as stack, log_path.open("w") as log_file:
         configure_logging("info", "json", stream=log_file)
         pageup_server = stack.enter_context(BackgroundServer(pageup.build_app(sim_pageup)))
         hris_server = stack.enter_context(BackgroundServer(hris.build_app(sim_hris)))
         database_url = f"sqlite:///{(folder / 'hirebridge.sqlite').resolve()}"
-        data = simulator_settings(pageup_server.url, hris_server.url, database_url)
+        data = simulator_settings(pageup_server.url, hris_server.url, database_url, target=target)
         (folder / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
         settings = Settings(**data)
+        field_map = load_field_map(settings.hris.mapping)
+        mappable = sum(1 for sample in samples if _maps(field_map, sample))
         print(f"PageUp simulator {pageup_server.url}  ({offers} accepted offers in the queue)")
-        print(f"HRIS simulator   {hris_server.url}")
+        print(f"HRIS simulator   {hris_server.url}  (behaves like: {TARGETS[target].flavour})")
+        print(f"field map        {settings.hris.mapping}")
         print(f"state            {database_url}\n")
         reports = asyncio.run(_two_runs(settings))
-    return _summarise(reports, sim_pageup, sim_hris, samples_count=offers, folder=folder)
+    return _summarise(reports, sim_pageup, sim_hris, expected=mappable, total=offers, folder=folder)
+
+
+def _maps(field_map: FieldMap, sample: SampleOffer) -> bool:
+    """Whether the map can fill every required field of a sample offer (checked offline)."""
+    document = {"offer": sample.offer, "onboarding": sample.onboarding}
+    try:
+        apply_map(field_map, {**document, "application": sample.application_form})
+    except MappingError:
+        return False
+    return True
 
 
 async def _two_runs(settings: Settings) -> list[Any]:
@@ -102,7 +172,8 @@ def _summarise(
     sim_pageup: pageup.PageUpState,
     sim_hris: hris.HrisState,
     *,
-    samples_count: int,
+    expected: int,
+    total: int,
     folder: Path,
 ) -> int:
     first, second, unfinished = reports
@@ -128,7 +199,11 @@ def _summarise(
     command = Path(sys.executable).with_name("hirebridge")
     print(f"\nstructured log: {folder / 'hirebridge.log'}")
     print(f"inspect state:  {command} --config {folder / 'config.yaml'} status")
-    expected = samples_count - 1
+    children = sum(len(c) for c in sim_hris.children.values())
+    if children:
+        print(f"HRIS follow-up records (bank, tax, super): {children}")
+    if expected < total:
+        print(f"expected: {expected} of {total} offers through (the others cannot be mapped)")
     ok = marked == expected and duplicates == 0 and len(sim_hris.records) == expected
     print("\ndemo " + ("OK" if ok else "FAILED: unexpected outcome"))
     return 0 if ok else 1

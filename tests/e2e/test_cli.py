@@ -194,6 +194,14 @@ def test_preview_diff_shows_what_a_map_change_does(sims: Sims, tmp_path: Path) -
     assert sims.hris.calls["post"] == 0
 
 
+@pytest.mark.parametrize("target", ["steps", "bamboohr", "hibob", "xero"])
+def test_demo_targets_each_shipped_map(tmp_path: Path, target: str) -> None:
+    result = hirebridge("demo", "--target", target, "--dir", str(tmp_path / "demo"), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HRIS duplicate employees:     0" in result.stdout
+    assert "demo OK" in result.stdout
+
+
 def test_demo_runs_against_the_simulators(tmp_path: Path) -> None:
     result = hirebridge("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

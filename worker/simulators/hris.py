@@ -30,6 +30,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -266,7 +267,8 @@ def build_app(state: HrisState) -> Starlette:
         return remember(request, 201, {"id": child_id}, {})
 
     async def token(request: Request) -> Response:
-        form = dict((await request.form()).items())
+        body = (await request.body()).decode("latin-1")
+        form = {k: v[0] for k, v in parse_qs(body).items()}
         if (form.get("client_id"), form.get("client_secret")) != (
             state.client_id,
             state.client_secret,

@@ -84,6 +84,42 @@ def offer_failed(
         sentry_sdk.capture_message(f"offer failed at {stage}: {kind}", level="error")
 
 
+def push_refused(*, source: str, problems: list[dict[str, str]]) -> None:
+    """A push we answered 400: the sender will not fix it by retrying, so a person must."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("stage", "receive")
+        scope.set_tag("inbound_source", source)
+        scope.set_context("problems", {"fields": [p["field"] for p in problems][:20]})
+        scope.fingerprint = ["push-refused", source]
+        sentry_sdk.capture_message(f"{source} push refused as invalid", level="warning")
+
+
+def push_not_stored(*, source: str, error: str) -> None:
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("stage", "store")
+        scope.set_tag("inbound_source", source)
+        scope.set_context("failure", {"error": error})
+        scope.fingerprint = ["push-not-stored", source]
+        sentry_sdk.capture_message(f"{source} push could not be stored", level="error")
+
+
+def inbound_failed(
+    *, source: str, item_id: int, stage: str, kind: str, message: str, system: str | None,
+    status: int | None, parked: bool,
+) -> None:  # fmt: skip
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("inbound_source", source)
+        scope.set_tag("inbox_id", str(item_id))
+        scope.set_tag("stage", stage)
+        scope.set_tag("error_kind", kind)
+        scope.set_tag("remote_system", system or "none")
+        scope.set_tag("http_status", str(status) if status is not None else "none")
+        scope.set_tag("parked", str(parked).lower())
+        scope.set_context("failure", {"message": message})
+        scope.fingerprint = ["inbound-failed", source, stage, kind]
+        sentry_sdk.capture_message(f"{source} delivery failed at {stage}: {kind}", level="error")
+
+
 def run_failed(*, reason: str, system: str | None, status: int | None) -> None:
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("stage", "run")

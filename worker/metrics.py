@@ -38,3 +38,13 @@ REQUEST_SECONDS = Histogram(
 )  # fmt: skip
 TOKEN_REFRESHES = Counter("hirebridge_token_refreshes_total", "OAuth2 tokens fetched", ["system"])
 RATE_LIMITED = Counter("hirebridge_rate_limited_total", "429 answers received", ["system"])
+INBOUND = Counter(
+    "hirebridge_inbound_pushes_total",
+    "Pushes received by source and outcome (stored, repeat, invalid, not_stored, refused_NNN)",
+    ["source", "outcome"],
+)
+INBOUND_DELIVERIES = Counter(
+    "hirebridge_inbound_deliveries_total",
+    "Inbox deliveries by source and outcome (delivered, failed, parked)",
+    ["source", "outcome"],
+)

@@ -5,18 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import structlog
 from sqlalchemy import Engine
 
+from worker.errors import ConfigError
+from worker.inbound.pop import PopEngineClient
 from worker.mapping.loader import FieldMap, load_field_map
+from worker.pipelines.inbound import InboundDelivery, Target
 from worker.pipelines.offers import OfferSync
 from worker.remote.lanes import HttpLanes, new_client
 from worker.settings import Settings
 from worker.sinks.http import HttpSink
 from worker.sources.pageup import PageUpClient
 from worker.store.db import create_store_engine, migrate, one_process_only, sqlite_file
+from worker.store.inbox import Inbox
 from worker.store.ledger import Ledger
 
 log = structlog.get_logger(__name__)
@@ -41,6 +46,38 @@ class OfferSyncParts:
     ledger: Ledger
     field_map: FieldMap
     pageup: PageUpClient
+
+
+def load_inbound_map(path: Path) -> FieldMap:
+    """A field map for pushes: one request per push (steps are for offers)."""
+    field_map = load_field_map(path)
+    if field_map.multi_step:
+        raise ConfigError([f"{path}: inbound maps are one step: use fields, not steps"])
+    return field_map
+
+
+@asynccontextmanager
+async def inbound_delivery(settings: Settings, inbox: Inbox) -> AsyncIterator[InboundDelivery]:
+    """Delivery of stored pushes to their targets, for the sources that are enabled."""
+    inbound = settings.inbound
+    client = http_client(settings, inbound.delivery_concurrency)
+    targets: dict[str, Target] = {}
+    for source, section in (("apna", inbound.apna), ("pop", inbound.pop)):
+        if section.enabled and section.target is not None:
+            sink = HttpSink(section.target, client, system=f"{source}_target")
+            targets[source] = Target(sink, load_inbound_map(section.target.mapping))
+    engine = PopEngineClient(inbound.pop.engine, client) if inbound.pop.enabled else None
+    try:
+        yield InboundDelivery(
+            inbox=inbox,
+            targets=targets,
+            pop_engine=engine,
+            settings=settings.sync,
+            concurrency=inbound.delivery_concurrency,
+            db_on_loop=inbox.engine.dialect.name == "sqlite",
+        )
+    finally:
+        await client.aclose()
 
 
 @asynccontextmanager

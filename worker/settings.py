@@ -139,6 +139,85 @@ class HrisSettings(_Section):
     retry: RetrySettings = RetrySettings()
 
 
+class InboundAuthSettings(_Section):
+    """How a pushing system proves itself: HTTP Basic, a bearer token, or an API key header."""
+
+    type: Literal["basic", "bearer", "api_key"] = "basic"
+    username: str | None = None
+    password: SecretStr | None = None
+    token: SecretStr | None = None
+    header_name: str = "X-API-Key"
+    api_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _complete_for_type(self) -> Self:
+        needed = {"basic": ["username", "password"], "bearer": ["token"], "api_key": ["api_key"]}
+        missing = [name for name in needed[self.type] if getattr(self, name) in (None, "")]
+        if missing:
+            raise ValueError(f"auth type {self.type!r} needs {', '.join(missing)}")
+        return self
+
+
+class ApnaSettings(_Section):
+    """Apna pushes candidate leads (POST, JSON) to ``path``."""
+
+    enabled: bool = False
+    path: str = Field("/inbound/apna", pattern=r"^/[A-Za-z0-9_\-/]*$")
+    auth: InboundAuthSettings | None = None  # required when enabled
+    allow_ips: list[str] = []  # CIDRs; empty: any source address
+    target: HrisSettings | None = None  # where leads are delivered; required when enabled
+
+
+class PopEngineSettings(_Section):
+    """The POP Engine's own API, for the assessment score (``score_calc_get``)."""
+
+    api_url: str = "https://popengine.example.com/api/1.0"
+    username: str = ""
+    password: SecretStr | None = None
+    retry: RetrySettings = RetrySettings()
+
+
+class PopSettings(_Section):
+    """The POP Engine notifies ``path``/{application id} when an applicant completes."""
+
+    enabled: bool = False
+    path: str = Field("/inbound/pop", pattern=r"^/[A-Za-z0-9_\-/]*$")
+    # The string the engine base64-encodes into its Basic header: "user:password".
+    auth: SecretStr | None = None  # required when enabled
+    methods: list[Literal["POST", "PATCH", "GET"]] = ["POST", "PATCH", "GET"]
+    # Headers the engine must send (its not_headers), checked on every notification.
+    notify_headers: dict[str, SecretStr] = {}
+    allow_ips: list[str] = []
+    engine: PopEngineSettings = PopEngineSettings()
+    target: HrisSettings | None = None
+
+
+class InboundSettings(_Section):
+    """Pushes received by ``hirebridge run`` on the service port (service.host/port)."""
+
+    # How the pushing systems reach this service (before any path), for `hirebridge pop-config`.
+    public_url: str = "https://hirebridge.example.com"
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    # Concurrent deliveries to the targets, and how often due retries are looked for.
+    delivery_concurrency: int = Field(4, ge=1, le=64)
+    poll_seconds: float = Field(5.0, gt=0)
+    apna: ApnaSettings = ApnaSettings()
+    pop: PopSettings = PopSettings()
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> Self:
+        problems = []
+        if self.apna.enabled and (self.apna.auth is None or self.apna.target is None):
+            problems.append("apna: enabled needs auth and target")
+        if self.pop.enabled and (self.pop.auth is None or self.pop.target is None):
+            problems.append("pop: enabled needs auth and target")
+        if self.apna.enabled and self.pop.enabled and self.apna.path == self.pop.path:
+            problems.append("apna.path and pop.path must differ")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
 class DatabaseSettings(_Section):
     url: str = "sqlite:///hirebridge.sqlite"
     # FULL survives power loss; NORMAL (WAL) survives process crashes and is faster.
@@ -233,6 +312,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     sentry: SentrySettings = SentrySettings()
     logging: LoggingSettings = LoggingSettings()
+    inbound: InboundSettings = InboundSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -298,9 +378,18 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         bundle = base / bundle
     if bundle is not None and not bundle.is_file():
         raise ConfigError([f"tls.ca_bundle: {bundle} is not a file"])
+    inbound = settings.inbound
+    apna, pop = inbound.apna, inbound.pop
+    if apna.target is not None:
+        target = apna.target.model_copy(update={"mapping": base / apna.target.mapping})
+        apna = apna.model_copy(update={"target": target})
+    if pop.target is not None:
+        target = pop.target.model_copy(update={"mapping": base / pop.target.mapping})
+        pop = pop.model_copy(update={"target": target})
     return settings.model_copy(
         update={
             "hris": settings.hris.model_copy(update={"mapping": mapping}),
             "tls": settings.tls.model_copy(update={"ca_bundle": bundle}),
+            "inbound": inbound.model_copy(update={"apna": apna, "pop": pop}),
         }
     )

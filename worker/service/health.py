@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -41,8 +41,13 @@ class Readiness:
 
 
 def build_app(
-    liveness: Liveness, readiness: Readiness, reload: Callable[[], Awaitable[tuple[bool, str]]]
+    liveness: Liveness,
+    readiness: Readiness,
+    reload: Callable[[], Awaitable[tuple[bool, str]]],
+    extra_routes: Sequence[Route] = (),
 ) -> Starlette:
+    """Health, readiness, metrics and reload; ``extra_routes``: the inbound push endpoints."""
+
     async def healthz(_: Request) -> Response:
         age = liveness.age()
         alive = liveness.scheduling and age < liveness.stale_after
@@ -81,5 +86,6 @@ def build_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", prometheus, methods=["GET"]),
             Route("/-/reload", reload_maps, methods=["POST"]),
+            *extra_routes,
         ]
     )

@@ -26,12 +26,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from worker import alerts, metrics
 from worker.errors import ConfigError
+from worker.inbound.server import InboxWriter, inbound_routes
 from worker.mapping.loader import load_field_map
-from worker.runtime import OfferSyncParts, offer_sync
+from worker.pipelines.inbound import InboundDelivery
+from worker.runtime import OfferSyncParts, inbound_delivery, load_inbound_map, offer_sync
 from worker.service import systemd
 from worker.service.health import Liveness, Readiness, build_app
 from worker.service.schedule import trigger_for
 from worker.settings import Settings
+from worker.store.inbox import Inbox
 
 log = structlog.get_logger(__name__)
 BEAT_SECONDS = 1.0
@@ -55,15 +58,26 @@ class _Server(uvicorn.Server):
 
 
 class Service:
-    def __init__(self, settings: Settings, parts: OfferSyncParts) -> None:
+    def __init__(
+        self, settings: Settings, parts: OfferSyncParts, inbound: InboundDelivery | None = None
+    ) -> None:
         self._settings = settings
         self._parts = parts
+        self._inbound = inbound
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()  # set when a push is stored: deliver it now
         self._run_lock = asyncio.Lock()
         self.liveness = Liveness(settings.service.heartbeat_stale_seconds)
         self.readiness = Readiness(parts.ledger, lambda: parts.pageup.tokens.refused)
+        routes = []
+        if inbound is not None:
+            engine = parts.ledger.engine
+            writer = InboxWriter(
+                Inbox(engine), on_loop=engine.dialect.name == "sqlite", stored=self._wake.set
+            )
+            routes = inbound_routes(settings.inbound, writer.add)
         config = uvicorn.Config(
-            build_app(self.liveness, self.readiness, self.reload),
+            build_app(self.liveness, self.readiness, self.reload, routes),
             host=settings.service.host, port=settings.service.port, log_config=None,
             access_log=False, lifespan="off", timeout_graceful_shutdown=5,
         )  # fmt: skip
@@ -94,13 +108,35 @@ class Service:
             age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
             metrics.OLDEST_WAITING.set(max(0.0, age))
 
+    async def deliver_pushes(self) -> None:
+        """Deliver stored pushes as they arrive, and due retries every poll_seconds."""
+        assert self._inbound is not None
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                await self._inbound.deliver_due()
+            except Exception as exc:  # the database may be down: say so, keep trying
+                log.error("inbound_delivery_loop_failed", error=type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._settings.inbound.poll_seconds)
+
     async def reload(self) -> tuple[bool, str]:
-        """Validate and swap the field map; keep the old one if the new one is invalid."""
+        """Validate and swap the field maps; keep the old ones if any new one is invalid."""
+        inbound = self._settings.inbound
+        sources = [(name, section.target.mapping) for name, section in
+                   (("apna", inbound.apna), ("pop", inbound.pop))
+                   if self._inbound is not None and section.enabled and section.target]  # fmt: skip
         try:
             field_map = await asyncio.to_thread(load_field_map, self._settings.hris.mapping)
+            inbound_maps = [
+                (name, await asyncio.to_thread(load_inbound_map, path)) for name, path in sources
+            ]
         except ConfigError as exc:
             log.error("mapping_reload_refused", problems=exc.problems)
             return False, "; ".join(exc.problems)
+        for name, inbound_map in inbound_maps:
+            assert self._inbound is not None
+            self._inbound.replace_map(name, inbound_map)
         self._parts.sync.replace_map(field_map)
         self.readiness.map_problem = None
         log.info("mapping_reloaded", version=field_map.version, fields=len(field_map.rules))
@@ -132,6 +168,7 @@ class Service:
             raise ConfigError([f"service: cannot listen on {self._settings.service.host}:"
                                f"{self._settings.service.port}"])  # fmt: skip
         scheduler.start()
+        deliveries = asyncio.create_task(self.deliver_pushes()) if self._inbound else None
         self.liveness.scheduling = True
         systemd.notify("READY=1")
         log.info("service_started", port=self.bound_port(), schedule=str(trigger_for(schedule)))
@@ -143,19 +180,22 @@ class Service:
         systemd.notify("STOPPING=1")
         scheduler.shutdown(wait=False)
         self.liveness.scheduling = False
-        await self._drain()
+        self._wake.set()
+        await self._drain(deliveries)
         self.server.should_exit = True
         await server_task
         alerts.flush()
         log.info("service_stopped")
         return 0
 
-    async def _drain(self) -> None:
+    async def _drain(self, deliveries: asyncio.Task[None] | None) -> None:
         grace = self._settings.service.shutdown_grace_seconds
         try:
             async with asyncio.timeout(grace):
                 async with self._run_lock:
                     pass
+                if deliveries is not None:
+                    await deliveries
         except TimeoutError:
             log.error("shutdown_grace_exceeded", grace_seconds=grace)
 
@@ -169,4 +209,7 @@ class Service:
 async def run_service(settings: Settings) -> int:
     alerts.init_sentry(settings.sentry, tenant=settings.pageup.tenant_id)
     async with offer_sync(settings) as parts:
-        return await Service(settings, parts).serve()
+        if not (settings.inbound.apna.enabled or settings.inbound.pop.enabled):
+            return await Service(settings, parts).serve()
+        async with inbound_delivery(settings, Inbox(parts.ledger.engine)) as delivery:
+            return await Service(settings, parts, delivery).serve()

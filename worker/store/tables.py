@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -65,6 +66,33 @@ offer_steps = Table(
     Column("record_id", String(128), nullable=True),
     Column("idempotency_key", String(200), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Pushes received (Apna leads, POP Engine notifications): stored before we answer 200, kept
+# until the target accepted them. ``payload`` (PII) is cleared once delivered; ``dedup_key``
+# recognises a repeated push (Apna's retry, the engine's re-notification).
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(16), nullable=False),
+    Column("dedup_key", String(128), nullable=False),
+    Column("payload", Text, nullable=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("repeats", Integer, nullable=False, default=0),
+    Column("error_kind", String(32), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("target_id", String(128), nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("parked_at", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("source", "dedup_key", name="uq_inbox_source"),
 )
 
 # Fetched source documents (PII): only when database.keep_source_documents_days is set,

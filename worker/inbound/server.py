@@ -1,0 +1,244 @@
+"""The HTTP side of inbound pushes: authenticate, limit, validate, store, then answer.
+
+A push is answered 200 only after it is committed to the inbox, and with a status the sender
+retries when it cannot be (Apna retries any error once after 5 s; the POP Engine retries only
+the statuses in its ``http_err``, so we answer 503, which our generated config lists).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from worker import alerts, metrics
+from worker.inbound.apna import lead_problems
+from worker.inbound.pop import valid_application_id
+from worker.settings import InboundAuthSettings, InboundSettings
+from worker.store.inbox import Inbox
+
+log = structlog.get_logger(__name__)
+APNA_SUCCESS = {"status": "success", "message": "Lead data received successfully."}
+Store = Callable[[str, str, str], Awaitable[bool]]
+
+
+class TooLarge(Exception):
+    pass
+
+
+class InboxWriter:
+    """Commits pushes to the inbox. A SQLite file is written on the event loop (its commits are
+    sub-millisecond and one process owns it); a remote database through a thread."""
+
+    def __init__(self, inbox: Inbox, *, on_loop: bool, stored: Callable[[], None]) -> None:
+        self._inbox = inbox
+        self._on_loop = on_loop
+        self._stored = stored  # wakes the delivery loop
+
+    async def add(self, source: str, dedup_key: str, payload: str) -> bool:
+        if self._on_loop:
+            new = self._inbox.add(source, dedup_key, payload)
+        else:
+            new = await asyncio.to_thread(self._inbox.add, source, dedup_key, payload)
+        if new:
+            self._stored()
+        return new
+
+
+def inbound_routes(settings: InboundSettings, store: Store) -> list[Route]:
+    routes = []
+    if settings.apna.enabled:
+        routes.append(Route(settings.apna.path, _apna_handler(settings, store), methods=["POST"]))
+    if settings.pop.enabled:
+        path = settings.pop.path.rstrip("/") + "/{application_id}"
+        routes.append(
+            Route(path, _pop_handler(settings, store), methods=list(settings.pop.methods))
+        )
+    return routes
+
+
+def _apna_handler(
+    settings: InboundSettings, store: Store
+) -> Callable[[Request], Awaitable[Response]]:
+    apna = settings.apna
+    assert apna.auth is not None
+    check_auth = _authenticator(apna.auth)
+    networks = _networks(apna.allow_ips)
+
+    async def receive(request: Request) -> Response:
+        if not _allowed(request, networks):
+            return _refuse("apna", 403, "source address not allowed")
+        if not check_auth(request):
+            headers = (
+                {"WWW-Authenticate": 'Basic realm="hirebridge"'}
+                if apna.auth and apna.auth.type == "basic"
+                else {}
+            )
+            return _refuse("apna", 401, "unauthorised", headers)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return _refuse("apna", 415, "Content-Type must be application/json")
+        try:
+            body = await _read(request, settings.max_body_bytes)
+        except TooLarge:
+            return _refuse("apna", 413, f"body over {settings.max_body_bytes} bytes")
+        lead, problems = lead_problems(body)
+        if problems:
+            log.warning("lead_refused", problems=problems)
+            metrics.INBOUND.labels("apna", "invalid").inc()
+            alerts.push_refused(source="apna", problems=problems)
+            return JSONResponse(
+                {"status": "error", "message": "invalid lead", "errors": problems}, 400
+            )
+        canonical = json.dumps(lead, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        key = hashlib.sha256(canonical.encode()).hexdigest()
+        return await _store(store, "apna", key, canonical, APNA_SUCCESS)
+
+    return receive
+
+
+def _pop_handler(
+    settings: InboundSettings, store: Store
+) -> Callable[[Request], Awaitable[Response]]:
+    pop = settings.pop
+    assert pop.auth is not None
+    expected = pop.auth.get_secret_value().encode()
+    networks = _networks(pop.allow_ips)
+    headers = {
+        name.lower(): value.get_secret_value().encode()
+        for name, value in pop.notify_headers.items()
+    }
+
+    async def notify(request: Request) -> Response:
+        if not _allowed(request, networks):
+            return _refuse("pop", 403, "source address not allowed")
+        given = _basic(request)
+        ok = hmac.compare_digest(given or b"", expected) and given is not None
+        for name, value in headers.items():
+            ok = hmac.compare_digest(request.headers.get(name, "").encode(), value) and ok
+        if not ok:
+            return _refuse("pop", 401, "unauthorised")
+        application_id = request.path_params["application_id"]
+        if not valid_application_id(application_id):
+            return _refuse("pop", 400, "the application id is not a 64-bit integer")
+        try:
+            body = await _read(request, settings.max_body_bytes)
+        except TooLarge:
+            return _refuse("pop", 413, f"body over {settings.max_body_bytes} bytes")
+        details, problem = _details(body, application_id)
+        if problem is not None:
+            alerts.push_refused(source="pop", problems=[{"field": "(body)", "message": problem}])
+            return _refuse("pop", 400, problem)
+        report = str(details.get("report_id", "")) if details else ""
+        payload = {"application_id": application_id, "method": request.method, "details": details}
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return await _store(store, "pop", f"{application_id}:{report}", text, {"status": "ok"})
+
+    return notify
+
+
+def _details(body: bytes, application_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    if not body.strip():
+        return None, None
+    try:
+        details = json.loads(body)
+    except ValueError:
+        return None, "the body is not JSON"
+    if not isinstance(details, dict):
+        return None, "the body is not a JSON object"
+    named = details.get("application_id")
+    if named is not None and str(named) != application_id:
+        return None, "application_id in the body differs from the one in the URL"
+    return details, None
+
+
+async def _store(store: Store, source: str, key: str, payload: str, ok: dict[str, str]) -> Response:
+    try:
+        new = await store(source, key, payload)
+    except Exception as exc:  # any database failure: the sender must retry
+        log.error("push_not_stored", source=source, error=type(exc).__name__)
+        metrics.INBOUND.labels(source, "not_stored").inc()
+        alerts.push_not_stored(source=source, error=type(exc).__name__)
+        return JSONResponse({"status": "error", "message": "cannot store it now; retry"}, 503)
+    metrics.INBOUND.labels(source, "stored" if new else "repeat").inc()
+    log.info("push_stored", source=source, key=key[:16], repeat=not new)
+    return JSONResponse(ok)
+
+
+def _refuse(
+    source: str, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    metrics.INBOUND.labels(source, f"refused_{status}").inc()
+    log.warning("push_refused", source=source, http_status=status, reason=message)
+    return JSONResponse({"status": "error", "message": message}, status, headers=headers)
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _authenticator(auth: InboundAuthSettings) -> Callable[[Request], bool]:
+    if auth.type == "basic":
+        password = auth.password.get_secret_value() if auth.password else ""
+        expected = f"{auth.username}:{password}".encode()
+        return lambda request: hmac.compare_digest(_basic(request) or b"\0", expected)
+    if auth.type == "bearer":
+        token = (auth.token.get_secret_value() if auth.token else "").encode()
+
+        def bearer(request: Request) -> bool:
+            scheme, _, given = request.headers.get("authorization", "").partition(" ")
+            ok = scheme.lower() in ("bearer", "token")
+            return hmac.compare_digest(given.strip().encode(), token) and ok
+
+        return bearer
+    key = (auth.api_key.get_secret_value() if auth.api_key else "").encode()
+    name = auth.header_name
+    return lambda request: hmac.compare_digest(request.headers.get(name, "").encode(), key)
+
+
+def _basic(request: Request) -> bytes | None:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _networks(cidrs: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(cidr, strict=False) for cidr in cidrs]
+
+
+def _allowed(
+    request: Request, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    if not networks:
+        return True
+    if request.client is None:
+        return False
+    try:
+        address = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)

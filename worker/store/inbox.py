@@ -1,0 +1,176 @@
+"""The inbox: pushes stored before we answer 200, then delivered (and retried) from here.
+
+    pending ──► delivered
+       │  ▲
+       ▼  │ (next_attempt_at)
+     failed ──► parked (parked_at set: left alone until an admin retries it)
+
+``add`` is one statement: a repeated push (same source and dedup key) only counts a repeat,
+so Apna's retry or the engine's re-notification is never delivered twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from worker.store.ledger import Failure
+from worker.store.tables import inbox
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    id: int
+    source: str
+    dedup_key: str
+    payload: str | None
+    status: str
+    attempts: int
+    repeats: int
+    last_error: str | None
+    target_id: str | None
+    received_at: datetime
+    parked_at: datetime | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Inbox:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def add(self, source: str, dedup_key: str, payload: str) -> bool:
+        """Store a push; False when it is a repeat of one already stored (then counted)."""
+        now = _now()
+        insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(inbox)
+            .values(
+                source=source,
+                dedup_key=dedup_key,
+                payload=payload,
+                status=PENDING,
+                attempts=0,
+                repeats=0,
+                received_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_update(
+                index_elements=[inbox.c.source, inbox.c.dedup_key],
+                set_={"repeats": inbox.c.repeats + 1},
+            )
+            .returning(inbox.c.repeats)
+        )
+        with self._engine.begin() as conn:
+            repeats = conn.execute(statement).scalar_one()
+        return int(repeats) == 0
+
+    def claim_due(self, *, owner: str, lease_seconds: float, limit: int) -> list[InboxItem]:
+        """Take up to ``limit`` items that are due, for this worker, counting an attempt."""
+        now = _now()
+        row = inbox.c
+        due = and_(
+            row.status.in_([PENDING, FAILED]),
+            row.parked_at.is_(None),
+            or_(row.next_attempt_at.is_(None), row.next_attempt_at <= now),
+            or_(row.lease_until.is_(None), row.lease_until < now),
+        )
+        with self._engine.begin() as conn:
+            ids = conn.execute(select(row.id).where(due).order_by(row.id).limit(limit)).scalars()
+            wanted = list(ids)
+            if not wanted:
+                return []
+            claimed = conn.execute(
+                update(inbox)
+                .where(row.id.in_(wanted), due)  # re-checked: another replica may have won
+                .values(
+                    attempts=row.attempts + 1,
+                    lease_owner=owner,
+                    lease_until=now + timedelta(seconds=lease_seconds),
+                    updated_at=now,
+                )
+                .returning(*inbox.c)
+            ).all()
+        return sorted((_item(r) for r in claimed), key=lambda item: item.id)
+
+    def record_delivered(self, item_id: int, target_id: str | None) -> None:
+        """The target accepted it: never delivered again; the payload (PII) is dropped."""
+        self._set(
+            item_id, status=DELIVERED, target_id=target_id, delivered_at=_now(), payload=None,
+            error_kind=None, last_error=None, http_status=None, next_attempt_at=None,
+            lease_owner=None, lease_until=None,
+        )  # fmt: skip
+
+    def record_failure(self, item_id: int, failure: Failure) -> None:
+        self._set(
+            item_id, status=FAILED, error_kind=failure.kind, last_error=failure.message,
+            http_status=failure.http_status, parked_at=_now() if failure.park else None,
+            next_attempt_at=None if failure.park else failure.next_attempt_at,
+            lease_owner=None, lease_until=None,
+        )  # fmt: skip
+
+    def retry_parked(self, item_id: int | None = None) -> int:
+        """Make parked items due again (one, or all)."""
+        condition = [inbox.c.parked_at.is_not(None), inbox.c.status != DELIVERED]
+        if item_id is not None:
+            condition.append(inbox.c.id == item_id)
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(inbox).where(*condition).values(parked_at=None, next_attempt_at=None)
+            )
+        return int(result.rowcount)
+
+    def _set(self, item_id: int, **values: object) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                update(inbox).where(inbox.c.id == item_id).values(updated_at=_now(), **values)
+            )
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(source, status) → count; parked items count under status "parked"."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    inbox.c.source, inbox.c.status, inbox.c.parked_at.is_not(None), func.count()
+                ).group_by(inbox.c.source, inbox.c.status, inbox.c.parked_at.is_not(None))
+            ).all()
+        counts: dict[tuple[str, str], int] = {}
+        for source, status, parked, count in rows:
+            key = (str(source), "parked" if parked else str(status))
+            counts[key] = counts.get(key, 0) + int(count)
+        return counts
+
+    def items(self, *, source: str | None = None, limit: int = 100) -> Sequence[InboxItem]:
+        query = select(inbox).order_by(inbox.c.id).limit(limit)
+        if source is not None:
+            query = query.where(inbox.c.source == source)
+        with self._engine.connect() as conn:
+            return [_item(row) for row in conn.execute(query).all()]
+
+    def undelivered(self, limit: int = 100) -> Sequence[InboxItem]:
+        query = select(inbox).where(inbox.c.status != DELIVERED).order_by(inbox.c.id).limit(limit)
+        with self._engine.connect() as conn:
+            return [_item(row) for row in conn.execute(query).all()]
+
+
+def _item(row: object) -> InboxItem:
+    m = row._mapping  # type: ignore[attr-defined]
+    return InboxItem(
+        id=m["id"], source=m["source"], dedup_key=m["dedup_key"], payload=m["payload"],
+        status=m["status"], attempts=m["attempts"], repeats=m["repeats"],
+        last_error=m["last_error"], target_id=m["target_id"], received_at=m["received_at"],
+        parked_at=m["parked_at"],
+    )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -104,9 +105,10 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys = set()
     for name, field in model.model_fields.items():
         keys.add(prefix + name)
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys |= _keys(annotation, f"{prefix}{name}.")
+        options = typing.get_args(field.annotation) or (field.annotation,)
+        for annotation in options:  # a section, or an optional one (X | None)
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                keys |= _keys(annotation, f"{prefix}{name}.")
     return keys
 
 
@@ -125,3 +127,29 @@ def test_config_example_loads_and_documents_every_key() -> None:
     assert settings.hris.mapping == REPO / "mappings" / "example_hris.yaml"
     documented = _yaml_keys(yaml.safe_load(example.read_text()))
     assert _keys(Settings) == documented
+
+
+@pytest.mark.parametrize(
+    ("inbound", "problem"),
+    [
+        ({"apna": {"enabled": True}}, "apna: enabled needs auth and target"),
+        ({"apna": {"enabled": True, "auth": {"username": "a"}, "target": {"url": "https://t"}}},
+         "apna.auth: type 'basic' needs password"),
+        ({"pop": {"enabled": True, "target": {"url": "https://t"}}}, "pop: enabled needs auth"),
+        ({"apna": {"enabled": True, "path": "/x", "auth": {"type": "bearer", "token": "t"},
+                   "target": {"url": "https://t"}},
+          "pop": {"enabled": True, "path": "/x", "auth": "u:p", "target": {"url": "https://t"}}},
+         "apna.path and pop.path must differ"),
+        ({"apna": {"path": "no-slash"}}, "inbound.apna.path"),
+    ],
+)  # fmt: skip
+def test_inbound_sources_must_be_complete_when_enabled(
+    tmp_path: Path, inbound: dict[str, object], problem: str
+) -> None:
+    config = tmp_path / "config.yaml"
+    data = yaml.safe_load(MINIMAL)
+    data["inbound"] = inbound
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert any(problem in p for p in caught.value.problems), caught.value.problems

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from worker import __version__, alerts
+from worker.commands import inbound as inbound_commands
 from worker.errors import ConfigError, HirebridgeError, MappingError
 from worker.mapping.engine import apply_map, planned_requests
 from worker.mapping.loader import load_field_map
@@ -118,6 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     skip.add_argument("--by", default=_operator(), help="who (default: the login name)")
     skip.set_defaults(handler=_skip)
 
+    inbound_commands.register(commands)
+
     demo = commands.add_parser("demo", help="run a sync against the bundled simulators")
     demo.add_argument("--offers", type=int, default=12, help="sample offers (default 12)")
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="demo state folder")
@@ -126,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=["example", "steps", "bamboohr", "hibob", "xero"],
         default="example",
         help="the HRIS the simulator behaves like, with its shipped map (default example)",
+    )
+    demo.add_argument(
+        "--inbound",
+        action="store_true",
+        help="instead: `hirebridge run` receiving Apna leads and POP Engine notifications",
     )
     demo.set_defaults(handler=_demo)
 
@@ -419,6 +427,10 @@ def _operator() -> str:
 def _demo(args: argparse.Namespace) -> int:
     from worker.demo import run_demo
 
+    if args.inbound:
+        from worker.demo_inbound import run_inbound_demo
+
+        return run_inbound_demo(folder=args.dir)
     return run_demo(offers=args.offers, folder=args.dir, target=args.target)
 
 

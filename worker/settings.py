@@ -149,13 +149,10 @@ class InboundAuthSettings(_Section):
     header_name: str = "X-API-Key"
     api_key: SecretStr | None = None
 
-    @model_validator(mode="after")
-    def _complete_for_type(self) -> Self:
+    def missing(self) -> list[str]:
+        """What the type needs and is not set (checked when the source is enabled)."""
         needed = {"basic": ["username", "password"], "bearer": ["token"], "api_key": ["api_key"]}
-        missing = [name for name in needed[self.type] if getattr(self, name) in (None, "")]
-        if missing:
-            raise ValueError(f"auth type {self.type!r} needs {', '.join(missing)}")
-        return self
+        return [name for name in needed[self.type] if getattr(self, name) in (None, "")]
 
 
 class ApnaSettings(_Section):
@@ -209,6 +206,9 @@ class InboundSettings(_Section):
         problems = []
         if self.apna.enabled and (self.apna.auth is None or self.apna.target is None):
             problems.append("apna: enabled needs auth and target")
+        elif self.apna.enabled and self.apna.auth is not None and self.apna.auth.missing():
+            kind = self.apna.auth.type
+            problems.append(f"apna.auth: type {kind!r} needs {', '.join(self.apna.auth.missing())}")
         if self.pop.enabled and (self.pop.auth is None or self.pop.target is None):
             problems.append("pop: enabled needs auth and target")
         if self.apna.enabled and self.pop.enabled and self.apna.path == self.pop.path:

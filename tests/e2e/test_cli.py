@@ -13,6 +13,7 @@ import yaml
 
 from tests.conftest import REPO, Sims
 from tests.pipelines.test_steps import STEPS_MAP
+from worker.simulators.apna import make_leads
 
 pytestmark = pytest.mark.e2e
 MISSING_TFN = {"offers": 6, "missing_tfn": frozenset({1})}
@@ -200,6 +201,46 @@ def test_demo_targets_each_shipped_map(tmp_path: Path, target: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HRIS duplicate employees:     0" in result.stdout
     assert "demo OK" in result.stdout
+
+
+def test_inbound_demo_receives_stores_and_delivers_without_pii_in_the_log(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "demo"
+    result = hirebridge("demo", "--inbound", "--dir", str(folder), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "delivered to the target:   8 leads, 3 assessments" in result.stdout
+    assert "duplicates at the target:  0" in result.stdout and "demo OK" in result.stdout
+    log = (folder / "hirebridge.log").read_text()
+    assert '"push_delivered"' in log and '"lead_refused"' in log
+    for lead in make_leads(8):
+        for value in (lead["full_name"], lead["contact_info"]["email"],
+                      lead["contact_info"]["phone_number"]):  # fmt: skip
+            assert value not in log
+    inbox = hirebridge("--config", str(folder / "config.yaml"), "inbox", cwd=tmp_path)
+    assert "apna   delivered       8" in inbox.stdout and "pop    delivered       3" in inbox.stdout
+
+
+def test_pop_config_prints_a_config_that_its_check_accepts(tmp_path: Path, sims: Sims) -> None:
+    config = write_config(sims, tmp_path, "sqlite:///unused.sqlite")
+    data = yaml.safe_load(config.read_text())
+    target = {
+        "url": "https://ats.example.com/api",
+        "mapping": str(REPO / "mappings" / "pop_assessments.yaml"),
+    }
+    data["inbound"] = {"pop": {"enabled": True, "auth": "u:secret-pop-auth", "target": target}}
+    config.write_text(yaml.safe_dump(data))
+
+    printed = hirebridge("--config", str(config), "pop-config", "--show-secret", cwd=tmp_path)
+    hidden = hirebridge("--config", str(config), "pop-config", cwd=tmp_path)
+    checked = hirebridge("--config", str(config), "pop-config", "--check", printed.stdout.strip(),
+                         cwd=tmp_path)  # fmt: skip
+    wrong = hirebridge("--config", str(config), "pop-config", "--check", "ver|1|url|x",
+                       cwd=tmp_path)  # fmt: skip
+
+    assert "auth|u:secret-pop-auth" in printed.stdout and "secret-pop-auth" not in hidden.stdout
+    assert checked.returncode == 0 and "ok: this config notifies this deployment" in checked.stdout
+    assert wrong.returncode == 1 and "http_err: missing" in wrong.stdout
 
 
 def test_demo_runs_against_the_simulators(tmp_path: Path) -> None:

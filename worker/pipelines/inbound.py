@@ -99,12 +99,14 @@ class InboundDelivery:
         """Deliver every item that is due now; returns when none is left."""
         report = DeliveryReport()
         gate = asyncio.Semaphore(self._concurrency)
+        started = datetime.now(UTC)
         while True:
             items: list[InboxItem] = await self._db(
                 self._inbox.claim_due,
                 owner=self._owner,
                 lease_seconds=self._settings.lease_seconds,
                 limit=self._concurrency * 4,
+                untouched_since=started,
             )
             items = [item for item in items if item.source in self._targets]
             if not items:

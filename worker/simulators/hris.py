@@ -120,6 +120,8 @@ class HrisState:
     calls: Counter[str] = field(default_factory=Counter)
     on_record: Callable[[str], None] | None = None  # called with the external id once stored
     tokens: set[str] = field(default_factory=set)
+    collected: dict[str, list[Any]] = field(default_factory=dict)  # /api/intake/{collection}
+    on_collect: Callable[[str, Any], None] | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.faults.seed)
@@ -266,6 +268,22 @@ def build_app(state: HrisState) -> Starlette:
         child_id = f"{kind[:3].upper()}-{sum(len(c) for c in state.children.values()):06d}"
         return remember(request, 201, {"id": child_id}, {})
 
+    async def collect(request: Request) -> Response:
+        """Generic record intake (candidate leads, assessment results) for inbound pushes."""
+        collection = request.path_params["collection"]
+        state.calls[f"post_{collection}"] += 1
+        early = await gate(request) or replayed(request)
+        if early is not None:
+            return early
+        payload, problem = await _body(request)
+        if problem is not None:
+            return problem
+        items = state.collected.setdefault(collection, [])
+        items.append(payload)
+        if state.on_collect is not None:
+            state.on_collect(collection, payload)
+        return remember(request, 201, {"id": f"{collection[:4].upper()}-{len(items):06d}"}, {})
+
     async def token(request: Request) -> Response:
         body = (await request.body()).decode("latin-1")
         form = {k: v[0] for k, v in parse_qs(body).items()}
@@ -297,6 +315,7 @@ def build_app(state: HrisState) -> Starlette:
             Route(spec.path, find, methods=["GET"]),
             Route(spec.path + "/{record_id}", update, methods=["PUT"]),
             Route(spec.path + "/{record_id}/{kind}", add_child, methods=["POST"]),
+            Route("/api/intake/{collection}", collect, methods=["POST"]),
         ]
     return Starlette(routes=routes)
 

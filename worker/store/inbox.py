@@ -78,11 +78,18 @@ class Inbox:
             repeats = conn.execute(statement).scalar_one()
         return int(repeats) == 0
 
-    def claim_due(self, *, owner: str, lease_seconds: float, limit: int) -> list[InboxItem]:
-        """Take up to ``limit`` items that are due, for this worker, counting an attempt."""
+    def claim_due(
+        self, *, owner: str, lease_seconds: float, limit: int, untouched_since: datetime
+    ) -> list[InboxItem]:
+        """Take up to ``limit`` items that are due, for this worker, counting an attempt.
+
+        Only items not changed since ``untouched_since`` (the start of a delivery pass): an item
+        that failed during the pass waits for the next one, even with no backoff.
+        """
         now = _now()
         row = inbox.c
         due = and_(
+            row.updated_at < untouched_since,
             row.status.in_([PENDING, FAILED]),
             row.parked_at.is_(None),
             or_(row.next_attempt_at.is_(None), row.next_attempt_at <= now),

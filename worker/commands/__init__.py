@@ -1,0 +1,1 @@
+"""Command groups of the ``hirebridge`` command line beyond the offer sync's own."""

@@ -24,3 +24,4 @@ check: $(VENV)/.installed  ## ruff and mypy --strict
 bench: $(VENV)/.installed  ## the benchmarks, at their default sizes
 	$(VENV)/bin/python bench/offer_sync.py
 	$(VENV)/bin/python bench/mapping.py
+	$(VENV)/bin/python bench/inbound.py

@@ -134,3 +134,68 @@ def test_run_syncs_on_schedule_serves_probes_reloads_and_stops_cleanly(
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     assert "posting         0" in status.stdout and "posted          0" in status.stdout
+
+
+def test_sigterm_during_a_burst_of_pushes_never_answers_200_for_an_unstored_lead(
+    sims: Sims, tmp_path: Path
+) -> None:
+    """Requests in flight when SIGTERM arrives finish; every 200 is a lead in the inbox."""
+    import asyncio
+
+    from worker.settings import DatabaseSettings
+    from worker.simulators.apna import make_leads
+    from worker.store.db import create_store_engine
+    from worker.store.inbox import Inbox
+
+    database = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    data = sims.settings_data(database)
+    intake = {"url": f"{sims.hris_url}/api/intake/leads",
+              "auth": {"type": "api_key", "api_key": sims.hris.api_key},
+              "mapping": str(REPO / "mappings" / "apna_leads.yaml")}  # fmt: skip
+    data["inbound"] = {"apna": {"enabled": True, "auth": {"type": "bearer", "token": "t0k"},
+                                "target": intake}}  # fmt: skip
+    data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600}}
+    data["logging"] = {"format": "json"}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    worker = Worker(config, dict(os.environ))
+    leads = make_leads(400, seed=3)
+    answered: dict[int, int | None] = {}
+    try:
+        port = worker.wait_for("service_started")["port"]
+        url = f"http://127.0.0.1:{port}/inbound/apna"
+
+        async def burst() -> None:
+            queue = list(enumerate(leads))
+
+            async def connection(client: httpx.AsyncClient) -> None:
+                while queue:
+                    index, lead = queue.pop()
+                    try:
+                        reply = await client.post(
+                            url, json=lead, headers={"Authorization": "Bearer t0k"}
+                        )
+                        answered[index] = reply.status_code
+                    except httpx.HTTPError:
+                        answered[index] = None
+                    if len(answered) == 100:
+                        worker.process.send_signal(signal.SIGTERM)
+
+            async with httpx.AsyncClient(timeout=10) as client:
+                await asyncio.gather(*(connection(client) for _ in range(8)))
+
+        asyncio.run(burst())
+        assert worker.process.wait(timeout=60) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            worker.process.kill()
+    engine = create_store_engine(DatabaseSettings(url=database))
+    stored = {json.loads(i.payload)["contact_info"]["email"] if i.payload else i.dedup_key
+              for i in Inbox(engine).items(limit=1000)}  # fmt: skip
+    engine.dispose()
+    ok = [i for i, status in answered.items() if status == 200]
+    assert len(ok) >= 100
+    delivered = {lead["email"] for lead in sims.hris.collected.get("leads", [])}
+    for index in ok:
+        email = leads[index]["contact_info"]["email"]
+        assert email in stored or email.lower() in delivered

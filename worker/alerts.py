@@ -120,6 +120,21 @@ def inbound_failed(
         sentry_sdk.capture_message(f"{source} delivery failed at {stage}: {kind}", level="error")
 
 
+def job_failed(
+    *, source_id: str, stage: str, kind: str, message: str, status: int | None, parked: bool
+) -> None:
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("source_job_id", source_id)
+        scope.set_tag("stage", f"job_{stage}")
+        scope.set_tag("error_kind", kind)
+        scope.set_tag("remote_system", "ats")
+        scope.set_tag("http_status", str(status) if status is not None else "none")
+        scope.set_tag("parked", str(parked).lower())
+        scope.set_context("failure", {"message": message})
+        scope.fingerprint = ["job-failed", stage, kind]
+        sentry_sdk.capture_message(f"job posting failed at {stage}: {kind}", level="error")
+
+
 def run_failed(*, reason: str, system: str | None, status: int | None) -> None:
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("stage", "run")

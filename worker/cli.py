@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 from worker import __version__, alerts
 from worker.commands import inbound as inbound_commands
+from worker.commands import jobs as job_commands
 from worker.errors import ConfigError, HirebridgeError, MappingError
 from worker.mapping.engine import apply_map, planned_requests
 from worker.mapping.loader import load_field_map
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     skip.set_defaults(handler=_skip)
 
     inbound_commands.register(commands)
+    job_commands.register(commands)
 
     demo = commands.add_parser("demo", help="run a sync against the bundled simulators")
     demo.add_argument("--offers", type=int, default=12, help="sample offers (default 12)")
@@ -129,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=["example", "steps", "bamboohr", "hibob", "xero"],
         default="example",
         help="the HRIS the simulator behaves like, with its shipped map (default example)",
+    )
+    demo.add_argument(
+        "--jobs", action="store_true", help="instead: job postings into the ATS simulator"
     )
     demo.add_argument(
         "--inbound",
@@ -427,6 +432,10 @@ def _operator() -> str:
 def _demo(args: argparse.Namespace) -> int:
     from worker.demo import run_demo
 
+    if args.jobs:
+        from worker.demo_jobs import run_jobs_demo
+
+        return run_jobs_demo(folder=args.dir)
     if args.inbound:
         from worker.demo_inbound import run_inbound_demo
 

@@ -48,3 +48,7 @@ INBOUND_DELIVERIES = Counter(
     "Inbox deliveries by source and outcome (delivered, failed, parked)",
     ["source", "outcome"],
 )
+JOBS = Counter(
+    "hirebridge_jobs_total", "Job posting outcomes: synced, closed, failed, parked", ["outcome"]
+)
+JOB_RUNS = Counter("hirebridge_job_runs_total", "Job posting runs by outcome", ["outcome"])

@@ -15,13 +15,16 @@ from worker.errors import ConfigError
 from worker.inbound.pop import PopEngineClient
 from worker.mapping.loader import FieldMap, load_field_map
 from worker.pipelines.inbound import InboundDelivery, Target
+from worker.pipelines.jobs import JobSync, job_reader
 from worker.pipelines.offers import OfferSync
 from worker.remote.lanes import HttpLanes, new_client
 from worker.settings import Settings
+from worker.sinks.ats import AtsClient
 from worker.sinks.http import HttpSink
 from worker.sources.pageup import PageUpClient
 from worker.store.db import create_store_engine, migrate, one_process_only, sqlite_file
 from worker.store.inbox import Inbox
+from worker.store.jobs import JobLedger
 from worker.store.ledger import Ledger
 
 log = structlog.get_logger(__name__)
@@ -49,10 +52,10 @@ class OfferSyncParts:
 
 
 def load_inbound_map(path: Path) -> FieldMap:
-    """A field map for pushes: one request per push (steps are for offers)."""
+    """A field map for pushes and job postings: one request per record (steps are for offers)."""
     field_map = load_field_map(path)
     if field_map.multi_step:
-        raise ConfigError([f"{path}: inbound maps are one step: use fields, not steps"])
+        raise ConfigError([f"{path}: this map is one step: use fields, not steps"])
     return field_map
 
 
@@ -78,6 +81,30 @@ async def inbound_delivery(settings: Settings, inbox: Inbox) -> AsyncIterator[In
         )
     finally:
         await client.aclose()
+
+
+@asynccontextmanager
+async def job_sync(settings: Settings, engine: Engine | None = None) -> AsyncIterator[JobSync]:
+    """The job postings sync (``ats`` settings); opens its own store unless given one."""
+    own_engine = engine is None
+    if engine is None:
+        engine, _ = open_ledger(settings)
+    client = http_client(settings, 2)
+    ats = settings.ats
+    try:
+        yield JobSync(
+            ats=AtsClient(ats, client),
+            ledger=JobLedger(engine, ats.source_name),
+            field_map=load_inbound_map(ats.mapping),
+            settings=ats,
+            sync=settings.sync,
+            read=job_reader(ats, client),
+            db_on_loop=engine.dialect.name == "sqlite",
+        )
+    finally:
+        await client.aclose()
+        if own_engine:
+            engine.dispose()
 
 
 @asynccontextmanager

@@ -243,6 +243,22 @@ def test_pop_config_prints_a_config_that_its_check_accepts(tmp_path: Path, sims:
     assert wrong.returncode == 1 and "http_err: missing" in wrong.stdout
 
 
+def test_jobs_demo_and_the_jobs_commands(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    result = hirebridge("demo", "--jobs", "--dir", str(folder), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "third run  (one changed, one refused, one removed): created 0, updated 1" in (
+        result.stdout
+    )
+    config = str(folder / "config.yaml")
+    status = hirebridge("--config", config, "jobs", "status", cwd=tmp_path)
+    assert "POS-1002 (ACME-2026-0003) parked: field 'job_type': required" in status.stdout
+    linked = hirebridge("--config", config, "jobs", "link", "POS-9", "ACME-2026-0042", cwd=tmp_path)
+    assert linked.returncode == 0 and "POS-9 is now ATS job ACME-2026-0042" in linked.stdout
+    retried = hirebridge("--config", config, "jobs", "retry", "--all-parked", cwd=tmp_path)
+    assert retried.returncode == 0 and "1 parked job(s) due again" in retried.stdout
+
+
 def test_demo_runs_against_the_simulators(tmp_path: Path) -> None:
     result = hirebridge("demo", "--dir", str(tmp_path / "demo"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -199,3 +199,41 @@ def test_sigterm_during_a_burst_of_pushes_never_answers_200_for_an_unstored_lead
     for index in ok:
         email = leads[index]["contact_info"]["email"]
         assert email in stored or email.lower() in delivered
+
+
+def test_run_syncs_job_postings_on_their_schedule_and_reports_ats_readiness(
+    sims: Sims, tmp_path: Path
+) -> None:
+    from worker.simulators import ats
+    from worker.simulators.server import BackgroundServer
+
+    state = ats.AtsState()
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    (folder / "jobs.json").write_text(json.dumps([
+        {"id": "P1", "title": "Engineer", "apply_url": "https://careers.example.com/1"},
+        {"id": "P2", "title": "Nurse", "apply_url": "https://careers.example.com/2"},
+    ]))  # fmt: skip
+    with BackgroundServer(ats.build_app(state)) as server:
+        data = sims.settings_data(f"sqlite:///{tmp_path / 'state.sqlite'}")
+        data["ats"] = {"enabled": True, "base_url": f"{server.url}{ats.BASE}",
+                       "api_key": "ats-sim-key", "source_name": "Main_ERP",
+                       "mapping": str(REPO / "mappings" / "ats_jobs.yaml"),
+                       "source": {"type": "directory", "directory": str(folder)}}  # fmt: skip
+        data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600}}
+        data["logging"] = {"format": "json"}
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(data))
+        worker = Worker(config, dict(os.environ))
+        try:
+            port = worker.wait_for("service_started")["port"]
+            finished = worker.wait_for("job_run_finished")
+            assert finished["created"] == 2 and finished["halted"] is None
+            ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+            assert ready["checks"]["ats"] == "ok"
+            worker.process.send_signal(signal.SIGTERM)
+            assert worker.process.wait(timeout=30) == 0
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.kill()
+    assert sorted(job["title"] for job in state.jobs.values()) == ["Engineer", "Nurse"]

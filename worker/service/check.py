@@ -1,4 +1,4 @@
-"""``hirebridge check``: can this deployment work? Settings, map, database, PageUp, HRIS.
+"""``hirebridge check``: can this deployment work? Settings, maps, database, PageUp, HRIS, ATS.
 
 Writes nothing: no migration, no post, no mark. Each check says what is wrong.
 """
@@ -16,6 +16,7 @@ from worker.mapping.loader import load_field_map
 from worker.remote.http import exchange
 from worker.runtime import http_client
 from worker.settings import Settings
+from worker.sinks.ats import AtsClient
 from worker.sinks.http import OutboundAuth
 from worker.sources.pageup import PageUpClient
 from worker.store.db import create_store_engine
@@ -34,6 +35,8 @@ async def run_checks(settings: Settings) -> list[Check]:
         ("field map", _field_map), ("database", _database),
         ("pageup token", _pageup_token), ("hris", _hris),
     ]  # fmt: skip
+    if settings.ats.enabled:
+        steps += [("ats job map", _ats_map), ("ats health", ats_health)]
     for name, step in steps:
         try:
             checks.append(Check(name, True, await step(settings)))
@@ -83,3 +86,16 @@ async def _hris(settings: Settings) -> str:
     if reply.status == 404 or reply.status >= 500:
         raise ValueError(f"HTTP {reply.status} from {settings.hris.url}")
     return f"{settings.hris.url} answers (HTTP {reply.status} to HEAD)"
+
+
+async def _ats_map(settings: Settings) -> str:
+    field_map = load_field_map(settings.ats.mapping)
+    return f"{settings.ats.mapping} ({len(field_map.rules)} fields, version {field_map.version})"
+
+
+async def ats_health(settings: Settings) -> str:
+    """The ATS's health endpoint says healthy (also part of readiness)."""
+    async with http_client(settings, 1) as client:
+        data = await AtsClient(settings.ats, client).health()
+    services = data.get("services")
+    return f"healthy ({services})" if services else "healthy"

@@ -38,6 +38,22 @@ class Readiness:
     ledger: Ledger
     token_refused: Callable[[], bool]
     map_problem: str | None = None
+    # The ATS's health (job postings on), checked at most every ats_health_ttl seconds.
+    ats_health: Callable[[], Awaitable[str]] | None = None
+    ats_health_ttl: float = 30.0
+    _ats_seen: tuple[float, str] | None = None
+
+    async def ats(self) -> str:
+        if self.ats_health is None:
+            return "ok"
+        if self._ats_seen is None or time.monotonic() - self._ats_seen[0] > self.ats_health_ttl:
+            try:
+                await self.ats_health()
+                result = "ok"
+            except Exception as exc:  # any failure: not ready, with the reason
+                result = f"unhealthy: {str(exc)[:200]}"
+            self._ats_seen = (time.monotonic(), result)
+        return self._ats_seen[1]
 
 
 def build_app(
@@ -63,6 +79,8 @@ def build_app(
             checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["field_map"] = readiness.map_problem or "ok"
         checks["pageup_token"] = "refused" if readiness.token_refused() else "ok"
+        if readiness.ats_health is not None:
+            checks["ats"] = await readiness.ats()
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": checks},

@@ -29,8 +29,16 @@ from worker.errors import ConfigError
 from worker.inbound.server import InboxWriter, inbound_routes
 from worker.mapping.loader import load_field_map
 from worker.pipelines.inbound import InboundDelivery
-from worker.runtime import OfferSyncParts, inbound_delivery, load_inbound_map, offer_sync
+from worker.pipelines.jobs import JobSync
+from worker.runtime import (
+    OfferSyncParts,
+    inbound_delivery,
+    job_sync,
+    load_inbound_map,
+    offer_sync,
+)
 from worker.service import systemd
+from worker.service.check import ats_health
 from worker.service.health import Liveness, Readiness, build_app
 from worker.service.schedule import trigger_for
 from worker.settings import Settings
@@ -59,16 +67,24 @@ class _Server(uvicorn.Server):
 
 class Service:
     def __init__(
-        self, settings: Settings, parts: OfferSyncParts, inbound: InboundDelivery | None = None
+        self,
+        settings: Settings,
+        parts: OfferSyncParts,
+        inbound: InboundDelivery | None = None,
+        jobs: JobSync | None = None,
     ) -> None:
         self._settings = settings
         self._parts = parts
         self._inbound = inbound
+        self._jobs = jobs
+        self._jobs_lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()  # set when a push is stored: deliver it now
         self._run_lock = asyncio.Lock()
         self.liveness = Liveness(settings.service.heartbeat_stale_seconds)
         self.readiness = Readiness(parts.ledger, lambda: parts.pageup.tokens.refused)
+        if jobs is not None:
+            self.readiness.ats_health = lambda: ats_health(settings)
         routes = []
         if inbound is not None:
             engine = parts.ledger.engine
@@ -108,6 +124,13 @@ class Service:
             age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
             metrics.OLDEST_WAITING.set(max(0.0, age))
 
+    async def sync_jobs(self) -> None:
+        """One scheduled job postings run (ats.interval_seconds)."""
+        if self._stop.is_set() or self._jobs is None:
+            return
+        async with self._jobs_lock:
+            await self._jobs.run()
+
     async def deliver_pushes(self) -> None:
         """Deliver stored pushes as they arrive, and due retries every poll_seconds."""
         assert self._inbound is not None
@@ -131,9 +154,14 @@ class Service:
             inbound_maps = [
                 (name, await asyncio.to_thread(load_inbound_map, path)) for name, path in sources
             ]
+            job_map = None
+            if self._jobs is not None:
+                job_map = await asyncio.to_thread(load_inbound_map, self._settings.ats.mapping)
         except ConfigError as exc:
             log.error("mapping_reload_refused", problems=exc.problems)
             return False, "; ".join(exc.problems)
+        if self._jobs is not None and job_map is not None:
+            self._jobs.replace_map(job_map)
         for name, inbound_map in inbound_maps:
             assert self._inbound is not None
             self._inbound.replace_map(name, inbound_map)
@@ -167,6 +195,11 @@ class Service:
             listening.cancel()
             raise ConfigError([f"service: cannot listen on {self._settings.service.host}:"
                                f"{self._settings.service.port}"])  # fmt: skip
+        if self._jobs is not None:
+            scheduler.add_job(
+                self.sync_jobs, "interval", seconds=self._settings.ats.interval_seconds,
+                id="job_postings", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
+            )  # fmt: skip
         scheduler.start()
         deliveries = asyncio.create_task(self.deliver_pushes()) if self._inbound else None
         self.liveness.scheduling = True
@@ -192,7 +225,7 @@ class Service:
         grace = self._settings.service.shutdown_grace_seconds
         try:
             async with asyncio.timeout(grace):
-                async with self._run_lock:
+                async with self._run_lock, self._jobs_lock:
                     pass
                 if deliveries is not None:
                     await deliveries
@@ -208,8 +241,12 @@ class Service:
 
 async def run_service(settings: Settings) -> int:
     alerts.init_sentry(settings.sentry, tenant=settings.pageup.tenant_id)
-    async with offer_sync(settings) as parts:
-        if not (settings.inbound.apna.enabled or settings.inbound.pop.enabled):
-            return await Service(settings, parts).serve()
-        async with inbound_delivery(settings, Inbox(parts.ledger.engine)) as delivery:
-            return await Service(settings, parts, delivery).serve()
+    async with offer_sync(settings) as parts, contextlib.AsyncExitStack() as stack:
+        engine = parts.ledger.engine
+        delivery = None
+        if settings.inbound.apna.enabled or settings.inbound.pop.enabled:
+            delivery = await stack.enter_async_context(inbound_delivery(settings, Inbox(engine)))
+        jobs = None
+        if settings.ats.enabled:
+            jobs = await stack.enter_async_context(job_sync(settings, engine))
+        return await Service(settings, parts, delivery, jobs).serve()

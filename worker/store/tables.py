@@ -95,6 +95,28 @@ inbox = Table(
     UniqueConstraint("source", "dedup_key", name="uq_inbox_source"),
 )
 
+# Job postings (issue 7): a source job, the ATS job it became, the hash of what was last sent.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("ats_source", String(64), primary_key=True),
+    Column("source_id", String(128), primary_key=True),
+    Column("ats_job_id", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("payload_hash", String(64), nullable=True),
+    Column("mapping_version", String(32), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error_kind", String(32), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("synced_at", DateTime(timezone=True), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("parked_at", DateTime(timezone=True), nullable=True),
+)
+
 # Fetched source documents (PII): only when database.keep_source_documents_days is set,
 # and deleted once older than that.
 source_documents = Table(

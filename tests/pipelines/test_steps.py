@@ -13,7 +13,9 @@ from worker.sinks.http import HttpSink
 from worker.store.ledger import Ledger
 
 STEPS_MAP = REPO / "mappings" / "example_payroll_steps.yaml"
-FAST = {"retry_backoff_initial_seconds": 0, "circuit_breaker_failures": 100, "concurrency": 1}
+# lease_seconds: on PostgreSQL a crashed run's claims hold until they expire (SQLite frees them).
+FAST = {"retry_backoff_initial_seconds": 0, "circuit_breaker_failures": 100, "concurrency": 1,
+        "lease_seconds": 0.001}  # fmt: skip
 SIX_ONE_WITHOUT_TFN = {"offers": 6, "missing_tfn": frozenset({2})}
 
 

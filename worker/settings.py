@@ -314,6 +314,9 @@ class ScheduleSettings(_Section):
 class ServiceSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535)  # 0: any free port (tests)
+    # Reverse proxies whose X-Forwarded-For is believed (addresses), so that inbound allow_ips
+    # see the pushing system's address, not the proxy's. Empty: the peer address is used.
+    trusted_proxies: list[str] = []
     schedule: ScheduleSettings = ScheduleSettings()
     # On SIGTERM/SIGINT: stop starting offers, let those in flight finish, exit within this.
     shutdown_grace_seconds: float = Field(25.0, gt=0)

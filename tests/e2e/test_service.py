@@ -237,3 +237,35 @@ def test_run_syncs_job_postings_on_their_schedule_and_reports_ats_readiness(
             with contextlib.suppress(ProcessLookupError):
                 worker.process.kill()
     assert sorted(job["title"] for job in state.jobs.values()) == ["Engineer", "Nurse"]
+
+
+def test_allow_ips_behind_a_trusted_proxy_use_the_forwarded_address(
+    sims: Sims, tmp_path: Path
+) -> None:
+    from worker.simulators.apna import make_leads
+
+    data = sims.settings_data(f"sqlite:///{tmp_path / 'state.sqlite'}")
+    intake = {"url": f"{sims.hris_url}/api/intake/leads",
+              "mapping": str(REPO / "mappings" / "apna_leads.yaml")}  # fmt: skip
+    data["inbound"] = {"apna": {"enabled": True, "auth": {"type": "bearer", "token": "t0k"},
+                                "allow_ips": ["203.0.113.0/24"], "target": intake}}  # fmt: skip
+    data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600},
+                       "trusted_proxies": ["127.0.0.1"]}  # fmt: skip
+    data["logging"] = {"format": "json"}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    worker = Worker(config, dict(os.environ))
+    try:
+        port = worker.wait_for("service_started")["port"]
+        url = f"http://127.0.0.1:{port}/inbound/apna"
+        auth = {"Authorization": "Bearer t0k"}
+        lead = make_leads(1)[0]
+        direct = httpx.post(url, json=lead, headers=auth)
+        forwarded = httpx.post(url, json=lead, headers={**auth, "X-Forwarded-For": "203.0.113.9"})
+        elsewhere = httpx.post(url, json=lead, headers={**auth, "X-Forwarded-For": "198.51.100.7"})
+        assert (direct.status_code, forwarded.status_code, elsewhere.status_code) == (403, 200, 403)
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(timeout=30) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            worker.process.kill()

@@ -35,6 +35,8 @@ async def run_checks(settings: Settings) -> list[Check]:
         ("field map", _field_map), ("database", _database),
         ("pageup token", _pageup_token), ("hris", _hris),
     ]  # fmt: skip
+    if settings.inbound.apna.enabled or settings.inbound.pop.enabled:
+        steps.append(("inbound maps", _inbound_maps))
     if settings.ats.enabled:
         steps += [("ats job map", _ats_map), ("ats health", ats_health)]
     for name, step in steps:
@@ -99,3 +101,14 @@ async def ats_health(settings: Settings) -> str:
         data = await AtsClient(settings.ats, client).health()
     services = data.get("services")
     return f"healthy ({services})" if services else "healthy"
+
+
+async def _inbound_maps(settings: Settings) -> str:
+    from worker.runtime import load_inbound_map
+
+    inbound, loaded = settings.inbound, []
+    for name, section in (("apna", inbound.apna), ("pop", inbound.pop)):
+        if section.enabled and section.target is not None:
+            field_map = load_inbound_map(section.target.mapping)
+            loaded.append(f"{name}: {section.target.mapping.name} ({field_map.version})")
+    return ", ".join(loaded)

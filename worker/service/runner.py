@@ -96,6 +96,8 @@ class Service:
             build_app(self.liveness, self.readiness, self.reload, routes),
             host=settings.service.host, port=settings.service.port, log_config=None,
             access_log=False, lifespan="off", timeout_graceful_shutdown=5,
+            proxy_headers=bool(settings.service.trusted_proxies),
+            forwarded_allow_ips=",".join(settings.service.trusted_proxies) or None,
         )  # fmt: skip
         self.server = _Server(config)
 

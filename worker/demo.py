@@ -211,6 +211,9 @@ def _summarise(
 
 def serve_simulators(*, offers: int, latency: float, seed: int) -> int:
     """Serve both simulators until SIGTERM/SIGINT; print their URLs as one JSON line."""
+    # Two servers share this process's GIL; with the default 5 ms switch interval a response
+    # could wait that long for the other server's thread, adding latency nobody asked for.
+    sys.setswitchinterval(0.0005)
     sim_pageup = pageup.PageUpState(faults=pageup.PageUpFaults(latency_seconds=latency, seed=seed))
     sim_pageup.load(make_offers(offers, seed=seed))
     sim_hris = hris.HrisState(faults=hris.HrisFaults(latency_seconds=latency, seed=seed))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -128,6 +130,9 @@ async def offer_sync(
         ledger_on_loop=engine.dialect.name == "sqlite",
         keep_documents_days=settings.database.keep_source_documents_days,
     )
+    # Everything built so far lives as long as the process: keep it out of the garbage
+    # collector's scans, which otherwise stall the event loop as the heap grows.
+    gc.freeze()
     try:
         with one_process_only(engine):
             # Under SQLite's lock no other worker runs: any claim left is a dead process's.

@@ -20,3 +20,10 @@ def test_redactor_matches_whole_values_only() -> None:
     redact = Redactor(["Ava", "mia@example.org"])
     assert redact("Ava: temporarily unavailable") == "[redacted]: temporarily unavailable"
     assert redact("<mia@example.org> taken") == "<[redacted]> taken"
+
+
+def test_credentials_in_query_strings_and_key_value_text_are_redacted() -> None:
+    text = "GET https://ats.example.com/erp/create-job/?api_key=s3cr3t-key&x=1; password=hunter2"
+    scrubbed = scrub_text(text)
+    assert "s3cr3t-key" not in scrubbed and "hunter2" not in scrubbed
+    assert "api_key=[redacted]&x=1" in scrubbed

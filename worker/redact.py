@@ -16,6 +16,10 @@ SECRET_KEYS = frozenset(
 )
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# A credential in a query string or "key=value" text (an ATS takes its key as ?api_key=).
+_SECRET_PAIR = re.compile(
+    r"(?i)\b(" + "|".join(sorted(SECRET_KEYS, key=len, reverse=True)) + r")=[^&\s\"']+"
+)
 # Six or more digits, possibly grouped by spaces, dashes, dots or slashes: tax file numbers,
 # bank accounts, BSBs, phone numbers, dates.
 _NUMBER = re.compile(r"(?<![\w])\+?\d(?:[\d \-./]*\d)?(?![\w])")
@@ -29,7 +33,8 @@ def _number(match: re.Match[str]) -> str:
 
 
 def scrub_text(text: str) -> str:
-    """Replace email addresses and long digit runs with placeholders."""
+    """Replace credentials in key=value text, email addresses and long digit runs."""
+    text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}=[redacted]", text)
     return _NUMBER.sub(_number, _EMAIL.sub("[email]", text))
 
 

@@ -159,6 +159,33 @@ def test_check_reports_each_part_and_fails_on_refused_credentials(
     assert sims.hris.calls["post"] == 0 and sum(sims.pageup.processed.values()) == 0
 
 
+def test_check_covers_the_ats_health_and_the_inbound_maps(sims: Sims, tmp_path: Path) -> None:
+    from worker.simulators import ats
+    from worker.simulators.server import BackgroundServer
+
+    state = ats.AtsState()
+    (tmp_path / "jobs").mkdir()
+    with BackgroundServer(ats.build_app(state)) as server:
+        data = sims.settings_data(f"sqlite:///{tmp_path / 's.sqlite'}")
+        data["ats"] = {"enabled": True, "base_url": f"{server.url}{ats.BASE}",
+                       "api_key": "ats-sim-key", "source_name": "Main_ERP",
+                       "mapping": str(REPO / "mappings" / "ats_jobs.yaml"),
+                       "source": {"directory": str(tmp_path / "jobs")}}  # fmt: skip
+        target = {"url": "https://ats.example.com/x",
+                  "mapping": str(REPO / "mappings" / "apna_leads.yaml")}  # fmt: skip
+        data["inbound"] = {"apna": {"enabled": True, "auth": {"type": "bearer", "token": "t"},
+                                    "target": target}}  # fmt: skip
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(data))
+        good = hirebridge("--config", str(config), "check", cwd=tmp_path)
+        state.healthy = False
+        bad = hirebridge("--config", str(config), "check", cwd=tmp_path)
+    assert good.returncode == 0, good.stdout
+    for name in ("inbound maps", "ats job map", "ats health"):
+        assert re.search(rf"^ok\s+{name}\s", good.stdout, re.MULTILINE), name
+    assert bad.returncode == 1 and re.search(r"^FAIL\s+ats health", bad.stdout, re.MULTILINE)
+
+
 def test_mappings_test_passes_the_shipped_cases_and_diffs_a_broken_one(tmp_path: Path) -> None:
     shipped = hirebridge("mappings", "test", cwd=REPO)
     assert shipped.returncode == 0, shipped.stdout

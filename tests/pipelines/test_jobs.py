@@ -199,8 +199,7 @@ def test_refusals_that_condemn_every_call_halt_the_run(
     assert report.failed == 1  # the run stopped at the first job
     assert not ats_sim[0].jobs
     if status == 404:
-        other = ats_sim[0].sources["Other"]
-        assert other.api_key == "ats-sim-key"
+        assert "configuration error: ats.source_name 'Main_ERP'" in report.halted
 
 
 def test_job_exists_is_reconciled_by_linking_and_updating(rig: Rig, ats_sim: Any) -> None:

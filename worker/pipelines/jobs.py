@@ -253,7 +253,12 @@ class JobSync:
             next_attempt_at=decision.next_attempt_at,
         )
         if isinstance(exc, AtsRefused) and exc.stops_the_run:
-            self._stop(f"the ATS refused us ({message}): no job can be sent", exc)
+            if exc.status == 404:
+                name = self._settings.source_name
+                problem = f"ats.source_name {name!r} is not a source the ATS knows"
+                self._stop(f"the ATS refused us ({message}): configuration error: {problem}", exc)
+            else:
+                self._stop(f"the ATS refused us ({message}): no job can be sent", exc)
             return
         alerts.job_failed(source_id=source_id, stage=stage, kind=kind, message=message,
                           status=status, parked=decision.park)  # fmt: skip

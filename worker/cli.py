@@ -9,21 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-from urllib.parse import unquote
 
 from worker import __version__, alerts
 from worker.commands import inbound as inbound_commands
 from worker.commands import jobs as job_commands
-from worker.errors import ConfigError, HirebridgeError, MappingError
-from worker.mapping.engine import apply_map, planned_requests
-from worker.mapping.loader import load_field_map
+from worker.commands import maps as map_commands
+from worker.errors import ConfigError, HirebridgeError
 from worker.observability import configure_logging
 from worker.settings import Settings, load_settings
 from worker.store.interventions import Interventions
@@ -62,37 +58,20 @@ def _parser() -> argparse.ArgumentParser:
     sync.add_argument("--once", action="store_true", required=True, help="one run, then exit")
     sync.set_defaults(handler=_sync)
 
-    run = commands.add_parser("run", help="the long-running worker: schedule, health, metrics")
+    run = commands.add_parser(
+        "run", help="the long-running worker: syncs, inbound pushes, job postings, health, metrics"
+    )
     run.set_defaults(handler=_run)
 
-    check = commands.add_parser("check", help="verify settings, map, database, PageUp, HRIS")
+    check = commands.add_parser(
+        "check", help="verify settings, maps, database, PageUp, HRIS (and the ATS)"
+    )
     check.set_defaults(handler=_check)
 
-    reload = commands.add_parser("reload", help="ask the running worker to reload its field map")
+    reload = commands.add_parser("reload", help="ask the running worker to reload its field maps")
     reload.set_defaults(handler=_reload)
 
-    preview = commands.add_parser("preview", help="fetch and map one offer; write nothing")
-    source = preview.add_mutually_exclusive_group(required=True)
-    source.add_argument("--offer", help="PageUp offer id (PUReferenceID)")
-    source.add_argument("--input", type=Path, help="a saved source document (JSON)")
-    preview.add_argument("--show-source", action="store_true", help="print the source document")
-    preview.add_argument(
-        "--diff",
-        type=Path,
-        metavar="OTHER_MAP",
-        help="also map with OTHER_MAP and print what changes (configured map -> OTHER_MAP)",
-    )
-    preview.set_defaults(handler=_preview)
-
-    mappings = commands.add_parser("mappings", help="field-map tools")
-    mapping_commands = mappings.add_subparsers(dest="mappings_command", required=True)
-    map_tests = mapping_commands.add_parser("test", help="run the sample cases beside each map")
-    map_tests.add_argument("paths", nargs="*", type=Path, help="maps (default: mappings/*.yaml)")
-    map_tests.set_defaults(handler=_mappings_test)
-
-    validate = commands.add_parser("validate-mappings", help="check field maps; list problems")
-    validate.add_argument("paths", nargs="*", type=Path, help="maps (default: the configured one)")
-    validate.set_defaults(handler=_validate_mappings)
+    map_commands.register(commands)
 
     status = commands.add_parser("status", help="offers by state, failures with their reasons")
     status.add_argument("--limit", type=int, default=50, help="failures to list (default 50)")
@@ -216,106 +195,6 @@ def _reload(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"refused, the old map stays: {body.get('problems') or body}", file=sys.stderr)
     return EXIT_CONFIG
-
-
-def _preview(args: argparse.Namespace) -> int:
-    """Map one source document (live or saved) and print the payload; write nothing."""
-    if args.input is not None:
-        settings = load_settings(args.config, required=True)
-        document = _read_json(args.input)
-    else:
-        settings = _settings(args)
-        fetched = asyncio.run(_fetch_for_preview(settings, str(args.offer)))
-        if fetched is None:
-            return EXIT_FAILED
-        document = fetched
-    field_map = load_field_map(settings.hris.mapping)
-    if args.show_source:
-        print(json.dumps(document, indent=2, ensure_ascii=False))
-    try:
-        payload = apply_map(field_map, document).payload
-        planned = planned_requests(field_map, document)
-    except MappingError as exc:
-        return _mapping_failed(exc)
-    if args.diff is None:
-        if not field_map.multi_step:
-            print(json.dumps(payload, indent=2, ensure_ascii=False))
-            return EXIT_OK
-        for request in planned:
-            method = request.method or settings.hris.method
-            url = settings.hris.url.rstrip("/") + unquote(request.path or "")
-            upsert = "  (or updates the record its look-up finds)" if request.upsert else ""
-            print(f"# step {request.step}: {method} {url}{upsert}")
-            print(json.dumps(request.payload, indent=2, ensure_ascii=False))
-        return EXIT_OK
-    from worker.mapping.testing import diff
-
-    try:
-        other = apply_map(load_field_map(args.diff), document).payload
-    except MappingError as exc:
-        print(f"with {args.diff}:", file=sys.stderr)
-        return _mapping_failed(exc)
-    changes = diff(payload, other, str(settings.hris.mapping), str(args.diff))
-    print(changes or "no change: both maps give the same payload")
-    return EXIT_OK
-
-
-async def _fetch_for_preview(settings: Settings, offer_id: str) -> dict[str, Any] | None:
-    from worker.pipelines.offers import source_document
-    from worker.runtime import http_client
-    from worker.sources.pageup import PageUpClient
-
-    async with http_client(settings, 1) as client:
-        try:
-            return await source_document(PageUpClient(settings.pageup, client), offer_id)
-        except HirebridgeError as exc:
-            print(f"offer {offer_id}: {exc}", file=sys.stderr)
-            return None
-
-
-def _mappings_test(args: argparse.Namespace) -> int:
-    from worker.mapping.testing import cases_folder, run_cases
-
-    paths = list(args.paths) or sorted(Path("mappings").glob("*.yaml"))
-    failed = cases = 0
-    for path in paths:
-        field_map = load_field_map(path)
-        results = run_cases(field_map)
-        if not results:
-            print(f"--    {path}: no cases in {cases_folder(path)}")
-        for result in results:
-            cases += 1
-            failed += not result.passed
-            print(f"{'ok' if result.passed else 'FAIL':<5} {path.stem}/{result.name}")
-            if result.detail:
-                print("      " + result.detail.replace("\n", "\n      "))
-    print(f"{cases - failed} passed, {failed} failed")
-    return EXIT_FAILED if failed else EXIT_OK
-
-
-def _mapping_failed(exc: MappingError) -> int:
-    print("the offer cannot be mapped:", file=sys.stderr)
-    for problem in exc.problems:
-        print(f"  - {problem}", file=sys.stderr)
-    return EXIT_FAILED
-
-
-def _validate_mappings(args: argparse.Namespace) -> int:
-    paths: list[Path] = list(args.paths)
-    if not paths:
-        paths = [load_settings(args.config, required=True).hris.mapping]
-    problems: list[str] = []
-    for path in paths:
-        try:
-            field_map = load_field_map(path)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-            continue
-        steps = f"{len(field_map.steps)} steps, " if field_map.multi_step else ""
-        print(f"ok  {path}  ({steps}{len(field_map.rules)} fields, version {field_map.version})")
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    return EXIT_CONFIG if problems else EXIT_OK
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -447,10 +326,3 @@ def _simulate(args: argparse.Namespace) -> int:
     from worker.demo import serve_simulators
 
     return serve_simulators(offers=args.offers, latency=args.latency_ms / 1000, seed=args.seed)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError([f"{path}: not a readable JSON document: {exc}"]) from None

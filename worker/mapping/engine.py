@@ -11,7 +11,8 @@ from urllib.parse import quote
 from jmespath.exceptions import JMESPathError
 
 from worker.errors import MappingError
-from worker.mapping.loader import FieldMap, FieldRule, Step, UrlTemplate, is_missing
+from worker.mapping.loader import FieldMap, FieldRule, Step, is_missing
+from worker.mapping.requests import UrlTemplate
 from worker.mapping.types import has_type
 
 _JMESPATH_FAILURES = (JMESPathError, ValueError, TypeError, OverflowError)

@@ -32,57 +32,33 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jmespath
 import yaml
-from jmespath.exceptions import JMESPathError
 
 from worker.errors import ConfigError
+from worker.mapping.expressions import BUILTINS, At, Context, compile_checked, walk
 from worker.mapping.functions import function_names, options_for
-from worker.mapping.types import TYPES, call_problems, declared_type_problems
+from worker.mapping.requests import (
+    METHODS,
+    Find,
+    RecordId,
+    UrlTemplate,
+    find_rule,
+    record_id_rule,
+    template,
+)
+from worker.mapping.types import TYPES, declared_type_problems
 
 _SINGLE_KEYS = {"fields", "requires", "body", "find"}
 _TOP_KEYS = {"name", "description", "lookups", "steps"} | _SINGLE_KEYS
 _STEP_KEYS = {"name", "description", "method", "path", "when", "record_id"} | _SINGLE_KEYS
 _RULE_KEYS = {"expr", "const", "default", "required", "type", "pii", "description", "when"}
-_FIND_KEYS = {"path", "id", "update"}
-_METHODS = ("POST", "PUT", "PATCH")
-_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 _STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
-_BUILTINS = {
-    "abs",
-    "avg",
-    "ceil",
-    "contains",
-    "ends_with",
-    "floor",
-    "join",
-    "keys",
-    "length",
-    "map",
-    "max",
-    "max_by",
-    "merge",
-    "min",
-    "min_by",
-    "not_null",
-    "reverse",
-    "sort",
-    "sort_by",
-    "starts_with",
-    "sum",
-    "to_array",
-    "to_number",
-    "to_string",
-    "type",
-    "values",
-}
 _MISSING = object()
-At = Callable[..., str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,32 +76,6 @@ class FieldRule:
     pii: bool
     where: str
     when: Any = None  # a compiled condition: the field is left out when it is falsy
-
-
-@dataclass(frozen=True, slots=True)
-class UrlTemplate:
-    """A path (appended to ``hris.url``) whose ``{expression}`` parts are filled per record."""
-
-    text: str
-    parts: tuple[tuple[str, Any], ...]  # (placeholder text, compiled expression)
-
-
-@dataclass(frozen=True, slots=True)
-class Find:
-    """Upsert: look the record up first; found → ``update`` it, not found → create it."""
-
-    path: UrlTemplate
-    id_expression: Any  # JMESPath over the look-up reply's body
-    update_method: str
-    update_path: UrlTemplate
-
-
-@dataclass(frozen=True, slots=True)
-class RecordId:
-    """Where the id of the record a step created is: the reply body or its Location header."""
-
-    source: str  # body | location | none
-    compiled: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +170,7 @@ def _build(data: Any, marks: dict[tuple[str, ...], str], path: Path, version: st
         problems.append(f"{at(str(key))}: unknown key {key!r} (allowed: {sorted(_TOP_KEYS)})")
     lookups = _lookups(data.get("lookups", {}), at, problems)
     options = options_for(lookups)
-    context = _Context(lookups, function_names() | _BUILTINS, problems)
+    context = Context(lookups, function_names() | BUILTINS, problems)
     if "steps" in data:
         for key in sorted(_SINGLE_KEYS & set(data)):
             problems.append(f"{at(key)}: {key!r} belongs inside each step when a map has 'steps'")
@@ -234,14 +184,7 @@ def _build(data: Any, marks: dict[tuple[str, ...], str], path: Path, version: st
     return FieldMap(str(name), path, version, valid, options, multi_step="steps" in data)
 
 
-@dataclass
-class _Context:
-    lookups: dict[str, dict[str, Any]]
-    known: set[str]
-    problems: list[str]
-
-
-def _steps(raw: Any, at: At, context: _Context) -> list[Step | None]:
+def _steps(raw: Any, at: At, context: Context) -> list[Step | None]:
     if not isinstance(raw, list) or not raw:
         context.problems.append(f"{at('steps')}: 'steps' is a list of steps, each with 'fields'")
         return []
@@ -275,7 +218,7 @@ def _step(
     name: str,
     spec: dict[str, Any],
     at: At,
-    context: _Context,
+    context: Context,
     *,
     single: bool,
     earlier: set[str] | None = None,
@@ -301,16 +244,18 @@ def _step(
     if body not in ("object", "array"):
         problems.append(f"{at('body')}: {label}'body' is object or array, not {body!r}")
     method = spec.get("method")
-    if method is not None and method not in _METHODS:
-        problems.append(f"{at('method')}: {label}'method' is one of {', '.join(_METHODS)}")
+    if method is not None and method not in METHODS:
+        problems.append(f"{at('method')}: {label}'method' is one of {', '.join(METHODS)}")
     path = None
     if "path" in spec:
-        path = _template(spec["path"], at("path"), label, context)
+        path = template(spec["path"], at("path"), label, context)
     when = None
     if "when" in spec:
-        when = _compile(f"{label}'when'", spec["when"], context, at("when"))
-    find = _find(spec["find"], at, label, context) if "find" in spec else None
-    record_id = _record_id(spec["record_id"], at, label, problems) if "record_id" in spec else None
+        when = compile_checked(f"{label}'when'", spec["when"], context, at("when"))
+    find = find_rule(spec["find"], at, label, context) if "find" in spec else None
+    record_id = (
+        record_id_rule(spec["record_id"], at, label, problems) if "record_id" in spec else None
+    )
     for rule in rules:
         _check_step_refs(rule, earlier or set(), problems)
     if len(problems) > start:
@@ -327,58 +272,6 @@ def _step(
     )
 
 
-def _template(raw: Any, where: str, label: str, context: _Context) -> UrlTemplate | None:
-    if not isinstance(raw, str) or not raw.strip():
-        context.problems.append(f"{where}: {label}a path is a non-empty string")
-        return None
-    parts = []
-    for match in _PLACEHOLDER.finditer(raw):
-        compiled = _compile(
-            f"{label}path part {{{match.group(1)}}}", match.group(1), context, where
-        )
-        parts.append((match.group(0), compiled))
-    return UrlTemplate(raw, tuple(parts))
-
-
-def _find(raw: Any, at: At, label: str, context: _Context) -> Find | None:
-    problems = context.problems
-    if not isinstance(raw, dict) or not {"path", "id", "update"} <= set(raw):
-        problems.append(f"{at('find')}: {label}'find' needs path, id and update")
-        return None
-    for key in sorted(set(raw) - _FIND_KEYS, key=str):
-        problems.append(f"{at('find', str(key))}: {label}unknown key {key!r} in 'find'")
-    path = _template(raw["path"], at("find", "path"), label, context)
-    id_expression = _compile(f"{label}find id", raw["id"], context, at("find", "id"))
-    update = raw["update"]
-    if not isinstance(update, dict) or set(update) - {"method", "path"} or "path" not in update:
-        problems.append(f"{at('find', 'update')}: {label}'update' is {{method: PUT, path: ...}}")
-        return None
-    method = update.get("method", "PUT")
-    if method not in _METHODS:
-        problems.append(f"{at('find', 'update')}: {label}update method is one of {_METHODS}")
-    update_path = _template(update["path"], at("find", "update"), label, context)
-    if path is None or update_path is None or id_expression is None:
-        return None
-    return Find(path, id_expression, str(method), update_path)
-
-
-def _record_id(raw: Any, at: At, label: str, problems: list[str]) -> RecordId | None:
-    where = at("record_id")
-    if not isinstance(raw, dict) or raw.get("from") not in ("body", "location", "none"):
-        problems.append(
-            f"{where}: {label}record_id is {{from: body, path: <JMESPath>}}, "
-            "{from: location} or {from: none}"
-        )
-        return None
-    if raw["from"] != "body":
-        return RecordId(str(raw["from"]))
-    try:
-        return RecordId("body", jmespath.compile(str(raw.get("path", "id"))))
-    except JMESPathError as exc:
-        problems.append(f"{where}: {label}bad record_id path: {str(exc).splitlines()[0]}")
-        return None
-
-
 def _lookups(raw: Any, at: At, problems: list[str]) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict):
         problems.append(f"{at('lookups')}: 'lookups' must map table names to key: value tables")
@@ -392,7 +285,7 @@ def _lookups(raw: Any, at: At, problems: list[str]) -> dict[str, dict[str, Any]]
     return tables
 
 
-def _rule(target: str, spec: Any, context: _Context, at: At) -> FieldRule | None:
+def _rule(target: str, spec: Any, context: Context, at: At) -> FieldRule | None:
     problems = context.problems
     where = at("fields", target)
     if isinstance(spec, str):
@@ -408,10 +301,12 @@ def _rule(target: str, spec: Any, context: _Context, at: At) -> FieldRule | None
         problems.append(f"{where}: field {target!r}: give exactly one of 'expr' or 'const'")
     when = None
     if "when" in spec:
-        when = _compile(f"field {target!r}", spec["when"], context, at("fields", target, "when"))
+        when = compile_checked(
+            f"field {target!r}", spec["when"], context, at("fields", target, "when")
+        )
     compiled = None
     if has_expr:
-        compiled = _compile(
+        compiled = compile_checked(
             f"field {target!r}", spec["expr"], context, at("fields", target, "expr")
         )
     type_name = spec.get("type")
@@ -457,46 +352,6 @@ def _rule(target: str, spec: Any, context: _Context, at: At) -> FieldRule | None
     )
 
 
-def _compile(what: str, expr: Any, context: _Context, where: str) -> Any:
-    """A compiled expression, or None after adding the problem to the context."""
-    problem = _problem_in(what, expr, context)
-    if isinstance(problem, str):
-        context.problems.append(f"{where}: {problem}")
-        return None
-    return problem
-
-
-def _problem_in(what: str, expr: Any, context: _Context) -> Any:
-    if not isinstance(expr, str) or not expr.strip():
-        return f"{what}: 'expr' must be a non-empty JMESPath expression"
-    try:
-        compiled = jmespath.compile(expr)
-    except JMESPathError as exc:
-        reason = str(exc).splitlines()[0]
-        return f"{what}: bad expression {expr!r}: {reason}"
-    for node in _walk(compiled.parsed):
-        if node.get("type") != "function_expression":
-            continue
-        name = node.get("value")
-        if name not in context.known:
-            return f"{what}: unknown function {name}()"
-        children = node.get("children") or []
-        if name == "lookup" and children and children[0].get("type") == "literal":
-            table = children[0].get("value")
-            if table not in context.lookups:
-                return f"{what}: unknown lookup table {table!r}"
-    for problem in call_problems(compiled.parsed, context.lookups):
-        return f"{what}: {problem}"
-    return compiled
-
-
-def _walk(node: Any) -> Any:
-    if isinstance(node, dict):
-        yield node
-        for child in node.get("children", []) or []:
-            yield from _walk(child)
-
-
 def _check_step_refs(rule: FieldRule, earlier: set[str], problems: list[str]) -> None:
     """``steps.X.id`` in an expression must name a step that runs before this one."""
     for compiled in (rule.compiled, rule.when):
@@ -512,7 +367,7 @@ def _check_step_refs(rule: FieldRule, earlier: set[str], problems: list[str]) ->
 def step_references(parsed: Any) -> set[str]:
     """The step names an expression reads through ``steps.<name>``."""
     found = set()
-    for node in _walk(parsed):
+    for node in walk(parsed):
         children = node.get("children") or []
         if (
             node.get("type") == "subexpression"

@@ -174,7 +174,8 @@ class InboundDelivery:
             system=exc.system if isinstance(exc, DeliveryError) else None, status=status,
             parked=decision.park,
         )  # fmt: skip
-        log.error(f"push_delivery_{outcome}", inbox_id=item.id, source=item.source, stage=stage,
+        event = "push_delivery_parked" if decision.park else "push_delivery_failed"
+        log.error(event, inbox_id=item.id, source=item.source, stage=stage,
                   error_kind=kind, error=message, attempts=item.attempts, http_status=status,
                   next_attempt_at=decision.next_attempt_at)  # fmt: skip
         return outcome

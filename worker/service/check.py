@@ -13,11 +13,11 @@ from sqlalchemy import text
 
 from worker.errors import HirebridgeError
 from worker.mapping.loader import load_field_map
+from worker.remote.auth import OutboundAuth
 from worker.remote.http import exchange
 from worker.runtime import http_client
 from worker.settings import Settings
 from worker.sinks.ats import AtsClient
-from worker.sinks.http import OutboundAuth
 from worker.sources.pageup import PageUpClient
 from worker.store.db import create_store_engine
 

@@ -17,10 +17,10 @@ import httpx
 import jmespath
 
 from worker.errors import ConfigError, PermanentError
+from worker.remote.auth import OutboundAuth
 from worker.remote.http import exchange, raise_for_status
 from worker.remote.retry import with_retries
 from worker.settings import JobSourceSettings
-from worker.sinks.http import OutboundAuth
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,157 @@
+"""``hirebridge preview``, ``mappings test`` and ``validate-mappings``: field maps for admins."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from worker.errors import ConfigError, HirebridgeError, MappingError
+from worker.mapping.engine import apply_map, planned_requests
+from worker.mapping.loader import load_field_map
+from worker.observability import configure_logging
+from worker.settings import Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def register(commands: Any) -> None:
+    preview = commands.add_parser("preview", help="fetch and map one offer; write nothing")
+    source = preview.add_mutually_exclusive_group(required=True)
+    source.add_argument("--offer", help="PageUp offer id (PUReferenceID)")
+    source.add_argument("--input", type=Path, help="a saved source document (JSON)")
+    preview.add_argument("--show-source", action="store_true", help="print the source document")
+    preview.add_argument(
+        "--diff",
+        type=Path,
+        metavar="OTHER_MAP",
+        help="also map with OTHER_MAP and print what changes (configured map -> OTHER_MAP)",
+    )
+    preview.set_defaults(handler=_preview)
+
+    mappings = commands.add_parser("mappings", help="field-map tools")
+    mapping_commands = mappings.add_subparsers(dest="mappings_command", required=True)
+    map_tests = mapping_commands.add_parser("test", help="run the sample cases beside each map")
+    map_tests.add_argument("paths", nargs="*", type=Path, help="maps (default: mappings/*.yaml)")
+    map_tests.set_defaults(handler=_mappings_test)
+
+    validate = commands.add_parser("validate-mappings", help="check field maps; list problems")
+    validate.add_argument("paths", nargs="*", type=Path, help="maps (default: the configured one)")
+    validate.set_defaults(handler=_validate_mappings)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    configure_logging(settings.logging.level, settings.logging.format)
+    return settings
+
+
+def _preview(args: argparse.Namespace) -> int:
+    """Map one source document (live or saved) and print the payload; write nothing."""
+    if args.input is not None:
+        settings = load_settings(args.config, required=True)
+        document = _read_json(args.input)
+    else:
+        settings = _settings(args)
+        fetched = asyncio.run(_fetch_for_preview(settings, str(args.offer)))
+        if fetched is None:
+            return EXIT_FAILED
+        document = fetched
+    field_map = load_field_map(settings.hris.mapping)
+    if args.show_source:
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+    try:
+        payload = apply_map(field_map, document).payload
+        planned = planned_requests(field_map, document)
+    except MappingError as exc:
+        return _mapping_failed(exc)
+    if args.diff is None:
+        if not field_map.multi_step:
+            print(json.dumps(payload, indent=2, ensure_ascii=False))
+            return EXIT_OK
+        for request in planned:
+            method = request.method or settings.hris.method
+            url = settings.hris.url.rstrip("/") + unquote(request.path or "")
+            upsert = "  (or updates the record its look-up finds)" if request.upsert else ""
+            print(f"# step {request.step}: {method} {url}{upsert}")
+            print(json.dumps(request.payload, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    from worker.mapping.testing import diff
+
+    try:
+        other = apply_map(load_field_map(args.diff), document).payload
+    except MappingError as exc:
+        print(f"with {args.diff}:", file=sys.stderr)
+        return _mapping_failed(exc)
+    changes = diff(payload, other, str(settings.hris.mapping), str(args.diff))
+    print(changes or "no change: both maps give the same payload")
+    return EXIT_OK
+
+
+async def _fetch_for_preview(settings: Settings, offer_id: str) -> dict[str, Any] | None:
+    from worker.pipelines.offers import source_document
+    from worker.runtime import http_client
+    from worker.sources.pageup import PageUpClient
+
+    async with http_client(settings, 1) as client:
+        try:
+            return await source_document(PageUpClient(settings.pageup, client), offer_id)
+        except HirebridgeError as exc:
+            print(f"offer {offer_id}: {exc}", file=sys.stderr)
+            return None
+
+
+def _mappings_test(args: argparse.Namespace) -> int:
+    from worker.mapping.testing import cases_folder, run_cases
+
+    paths = list(args.paths) or sorted(Path("mappings").glob("*.yaml"))
+    failed = cases = 0
+    for path in paths:
+        field_map = load_field_map(path)
+        results = run_cases(field_map)
+        if not results:
+            print(f"--    {path}: no cases in {cases_folder(path)}")
+        for result in results:
+            cases += 1
+            failed += not result.passed
+            print(f"{'ok' if result.passed else 'FAIL':<5} {path.stem}/{result.name}")
+            if result.detail:
+                print("      " + result.detail.replace("\n", "\n      "))
+    print(f"{cases - failed} passed, {failed} failed")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _mapping_failed(exc: MappingError) -> int:
+    print("the offer cannot be mapped:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def _validate_mappings(args: argparse.Namespace) -> int:
+    paths: list[Path] = list(args.paths)
+    if not paths:
+        paths = [load_settings(args.config, required=True).hris.mapping]
+    problems: list[str] = []
+    for path in paths:
+        try:
+            field_map = load_field_map(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        steps = f"{len(field_map.steps)} steps, " if field_map.multi_step else ""
+        print(f"ok  {path}  ({steps}{len(field_map.rules)} fields, version {field_map.version})")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return EXIT_CONFIG if problems else EXIT_OK
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"{path}: not a readable JSON document: {exc}"]) from None

@@ -126,7 +126,6 @@ async def offer_sync(
         tenant=settings.pageup.tenant_id,
         settings=settings.sync,
         worker_context=lanes.bind,
-        ledger_on_loop=engine.dialect.name == "sqlite",
         keep_documents_days=settings.database.keep_source_documents_days,
     )
     # Everything built so far lives as long as the process: keep it out of the garbage

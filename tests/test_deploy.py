@@ -128,3 +128,17 @@ def test_the_image_is_multi_stage_and_runs_as_a_user() -> None:
     user = [line for line in lines if line.startswith("USER ")][-1]
     assert user.split()[1].split(":")[0] not in ("0", "root")
     assert "EXPOSE 9464" in lines
+
+
+def test_the_inbound_overlay_publishes_only_the_push_paths_over_tls() -> None:
+    documents = render(KUBE / "inbound")
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    (ingress,) = [d for d in documents if d["kind"] == "Ingress"]
+    paths = [p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert paths == ["/inbound/"]
+    assert ingress["spec"]["tls"] and ingress["spec"]["tls"][0]["secretName"]
+    (service,) = [d for d in documents if d["kind"] == "Service"]
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}

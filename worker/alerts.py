@@ -68,22 +68,6 @@ def _scrub(value: Any) -> Any:
     return scrub_text(value) if isinstance(value, str) else value
 
 
-def offer_failed(
-    *, offer_id: str, stage: str, kind: str, message: str, system: str | None,
-    status: int | None, parked: bool,
-) -> None:  # fmt: skip
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("offer_id", offer_id)
-        scope.set_tag("stage", stage)
-        scope.set_tag("error_kind", kind)
-        scope.set_tag("remote_system", system or "none")
-        scope.set_tag("http_status", str(status) if status is not None else "none")
-        scope.set_tag("parked", str(parked).lower())
-        scope.set_context("failure", {"message": message})
-        scope.fingerprint = ["offer-failed", stage, kind, system or "none"]
-        sentry_sdk.capture_message(f"offer failed at {stage}: {kind}", level="error")
-
-
 def push_refused(*, source: str, problems: list[dict[str, str]]) -> None:
     """A push we answered 400: the sender will not fix it by retrying, so a person must."""
     with sentry_sdk.new_scope() as scope:
@@ -103,36 +87,54 @@ def push_not_stored(*, source: str, error: str) -> None:
         sentry_sdk.capture_message(f"{source} push could not be stored", level="error")
 
 
+def offer_failed(
+    *, offer_id: str, stage: str, kind: str, message: str, system: str | None,
+    status: int | None, parked: bool,
+) -> None:  # fmt: skip
+    _failure(
+        f"offer failed at {stage}: {kind}", ["offer-failed", stage, kind, system or "none"],
+        {"offer_id": offer_id}, stage=stage, kind=kind, message=message, system=system,
+        status=status, parked=parked,
+    )  # fmt: skip
+
+
 def inbound_failed(
     *, source: str, item_id: int, stage: str, kind: str, message: str, system: str | None,
     status: int | None, parked: bool,
 ) -> None:  # fmt: skip
+    _failure(
+        f"{source} delivery failed at {stage}: {kind}", ["inbound-failed", source, stage, kind],
+        {"inbound_source": source, "inbox_id": str(item_id)}, stage=stage, kind=kind,
+        message=message, system=system, status=status, parked=parked,
+    )  # fmt: skip
+
+
+def job_failed(
+    *, source_id: str, stage: str, kind: str, message: str, status: int | None, parked: bool
+) -> None:
+    _failure(
+        f"job posting failed at {stage}: {kind}", ["job-failed", stage, kind],
+        {"source_job_id": source_id}, stage=f"job_{stage}", kind=kind, message=message,
+        system="ats", status=status, parked=parked,
+    )  # fmt: skip
+
+
+def _failure(
+    title: str, fingerprint: list[str], tags: dict[str, str], *, stage: str, kind: str,
+    message: str, system: str | None, status: int | None, parked: bool,
+) -> None:  # fmt: skip
+    """One record's failure (offer, push, job): tagged the same way whatever the record."""
     with sentry_sdk.new_scope() as scope:
-        scope.set_tag("inbound_source", source)
-        scope.set_tag("inbox_id", str(item_id))
+        for name, value in tags.items():
+            scope.set_tag(name, value)
         scope.set_tag("stage", stage)
         scope.set_tag("error_kind", kind)
         scope.set_tag("remote_system", system or "none")
         scope.set_tag("http_status", str(status) if status is not None else "none")
         scope.set_tag("parked", str(parked).lower())
         scope.set_context("failure", {"message": message})
-        scope.fingerprint = ["inbound-failed", source, stage, kind]
-        sentry_sdk.capture_message(f"{source} delivery failed at {stage}: {kind}", level="error")
-
-
-def job_failed(
-    *, source_id: str, stage: str, kind: str, message: str, status: int | None, parked: bool
-) -> None:
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("source_job_id", source_id)
-        scope.set_tag("stage", f"job_{stage}")
-        scope.set_tag("error_kind", kind)
-        scope.set_tag("remote_system", "ats")
-        scope.set_tag("http_status", str(status) if status is not None else "none")
-        scope.set_tag("parked", str(parked).lower())
-        scope.set_context("failure", {"message": message})
-        scope.fingerprint = ["job-failed", stage, kind]
-        sentry_sdk.capture_message(f"job posting failed at {stage}: {kind}", level="error")
+        scope.fingerprint = fingerprint
+        sentry_sdk.capture_message(title, level="error")
 
 
 def run_failed(*, reason: str, system: str | None, status: int | None) -> None:

@@ -78,7 +78,6 @@ async def inbound_delivery(settings: Settings, inbox: Inbox) -> AsyncIterator[In
             pop_engine=engine,
             settings=settings.sync,
             concurrency=inbound.delivery_concurrency,
-            db_on_loop=inbox.engine.dialect.name == "sqlite",
         )
     finally:
         await client.aclose()
@@ -100,7 +99,6 @@ async def job_sync(settings: Settings, engine: Engine | None = None) -> AsyncIte
             settings=ats,
             sync=settings.sync,
             read=job_reader(ats, client),
-            db_on_loop=engine.dialect.name == "sqlite",
         )
     finally:
         await client.aclose()

@@ -20,11 +20,11 @@ from typing import Any
 import structlog
 
 from worker import alerts, metrics
-from worker.errors import DeliveryError, HirebridgeError, PermanentError
+from worker.errors import PermanentError
 from worker.inbound.pop import PopEngineClient
 from worker.mapping.engine import apply_map
 from worker.mapping.loader import FieldMap
-from worker.pipelines.policy import after_failure
+from worker.pipelines.policy import after_failure, failure_facts
 from worker.pipelines.targets import send_step
 from worker.redact import Redactor, scrub_text
 from worker.settings import SyncSettings
@@ -75,14 +75,12 @@ class InboundDelivery:
         pop_engine: PopEngineClient | None,
         settings: SyncSettings,
         concurrency: int,
-        db_on_loop: bool,
     ) -> None:
         self._inbox = inbox
         self._targets = targets
         self._pop_engine = pop_engine
         self._settings = settings
         self._concurrency = concurrency
-        self._db_on_loop = db_on_loop
         self._owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._rng = random.Random()
 
@@ -90,18 +88,13 @@ class InboundDelivery:
         target = self._targets[source]
         self._targets[source] = Target(target.sink, field_map)
 
-    async def _db(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        if self._db_on_loop:
-            return fn(*args, **kwargs)
-        return await asyncio.to_thread(fn, *args, **kwargs)
-
     async def deliver_due(self) -> DeliveryReport:
         """Deliver every item that is due now; returns when none is left."""
         report = DeliveryReport()
         gate = asyncio.Semaphore(self._concurrency)
         started = datetime.now(UTC)
         while True:
-            items: list[InboxItem] = await self._db(
+            items: list[InboxItem] = await asyncio.to_thread(
                 self._inbox.claim_due,
                 owner=self._owner,
                 lease_seconds=self._settings.lease_seconds,
@@ -139,7 +132,7 @@ class InboundDelivery:
                 delivered = await send_step(
                     target.sink, target.field_map, step, {}, record.payload, key
                 )
-                await self._db(self._inbox.record_delivered, item.id, delivered.record_id)
+                await asyncio.to_thread(self._inbox.record_delivered, item.id, delivered.record_id)
             except Exception as exc:  # HirebridgeError, or a bug: keep the state honest
                 return await self._fail(item, stage, exc, redact)
         metrics.INBOUND_DELIVERIES.labels(item.source, "delivered").inc()
@@ -157,21 +150,19 @@ class InboundDelivery:
                 "score_text": score.score_text}  # fmt: skip
 
     async def _fail(self, item: InboxItem, stage: str, exc: Exception, redact: Any) -> str:
-        stage = (exc.stage if isinstance(exc, DeliveryError) and exc.stage else None) or stage
-        kind = exc.kind if isinstance(exc, HirebridgeError) else "internal"
-        message = redact(str(exc) if isinstance(exc, HirebridgeError) else type(exc).__name__)
-        status = exc.status if isinstance(exc, DeliveryError) else None
+        facts = failure_facts(exc, stage, redact)
+        stage, kind, message, status = facts.stage, facts.kind, facts.message, facts.status
         decision = after_failure(
             exc, attempts=item.attempts, settings=self._settings, now=datetime.now(UTC),
             rng=self._rng,
         )  # fmt: skip
         failure = Failure(stage, kind, message, status, decision.park, decision.next_attempt_at)
-        await self._db(self._inbox.record_failure, item.id, failure)
+        await asyncio.to_thread(self._inbox.record_failure, item.id, failure)
         outcome = "parked" if decision.park else "failed"
         metrics.INBOUND_DELIVERIES.labels(item.source, outcome).inc()
         alerts.inbound_failed(
             source=item.source, item_id=item.id, stage=stage, kind=kind, message=message,
-            system=exc.system if isinstance(exc, DeliveryError) else None, status=status,
+            system=facts.system, status=status,
             parked=decision.park,
         )  # fmt: skip
         event = "push_delivery_parked" if decision.park else "push_delivery_failed"

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import structlog
 
@@ -26,7 +26,7 @@ from worker.errors import DeliveryError, HirebridgeError, MappingError, Permanen
 from worker.mapping.engine import apply_map
 from worker.mapping.loader import FieldMap
 from worker.pipelines.offers import payload_hash
-from worker.pipelines.policy import CircuitBreaker, after_failure
+from worker.pipelines.policy import CircuitBreaker, after_failure, failure_facts
 from worker.redact import Redactor, scrub_text
 from worker.settings import AtsSettings, SyncSettings
 from worker.sinks.ats import AtsClient, AtsRefused, JobExists, job_problems
@@ -35,8 +35,6 @@ from worker.store.jobs import CLOSED, OPEN, JobLedger, JobState
 from worker.store.ledger import Failure
 
 log = structlog.get_logger(__name__)
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 @dataclass
@@ -68,7 +66,6 @@ class JobSync:
         settings: AtsSettings,
         sync: SyncSettings,
         read: Callable[[], Any],
-        db_on_loop: bool,
     ) -> None:
         self._ats = ats
         self._ledger = ledger
@@ -76,18 +73,12 @@ class JobSync:
         self._settings = settings
         self._sync = sync
         self._read = read  # async () -> JobListing
-        self._db_on_loop = db_on_loop
         self._rng = random.Random()
         self._breaker = CircuitBreaker(sync.circuit_breaker_failures)
         self._halt: str | None = None
 
     def replace_map(self, field_map: FieldMap) -> None:
         self._map = field_map
-
-    async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        if self._db_on_loop:
-            return fn(*args, **kwargs)
-        return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def run(self) -> JobRunReport:
         report = JobRunReport(run_id=uuid.uuid4().hex[:16])
@@ -103,7 +94,7 @@ class JobSync:
             report.source_problems = listing.problems
             for problem in listing.problems:
                 log.error("job_source_record_invalid", problem=problem)
-            states = await self._db(self._ledger.all)
+            states = await asyncio.to_thread(self._ledger.all)
             now = datetime.now(UTC)
             for job in listing.jobs:
                 if self._halt:
@@ -149,7 +140,7 @@ class JobSync:
             if known and state and state.status == OPEN and state.payload_hash == digest:
                 report.unchanged += 1
                 return
-            await self._db(self._ledger.begin_attempt, job.source_id)
+            await asyncio.to_thread(self._ledger.begin_attempt, job.source_id)
             begun = True
             if known and state and state.ats_job_id:
                 stage = "update"
@@ -161,15 +152,17 @@ class JobSync:
                 log.info("job_updated", ats_job_id=job_id, reopened=state.status == CLOSED)
             else:
                 stage = "create"
-                await self._db(self._ledger.record_creating, job.source_id)
+                await asyncio.to_thread(self._ledger.record_creating, job.source_id)
                 job_id = await self._create(payload, report)
-            await self._db(self._ledger.record_synced, job.source_id, ats_job_id=job_id,
-                           payload_hash=digest, mapping_version=self._map.version)  # fmt: skip
+            await asyncio.to_thread(
+                self._ledger.record_synced, job.source_id, ats_job_id=job_id,
+                payload_hash=digest, mapping_version=self._map.version,
+            )  # fmt: skip
             self._breaker.succeeded()
             metrics.JOBS.labels("synced").inc()
         except Exception as exc:  # HirebridgeError, or a bug: keep the state honest
             if not begun:
-                await self._db(self._ledger.begin_attempt, job.source_id)
+                await asyncio.to_thread(self._ledger.begin_attempt, job.source_id)
             await self._fail(job.source_id, stage, exc, redact, state)
             report.failed += 1
 
@@ -215,9 +208,9 @@ class JobSync:
             assert state.ats_job_id is not None
             with structlog.contextvars.bound_contextvars(source_job_id=state.source_id):
                 try:
-                    await self._db(self._ledger.begin_attempt, state.source_id)
+                    await asyncio.to_thread(self._ledger.begin_attempt, state.source_id)
                     await self._ats.update(state.ats_job_id, {"status": status})
-                    await self._db(self._ledger.record_closed, state.source_id)
+                    await asyncio.to_thread(self._ledger.record_closed, state.source_id)
                     report.closed += 1
                     metrics.JOBS.labels("closed").inc()
                     log.info("job_closed", ats_job_id=state.ats_job_id, ats_status=status)
@@ -235,14 +228,14 @@ class JobSync:
         redact: Callable[[str], str],
         state: JobState | None,
     ) -> None:
-        kind = exc.kind if isinstance(exc, HirebridgeError) else "internal"
-        message = redact(str(exc) if isinstance(exc, HirebridgeError) else type(exc).__name__)
-        status = exc.status if isinstance(exc, DeliveryError) else None
+        # The pipeline's own stage (map, create, update, close) names a job's failure.
+        facts = failure_facts(exc, stage, redact)
+        kind, message, status = facts.kind, facts.message, facts.status
         attempts = (state.attempts if state else 0) + 1
         decision = after_failure(exc, attempts=attempts, settings=self._sync,
                                  now=datetime.now(UTC), rng=self._rng)  # fmt: skip
         failure = Failure(stage, kind, message, status, decision.park, decision.next_attempt_at)
-        await self._db(self._ledger.record_failure, source_id, failure)
+        await asyncio.to_thread(self._ledger.record_failure, source_id, failure)
         metrics.JOBS.labels("parked" if decision.park else "failed").inc()
         log.error(
             "job_parked" if decision.park else "job_failed",

@@ -35,7 +35,12 @@ from worker import alerts, metrics
 from worker.errors import DeliveryError, HirebridgeError, PermanentError, RateLimitedError
 from worker.mapping.engine import MappedRecord, apply_map, map_step, step_applies, step_context
 from worker.mapping.loader import FieldMap
-from worker.pipelines.policy import CircuitBreaker, after_failure, credentials_refused
+from worker.pipelines.policy import (
+    CircuitBreaker,
+    after_failure,
+    credentials_refused,
+    failure_facts,
+)
 from worker.pipelines.targets import send_step
 from worker.redact import Redactor, scrub_text
 from worker.settings import SyncSettings
@@ -348,10 +353,8 @@ class OfferSync:
         exc: Exception,
         redact: Callable[[str], str],
     ) -> Outcome:
-        stage = (exc.stage if isinstance(exc, DeliveryError) and exc.stage else None) or stage
-        kind = exc.kind if isinstance(exc, HirebridgeError) else "internal"
-        message = redact(str(exc) if isinstance(exc, HirebridgeError) else type(exc).__name__)
-        status = exc.status if isinstance(exc, DeliveryError) else None
+        facts = failure_facts(exc, stage, redact)
+        stage, kind, message, status = facts.stage, facts.kind, facts.message, facts.status
         decision = after_failure(
             exc, attempts=attempts, settings=self._settings, now=datetime.now(UTC), rng=self._rng
         )
@@ -364,7 +367,7 @@ class OfferSync:
             stage=stage,
             kind=kind,
             message=message,
-            system=exc.system if isinstance(exc, DeliveryError) else None,
+            system=facts.system,
             status=status,
             parked=decision.park,
         )

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from worker.errors import DeliveryError, MappingError, PermanentError, RateLimitedError
+from worker.errors import (
+    DeliveryError,
+    HirebridgeError,
+    MappingError,
+    PermanentError,
+    RateLimitedError,
+)
 from worker.settings import SyncSettings
 
 
@@ -15,6 +22,30 @@ from worker.settings import SyncSettings
 class Retry:
     park: bool
     next_attempt_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailureFacts:
+    """What every failure record, log line and alert says about an exception."""
+
+    stage: str
+    kind: str
+    message: str
+    status: int | None
+    system: str | None
+
+
+def failure_facts(exc: Exception, stage: str, redact: Callable[[str], str]) -> FailureFacts:
+    """A remote error's own stage wins; a bug is named by its type only (its text may hold
+    data); every message goes through ``redact``."""
+    remote = exc if isinstance(exc, DeliveryError) else None
+    return FailureFacts(
+        stage=(remote.stage if remote and remote.stage else None) or stage,
+        kind=exc.kind if isinstance(exc, HirebridgeError) else "internal",
+        message=redact(str(exc) if isinstance(exc, HirebridgeError) else type(exc).__name__),
+        status=remote.status if remote else None,
+        system=remote.system if remote else None,
+    )
 
 
 def credentials_refused(exc: Exception) -> bool:

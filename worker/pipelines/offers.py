@@ -295,10 +295,7 @@ class OfferSync:
             idempotency_key=key,
         )
         step = field_map.steps[0]
-        if step.find is None and step.path is None and step.method is None:
-            delivered = await self._sink.deliver(record.payload, key, record_id=step.record_id)
-        else:
-            delivered = await send_step(self._sink, field_map, step, document, record.payload, key)
+        delivered = await send_step(self._sink, field_map, step, document, record.payload, key)
         await self._db(self._ledger.record_posted, offer_id, hris_id=delivered.record_id)
         metrics.OFFERS.labels("posted").inc()
         log.info("offer_posted", hris_id=delivered.record_id, status=delivered.status)

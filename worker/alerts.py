@@ -147,6 +147,19 @@ def run_failed(*, reason: str, system: str | None, status: int | None) -> None:
         sentry_sdk.capture_message(f"sync run halted: {system or 'hirebridge'}", level="error")
 
 
+def shutdown_incomplete(*, grace_seconds: float, offers: list[str], pushes: int) -> None:
+    """A stop that had to cancel work: what was left (it resumes on the next start)."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("stage", "shutdown")
+        scope.set_context(
+            "unfinished", {"offers": offers[:50], "offer_count": len(offers), "pushes": pushes}
+        )
+        scope.fingerprint = ["shutdown-incomplete"]
+        sentry_sdk.capture_message(
+            f"stopped after the {grace_seconds:g} s grace with work unfinished", level="warning"
+        )
+
+
 def monitor_config(schedule: ScheduleSettings, settings: SentrySettings) -> dict[str, Any]:
     if schedule.cron is not None:
         plan: dict[str, Any] = {"type": "crontab", "value": schedule.cron}

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import getpass
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  - {problem}", file=sys.stderr)
         return EXIT_CONFIG
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         return 130
 
 
@@ -143,6 +144,7 @@ def _sync(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         async with offer_sync(settings) as parts:
+            _stop_on_signals(parts.sync.stop)
             report = await parts.sync.run()
         alerts.flush()
         print(
@@ -159,6 +161,23 @@ def _sync(args: argparse.Namespace) -> int:
         return EXIT_OK if report.ok else EXIT_FAILED
 
     return asyncio.run(run())
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    """SIGTERM/SIGINT: start no new offer, let those in flight finish; a second one interrupts."""
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            stop()
+        elif main_task is not None:
+            main_task.cancel()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -83,6 +83,15 @@ class InboundDelivery:
         self._concurrency = concurrency
         self._owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._rng = random.Random()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Claim no more items; the deliveries in flight finish and are recorded."""
+        self._stopping = True
+
+    async def release_unfinished(self) -> int:
+        """After the deliveries were cancelled: free the items this worker had claimed."""
+        return await asyncio.to_thread(self._inbox.release_leases_of, self._owner)
 
     def replace_map(self, source: str, field_map: FieldMap) -> None:
         target = self._targets[source]
@@ -93,7 +102,7 @@ class InboundDelivery:
         report = DeliveryReport()
         gate = asyncio.Semaphore(self._concurrency)
         started = datetime.now(UTC)
-        while True:
+        while not self._stopping:
             items: list[InboxItem] = await asyncio.to_thread(
                 self._inbox.claim_due,
                 owner=self._owner,
@@ -113,6 +122,7 @@ class InboundDelivery:
                 report.parked += outcome == "parked"
 
             await asyncio.gather(*(one(item) for item in items))
+        return report
 
     async def _deliver(self, item: InboxItem) -> str:
         target = self._targets[item.source]

@@ -76,6 +76,11 @@ class JobSync:
         self._rng = random.Random()
         self._breaker = CircuitBreaker(sync.circuit_breaker_failures)
         self._halt: str | None = None
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Start no new job; the one in flight finishes and is recorded. Nothing is closed."""
+        self._stopping = True
 
     def replace_map(self, field_map: FieldMap) -> None:
         self._map = field_map
@@ -97,7 +102,7 @@ class JobSync:
             states = await asyncio.to_thread(self._ledger.all)
             now = datetime.now(UTC)
             for job in listing.jobs:
-                if self._halt:
+                if self._halt or self._stopping:
                     break
                 state = states.get(job.source_id)
                 if state is not None and _waiting(state, now):
@@ -105,7 +110,7 @@ class JobSync:
                     continue
                 with structlog.contextvars.bound_contextvars(source_job_id=job.source_id):
                     await self._sync_one(job, state, report)
-            if not self._halt:
+            if not (self._halt or self._stopping):
                 await self._close_missing(listing, states, report)
             report.halted = report.halted or self._halt
             metrics.JOB_RUNS.labels(

@@ -46,7 +46,7 @@ from worker.redact import Redactor, scrub_text
 from worker.settings import SyncSettings
 from worker.sinks.http import HttpSink
 from worker.sources.pageup import OfferRef, PageUpClient
-from worker.store.ledger import DELIVERED, Failure, Ledger
+from worker.store.ledger import DELIVERED, Failure, Ledger, OfferState
 
 log = structlog.get_logger(__name__)
 P = ParamSpec("P")
@@ -141,6 +141,13 @@ class OfferSync:
 
     def close(self) -> None:
         self._db_thread.shutdown(wait=True)
+
+    async def release_unfinished(self) -> list[OfferState]:
+        """After a run was cancelled: the offers this worker held, now free for the next run.
+
+        Goes through the ledger's own thread, so it runs after any statement still in progress.
+        """
+        return await self._db(self._ledger.release_leases_of, self._owner)
 
     async def run(self) -> RunReport:
         report = RunReport(run_id=uuid.uuid4().hex[:16])

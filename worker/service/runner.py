@@ -4,8 +4,11 @@ One process, one event loop: APScheduler runs the offer sync on its schedule (on
 time, missed runs coalesced), uvicorn serves health, readiness and metrics, and signals are
 handled here:
 
-- SIGTERM/SIGINT: schedule no more runs, start no new offer, let the offers in flight finish
-  their step (each step is recorded before the next), exit 0 within the grace period;
+- SIGTERM/SIGINT: start no new run, offer, push or job; let those in flight finish (the offer
+  sync, the job sync and push deliveries run to their end, each offer through its post and its
+  mark), then shut the scheduler down and exit 0. Past ``service.shutdown_grace_seconds`` (or at
+  a second signal) what is still running is cancelled, and the offers left unfinished are named
+  with their state: the ledger resumes them on the next start;
 - SIGHUP (or POST /-/reload from loopback): validate the field map and swap it in; an invalid
   map is refused, logged, and the old one stays.
 """
@@ -16,7 +19,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,8 +82,10 @@ class Service:
         self._jobs = jobs
         self._jobs_lock = asyncio.Lock()
         self._stop = asyncio.Event()
+        self._force = asyncio.Event()  # a second signal: do not wait for the grace period
         self._wake = asyncio.Event()  # set when a push is stored: deliver it now
         self._run_lock = asyncio.Lock()
+        self._busy: set[asyncio.Task[Any]] = set()  # scheduled runs in progress
         self.liveness = Liveness(settings.service.heartbeat_stale_seconds)
         self.readiness = Readiness(parts.ledger, lambda: parts.pageup.tokens.refused)
         if jobs is not None:
@@ -107,7 +112,7 @@ class Service:
             return
         sentry = self._settings.sentry
         config = alerts.monitor_config(self._settings.service.schedule, sentry)
-        async with self._run_lock:
+        async with self._run_lock, self._tracked():
             started = time.monotonic()
             check_in = alerts.check_in(sentry.cron_monitor_slug, "in_progress", config)
             try:
@@ -130,8 +135,19 @@ class Service:
         """One scheduled job postings run (ats.interval_seconds)."""
         if self._stop.is_set() or self._jobs is None:
             return
-        async with self._jobs_lock:
+        async with self._jobs_lock, self._tracked():
             await self._jobs.run()
+
+    @contextlib.asynccontextmanager
+    async def _tracked(self) -> AsyncIterator[None]:
+        """Count the current task as work in flight, which a stop waits for."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._busy.add(task)
+        try:
+            yield
+        finally:
+            self._busy.discard(task)
 
     async def deliver_pushes(self) -> None:
         """Deliver stored pushes as they arrive, and due retries every poll_seconds."""
@@ -173,10 +189,18 @@ class Service:
         return True, field_map.version
 
     def request_stop(self, signum: int) -> None:
-        if not self._stop.is_set():
-            log.info("shutdown_requested", signal=signal.Signals(signum).name)
-            self._stop.set()
-            self._parts.sync.stop()
+        name = signal.Signals(signum).name
+        if self._stop.is_set():
+            log.warning("shutdown_forced", signal=name)
+            self._force.set()
+            return
+        log.info("shutdown_requested", signal=name)
+        self._stop.set()
+        self._parts.sync.stop()
+        if self._inbound is not None:
+            self._inbound.stop()
+        if self._jobs is not None:
+            self._jobs.stop()
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -213,26 +237,61 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), BEAT_SECONDS)
         systemd.notify("STOPPING=1")
+        # No new run starts; the runs in progress go on. APScheduler's shutdown cancels the job
+        # coroutines it is running, so it comes only once they have finished (or been given up).
+        scheduler.pause()
+        self._wake.set()
+        in_flight = {*self._busy, *([deliveries] if deliveries is not None else [])}
+        await self._drain(in_flight)
         scheduler.shutdown(wait=False)
         self.liveness.scheduling = False
-        self._wake.set()
-        await self._drain(deliveries)
         self.server.should_exit = True
         await server_task
         alerts.flush()
         log.info("service_stopped")
         return 0
 
-    async def _drain(self, deliveries: asyncio.Task[None] | None) -> None:
+    async def _drain(self, in_flight: set[asyncio.Task[Any]]) -> None:
+        """Wait for the work in flight, within the grace period; past it, cancel and report.
+
+        The heartbeat and systemd's watchdog are fed meanwhile: a long drain is not a hang.
+        """
         grace = self._settings.service.shutdown_grace_seconds
-        try:
-            async with asyncio.timeout(grace):
-                async with self._run_lock, self._jobs_lock:
-                    pass
-                if deliveries is not None:
-                    await deliveries
-        except TimeoutError:
-            log.error("shutdown_grace_exceeded", grace_seconds=grace)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        pending = {task for task in in_flight if not task.done()}
+        if pending:
+            log.info("shutdown_waiting", runs_in_flight=len(pending), grace_seconds=grace)
+        while pending and not self._force.is_set() and loop.time() < deadline:
+            self.liveness.beat()
+            systemd.notify("WATCHDOG=1")
+            _, pending = await asyncio.wait(
+                pending, timeout=min(BEAT_SECONDS, max(0.0, deadline - loop.time()))
+            )
+        if pending:
+            await self._give_up(pending, grace)
+
+    async def _give_up(self, pending: set[asyncio.Task[Any]], grace: float) -> None:
+        """Cancel what did not finish in time and say exactly what was left, and in what state.
+
+        Nothing is lost: an offer left ``posting`` is resent with the same idempotency key, one
+        left ``posted`` is only marked, on the next start (here or on another replica, since the
+        claims are released).
+        """
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        offers = await self._parts.sync.release_unfinished()
+        pushes = await self._inbound.release_unfinished() if self._inbound is not None else 0
+        left = [f"{o.offer_id}: {o.status} at {o.stage or '-'}" for o in offers]
+        log.error(
+            "shutdown_grace_exceeded",
+            grace_seconds=grace,
+            forced=self._force.is_set(),
+            offers_unfinished=left,
+            pushes_unfinished=pushes,
+        )
+        alerts.shutdown_incomplete(grace_seconds=grace, offers=left, pushes=pushes)
 
     def bound_port(self) -> int | None:
         if not self.server.servers or not self.server.servers[0].sockets:

@@ -51,7 +51,8 @@ class PageUpState:
     calls: Counter[str] = field(default_factory=Counter)
     injected: Counter[str] = field(default_factory=Counter)
     tokens: dict[str, float] = field(default_factory=dict)
-    on_mark: Callable[[str], None] | None = None
+    on_mark: Callable[[str], None] | None = None  # called with the offer id before marking it
+    on_fetch: Callable[[str], None] | None = None  # called with the offer id of GET /offers/{id}
     # offer id -> how its detail is broken: html, invalid_json, non_utf8, not_object, huge
     corrupt: dict[str, str] = field(default_factory=dict)
 
@@ -143,6 +144,8 @@ def build_app(state: PageUpState) -> Starlette:
         if (refused := await gate(request, "get_offer")) is not None:
             return refused
         offer = find(request)
+        if state.on_fetch is not None:
+            state.on_fetch(request.path_params["offer_id"])
         if offer is not None and str(offer.offer_id) in state.corrupt:
             return _corrupt(state.corrupt[str(offer.offer_id)])
         return JSONResponse(offer.offer) if offer else _errors(404, "Offer not found")

@@ -129,6 +129,16 @@ class Inbox:
             lease_owner=None, lease_until=None,
         )  # fmt: skip
 
+    def release_leases_of(self, owner: str) -> int:
+        """Free the undelivered items ``owner`` claimed (its deliveries were cancelled)."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(inbox)
+                .where(inbox.c.lease_owner == owner, inbox.c.status != DELIVERED)
+                .values(lease_owner=None, lease_until=None)
+            )
+        return int(result.rowcount)
+
     def retry_parked(self, item_id: int | None = None) -> int:
         """Make parked items due again (one, or all)."""
         condition = [inbox.c.parked_at.is_not(None), inbox.c.status != DELIVERED]

@@ -262,6 +262,19 @@ class Ledger:
             )
         return int(result.rowcount)
 
+    def release_leases_of(self, owner: str) -> list[OfferState]:
+        """Free the unprocessed offers ``owner`` holds (its run was cancelled); returns them
+        as they were left."""
+        held = and_(
+            offers.c.tenant == self._tenant,
+            offers.c.lease_owner == owner,
+            offers.c.status != Status.PROCESSED.value,
+        )
+        with self._engine.begin() as conn:
+            rows = conn.execute(select(offers).where(held).order_by(offers.c.offer_id)).all()
+            conn.execute(update(offers).where(held).values(lease_owner=None, lease_until=None))
+        return [state_from_row(row) for row in rows]
+
     def record_failure(self, offer_id: str, failure: Failure) -> None:
         """Keep the reason, park or schedule the next attempt. Delivered stays delivered."""
         keep = offers.c.status.in_([s.value for s in DELIVERED])

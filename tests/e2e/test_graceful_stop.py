@@ -1,0 +1,159 @@
+"""SIGTERM and SIGINT at seeded random points of a real ``hirebridge run``.
+
+Each trial starts the service against simulators that answer in 50 ms, and sends the signal from
+inside a simulator at a random step of the first run: while PageUp serves the k-th offer, right
+after the HRIS stored the k-th employee (before the worker hears back), or while PageUp marks the
+k-th offer. The offers in flight must finish (posted and marked), nothing else may start, the
+process must exit 0 with no error logged, and a later `sync --once` must finish the rest with no
+hire duplicated or lost.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import Sims
+from tests.e2e.service_process import Worker
+from worker.settings import DatabaseSettings
+from worker.store.db import create_store_engine
+from worker.store.ledger import Ledger
+
+pytestmark = pytest.mark.e2e
+OFFERS = 10
+LANES = 4
+SEED = 20261125
+# Ten SIGTERMs (the first two in each place, then random places), and one SIGINT.
+PLACES = ["record", "mark", "fetch", "record", "mark", "fetch"]
+
+
+def trials() -> list[tuple[str, int, signal.Signals]]:
+    rng = random.Random(SEED)
+    places = PLACES + [rng.choice(["record", "mark", "fetch"]) for _ in range(4)]
+    chosen = [(place, rng.randint(1, OFFERS - LANES), signal.SIGTERM) for place in places]
+    last = (rng.choice(["record", "mark"]), rng.randint(1, OFFERS - LANES), signal.SIGINT)
+    return [*chosen, last]
+
+
+@pytest.mark.parametrize(("place", "at", "signum"), trials())
+def test_a_signal_mid_run_lets_the_offers_in_flight_finish(
+    place: str, at: int, signum: signal.Signals, tmp_path: Path
+) -> None:
+    sims = Sims(OFFERS, frozenset()).start()
+    try:
+        sims.pageup.faults.latency_seconds = 0.05
+        sims.hris.faults.latency_seconds = 0.05
+        database = f"sqlite:///{tmp_path / 'state.sqlite'}"
+        data = sims.settings_data(database, sync={"concurrency": LANES})
+        data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600},
+                           "shutdown_grace_seconds": 20}  # fmt: skip
+        data["logging"] = {"format": "json"}
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(data))
+
+        seen = Counter[str]()
+        signalled: list[int] = []
+        worker: list[Worker] = []
+
+        def step(kind: str, _offer_id: str) -> None:
+            seen[kind] += 1
+            if kind == place and seen[kind] == at and worker and not signalled:
+                # Still running when signalled: the stop truly lands mid-run.
+                assert worker[0].process.poll() is None
+                os.kill(worker[0].process.pid, signum)
+                signalled.append(seen["mark"])
+
+        sims.hris.on_record = lambda offer_id: step("record", offer_id)
+        sims.pageup.on_mark = lambda offer_id: step("mark", offer_id)
+        sims.pageup.on_fetch = lambda offer_id: step("fetch", offer_id)
+        worker.append(Worker(config, dict(os.environ)))
+        events = worker[0].finished_events()
+        assert worker[0].process.returncode == 0
+        assert signalled, "the signal was never sent"
+
+        names = [event.get("event") for event in events]
+        assert "shutdown_requested" in names and names[-1] == "service_stopped"
+        errors = [event for event in events if event.get("level") in ("error", "critical")]
+        assert errors == [], "a clean stop logs no error"
+        marked = {k for k, v in sims.pageup.processed.items() if v}
+        assert set(sims.hris_counts()) == marked, "every offer in the HRIS is also marked"
+        # The k-th offer and the (at most LANES - 1) others in flight finish; no new one starts.
+        assert at <= len(marked) <= at + LANES - 1
+        engine = create_store_engine(DatabaseSettings(url=database))
+        counts = Ledger(engine, sims.pageup.tenant).counts()
+        engine.dispose()
+        assert counts.get("posting", 0) == 0 and counts.get("posted", 0) == 0, counts
+
+        # The rest resumes: every hire arrives once, and is marked once.
+        rest = subprocess.run(
+            [sys.executable, "-m", "worker", "--config", str(config), "sync", "--once"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert rest.returncode == 0, rest.stdout + rest.stderr
+        every = {str(sample.offer_id) for sample in sims.samples}
+        assert sims.hris_counts() == dict.fromkeys(every, 1)
+        assert dict(sims.pageup.processed) == dict.fromkeys(every, 1)
+    finally:
+        sims.stop()
+        if worker and worker[0].process.poll() is None:
+            worker[0].process.kill()
+
+
+def test_past_the_grace_the_stop_cancels_and_names_what_it_left(tmp_path: Path) -> None:
+    """An HRIS that hangs: the stop gives up after the grace, says which offers it left in
+    which state, frees their claims, and the next start finishes them exactly once."""
+    sims = Sims(6, frozenset()).start()
+    try:
+        sims.hris.faults.latency_seconds = 3.0  # every post hangs well past the grace
+        database = f"sqlite:///{tmp_path / 'state.sqlite'}"
+        data = sims.settings_data(database, sync={"concurrency": 2})
+        data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600},
+                           "shutdown_grace_seconds": 0.5}  # fmt: skip
+        data["logging"] = {"format": "json"}
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(data))
+        worker: list[Worker] = []
+        fetched: list[str] = []
+
+        def on_fetch(offer_id: str) -> None:
+            fetched.append(offer_id)
+            if len(fetched) == 2:  # both lanes have an offer: soon both hang in the post
+                os.kill(worker[0].process.pid, signal.SIGTERM)
+
+        sims.pageup.on_fetch = on_fetch
+        worker.append(Worker(config, dict(os.environ)))
+        events = worker[0].finished_events()
+        assert worker[0].process.returncode == 0
+        gave_up = [e for e in events if e.get("event") == "shutdown_grace_exceeded"]
+        assert len(gave_up) == 1
+        left = sorted(gave_up[0]["offers_unfinished"])
+        assert left == sorted(f"{offer_id}: posting at post" for offer_id in fetched)
+
+        engine = create_store_engine(DatabaseSettings(url=database))
+        ledger = Ledger(engine, sims.pageup.tenant)
+        states = [ledger.get(offer_id) for offer_id in fetched]
+        engine.dispose()
+        assert all(s is not None and s.lease_owner is None for s in states), "claims freed"
+        assert sims.pageup.processed.total() == 0
+
+        sims.hris.faults.latency_seconds = 0.0
+        rest = subprocess.run(
+            [sys.executable, "-m", "worker", "--config", str(config), "sync", "--once"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert rest.returncode == 0, rest.stdout + rest.stderr
+        every = {str(sample.offer_id) for sample in sims.samples}
+        assert sims.hris_counts() == dict.fromkeys(every, 1)
+        assert dict(sims.pageup.processed) == dict.fromkeys(every, 1)
+    finally:
+        sims.stop()
+        if worker and worker[0].process.poll() is None:
+            worker[0].process.kill()

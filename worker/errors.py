@@ -11,6 +11,8 @@ HirebridgeError
 ```
 
 Messages name the field, the record or the HTTP status; they never carry PII or secrets.
+Record ids a message names on purpose (an offer, an application) are listed in ``record_ids``,
+so that the PII scrubber, which hides every long number, leaves them readable.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class HirebridgeError(Exception):
     """Base of every error hirebridge raises on purpose."""
 
     kind = "error"
+    record_ids: tuple[str, ...] = ()  # ids named in the message, not personal data
 
 
 class ConfigError(HirebridgeError):
@@ -48,11 +51,18 @@ class DeliveryError(HirebridgeError):
     kind = "delivery"
 
     def __init__(
-        self, message: str, *, system: str, status: int | None = None, stage: str = ""
+        self,
+        message: str,
+        *,
+        system: str,
+        status: int | None = None,
+        stage: str = "",
+        record_ids: tuple[str, ...] = (),
     ) -> None:
         self.system = system
         self.status = status
         self.stage = stage
+        self.record_ids = record_ids
         super().__init__(message)
 
 

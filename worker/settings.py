@@ -62,6 +62,18 @@ class PagingSettings(_Section):
     max_pages: int = Field(1000, ge=1)
 
 
+class DocumentIdPaths(_Section):
+    """Where each fetched document names the records it is about (JMESPath), so that a document
+    about another offer, application or applicant is refused instead of delivered."""
+
+    offer: str = "PUReferenceID"  # in the offer: must equal the offer asked for
+    onboarding_offer: str = "PUReferenceID"  # in the new-starter form: checked when present
+    application: str = "PUReferenceID"  # in the application form: checked when present
+    # The applicant, compared when both the offer and the application form name one.
+    applicant_in_offer: str = "Applicant.PUReferenceID"
+    applicant_in_application: str = "ApplicantInfo.PUReferenceID || Applicant.PUReferenceID"
+
+
 class PageUpSettings(_Section):
     environment: Literal["live", "uat"] = "uat"
     data_centre: Literal["dc2", "dc3", "dc4", "dc5"] = "dc2"
@@ -76,6 +88,7 @@ class PageUpSettings(_Section):
     offer_action_type_id: int | None = None
     offer_id_path: str = "PUReferenceID"
     application_id_path: str = "Applications.PUReferenceID"
+    document_ids: DocumentIdPaths = DocumentIdPaths()
     list_items_path: str | None = None
     retry: RetrySettings = RetrySettings()
     retry_after_cap_seconds: float = Field(120.0, gt=0)

@@ -121,7 +121,7 @@ def test_bad_pageup_answers_fail_their_offer_with_a_reason(sims: Sims, db_url: s
     assert "text/html body, expected JSON" in reasons[0]
     assert "not valid JSON" in reasons[1]
     assert "not valid UTF-8" in reasons[2]
-    assert "'externalId': required" in reasons[3]
+    assert "the offer document is a JSON string, not an object" in reasons[3]
     assert "larger than" in reasons[4]
 
 
@@ -203,3 +203,48 @@ def test_three_replicas_post_and_mark_every_offer_once(
     assert Counter(sims.hris_counts().values()) == Counter({1: 300})
     assert Counter(sims.pageup.processed.values()) == Counter({1: 300})
     assert marked_before_posted == []
+
+
+@pytest.mark.parametrize("sims", [{"offers": 6}], indirect=True)
+def test_a_document_about_another_record_never_reaches_the_hris(sims: Sims, db_url: str) -> None:
+    """PageUp answers offer 1 with offer 2's document, offer 3's form with offer 4's, and
+    offer 5's application form with another application's: each parks naming both ids, nothing
+    of it is posted or marked, and the offers whose documents were borrowed go through once."""
+    ids = [str(sample.offer_id) for sample in sims.samples]
+    apps = [str(sample.application_id) for sample in sims.samples]
+    sims.pageup.misdirect = {
+        ("offer", ids[0]): ids[1],
+        ("onboarding", ids[2]): ids[3],
+        ("application", apps[4]): apps[5],
+    }
+    settings = sims.settings(db_url)
+    report = run_sync(settings)
+
+    assert report.parked == 3 and report.succeeded == 3
+    assert sims.hris_counts() == {ids[1]: 1, ids[3]: 1, ids[5]: 1}
+    assert {k for k, v in sims.pageup.processed.items() if v} == {ids[1], ids[3], ids[5]}
+    states = ledger_states(settings)
+    assert states[ids[0]].last_error == (
+        f"asked for offer {ids[0]}, PageUp answered with offer {ids[1]}'s document"
+    )
+    assert states[ids[0]].stage == "fetch_offer" and states[ids[0]].parked_at is not None
+    assert f"offer {ids[2]}'s new-starter form, got offer {ids[3]}'s" in states[ids[2]].last_error
+    assert f"got application {apps[5]}'s" in states[ids[4]].last_error
+
+
+@pytest.mark.parametrize("sims", [{"offers": 4}], indirect=True)
+def test_documents_of_the_wrong_shape_say_what_they_were(sims: Sims, db_url: str) -> None:
+    ids = [str(sample.offer_id) for sample in sims.samples]
+    sims.pageup.corrupt[ids[0]] = "null"
+    sims.pageup.corrupt[ids[1]] = "array"
+    sims.pageup.corrupt_onboarding[ids[2]] = "answers_object"
+    settings = sims.settings(db_url)
+    report = run_sync(settings)
+
+    assert report.parked == 3 and report.succeeded == 1
+    states = ledger_states(settings)
+    assert states[ids[0]].last_error == "the offer document is JSON null, not an object"
+    assert states[ids[1]].last_error == "the offer document is a JSON array of 1, not an object"
+    assert states[ids[2]].last_error == (
+        "the new-starter form's Answers is a JSON object, not a list"
+    )

@@ -93,13 +93,15 @@ def _preview(args: argparse.Namespace) -> int:
 
 
 async def _fetch_for_preview(settings: Settings, offer_id: str) -> dict[str, Any] | None:
-    from worker.pipelines.offers import source_document
     from worker.runtime import http_client
+    from worker.sources.offer_document import DocumentChecks, preview_document
     from worker.sources.pageup import PageUpClient
 
+    checks = DocumentChecks(settings.pageup.document_ids)
     async with http_client(settings, 1) as client:
         try:
-            return await source_document(PageUpClient(settings.pageup, client), offer_id)
+            pageup = PageUpClient(settings.pageup, client)
+            return await preview_document(pageup, offer_id, checks)
         except HirebridgeError as exc:
             print(f"offer {offer_id}: {exc}", file=sys.stderr)
             return None

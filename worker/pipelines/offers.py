@@ -32,7 +32,7 @@ from typing import Any, ParamSpec, TypeVar
 import structlog
 
 from worker import alerts, metrics
-from worker.errors import DeliveryError, HirebridgeError, PermanentError, RateLimitedError
+from worker.errors import DeliveryError, HirebridgeError, RateLimitedError
 from worker.mapping.engine import MappedRecord, apply_map, map_step, step_applies, step_context
 from worker.mapping.loader import FieldMap
 from worker.pipelines.policy import (
@@ -45,6 +45,7 @@ from worker.pipelines.targets import send_step
 from worker.redact import Redactor, scrub_text
 from worker.settings import SyncSettings
 from worker.sinks.http import HttpSink
+from worker.sources.offer_document import DocumentChecks, fetch_document
 from worker.sources.pageup import OfferRef, PageUpClient
 from worker.store.ledger import DELIVERED, Failure, Ledger, OfferState
 
@@ -126,6 +127,7 @@ class OfferSync:
         self._halt: str | None = None
         self._stopping = False
         self._keep_days = keep_documents_days
+        self._checks = DocumentChecks(pageup.settings.document_ids)
 
     async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
@@ -264,7 +266,7 @@ class OfferSync:
             redact: Callable[[str], str] = scrub_text
             try:
                 if state.status not in DELIVERED:
-                    document = await fetch_document(self._pageup, ref)
+                    document = await fetch_document(self._pageup, ref, self._checks)
                     if self._keep_days is not None:
                         await self._db(self._ledger.keep_document, offer_id, json.dumps(document))
                     stage = "map"
@@ -407,40 +409,6 @@ class OfferSync:
 
     def _run_id(self) -> str:
         return str(structlog.contextvars.get_contextvars().get("run_id", ""))
-
-
-async def fetch_document(pageup: PageUpClient, ref: OfferRef) -> dict[str, Any]:
-    """The source document: offer, onboarding form and application form, fetched together."""
-    if ref.application_id is not None:
-        offer, onboarding, application = await asyncio.gather(
-            pageup.get_offer(ref.offer_id),
-            pageup.get_onboarding_form(ref.offer_id),
-            pageup.get_application_form(ref.application_id),
-        )
-        return {"offer": offer, "onboarding": onboarding, "application": application}
-    offer, onboarding = await asyncio.gather(
-        pageup.get_offer(ref.offer_id), pageup.get_onboarding_form(ref.offer_id)
-    )
-    application_id = pageup.application_id_of(offer)
-    if application_id is None:
-        raise PermanentError(
-            "neither the offers list nor the offer gives an application id "
-            "(setting pageup.application_id_path)",
-            system="pageup",
-            stage="fetch_application_form",
-        )
-    application = await pageup.get_application_form(application_id)
-    return {"offer": offer, "onboarding": onboarding, "application": application}
-
-
-async def source_document(pageup: PageUpClient, offer_id: str) -> dict[str, Any]:
-    """The source document of one offer, for a preview: fetches only, writes nothing."""
-    ref = OfferRef(offer_id, None)
-    offer = await pageup.get_offer(offer_id)
-    if pageup.application_id_of(offer) is None:
-        listing = await pageup.list_offers()
-        ref = next((r for r in listing.offers if r.offer_id == offer_id), ref)
-    return await fetch_document(pageup, ref)
 
 
 def _remote(exc: Exception) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,9 @@ from worker.errors import (
     RateLimitedError,
 )
 from worker.settings import SyncSettings
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # an id's shape: an email or a phrase is not kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +43,28 @@ def failure_facts(exc: Exception, stage: str, redact: Callable[[str], str]) -> F
     """A remote error's own stage wins; a bug is named by its type only (its text may hold
     data); every message goes through ``redact``."""
     remote = exc if isinstance(exc, DeliveryError) else None
+    ours = exc if isinstance(exc, HirebridgeError) else None
+    text = str(exc) if ours else type(exc).__name__
     return FailureFacts(
         stage=(remote.stage if remote and remote.stage else None) or stage,
         kind=exc.kind if isinstance(exc, HirebridgeError) else "internal",
-        message=redact(str(exc) if isinstance(exc, HirebridgeError) else type(exc).__name__),
+        message=redact_keeping(text, redact, ours.record_ids if ours else ()),
         status=remote.status if remote else None,
         system=remote.system if remote else None,
     )
+
+
+def redact_keeping(text: str, redact: Callable[[str], str], ids: tuple[str, ...]) -> str:
+    """``redact(text)``, except that the record ids named on purpose stay readable."""
+    ordered = sorted({i for i in ids if _ID.fullmatch(i)}, key=len, reverse=True)
+    if not ordered:
+        return redact(text)
+    for index, value in enumerate(ordered):
+        text = text.replace(value, f"\x00{index}\x00")
+    text = redact(text)
+    for index, value in enumerate(ordered):
+        text = text.replace(f"\x00{index}\x00", value)
+    return text
 
 
 def credentials_refused(exc: Exception) -> bool:

@@ -53,8 +53,14 @@ class PageUpState:
     tokens: dict[str, float] = field(default_factory=dict)
     on_mark: Callable[[str], None] | None = None  # called with the offer id before marking it
     on_fetch: Callable[[str], None] | None = None  # called with the offer id of GET /offers/{id}
-    # offer id -> how its detail is broken: html, invalid_json, non_utf8, not_object, huge
+    # offer id -> how its detail is broken: html, invalid_json, non_utf8, not_object, huge,
+    # null, array
     corrupt: dict[str, str] = field(default_factory=dict)
+    # offer id -> how its new-starter form is broken: null, array, answers_object
+    corrupt_onboarding: dict[str, str] = field(default_factory=dict)
+    # (document, id asked for) -> the id whose document is served instead; document is
+    # "offer", "onboarding" or "application" (a PageUp answering about the wrong record)
+    misdirect: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.faults.seed)
@@ -137,13 +143,14 @@ def build_app(state: PageUpState) -> Starlette:
         body: Any = {"Offers": entries, "Paging": {}} if state.faults.envelope else entries
         return JSONResponse(body)
 
-    def find(request: Request) -> SampleOffer | None:
-        return state.offers.get(request.path_params["offer_id"])
+    def find(request: Request, document: str) -> SampleOffer | None:
+        wanted = request.path_params["offer_id"]
+        return state.offers.get(state.misdirect.get((document, wanted), wanted))
 
     async def get_offer(request: Request) -> Response:
         if (refused := await gate(request, "get_offer")) is not None:
             return refused
-        offer = find(request)
+        offer = find(request, "offer")
         if state.on_fetch is not None:
             state.on_fetch(request.path_params["offer_id"])
         if offer is not None and str(offer.offer_id) in state.corrupt:
@@ -153,13 +160,19 @@ def build_app(state: PageUpState) -> Starlette:
     async def get_onboarding(request: Request) -> Response:
         if (refused := await gate(request, "get_onboarding_form")) is not None:
             return refused
-        offer = find(request)
-        return JSONResponse(offer.onboarding) if offer else _errors(404, "Offer not found")
+        offer = find(request, "onboarding")
+        if offer is None:
+            return _errors(404, "Offer not found")
+        broken = state.corrupt_onboarding.get(str(offer.offer_id))
+        if broken is not None:
+            return JSONResponse(_broken_form(broken, offer.onboarding))
+        return JSONResponse(offer.onboarding)
 
     async def get_application_form(request: Request) -> Response:
         if (refused := await gate(request, "get_application_form")) is not None:
             return refused
-        wanted = request.path_params["application_id"]
+        asked = request.path_params["application_id"]
+        wanted = state.misdirect.get(("application", asked), asked)
         for offer in state.offers.values():
             if str(offer.application_id) == wanted:
                 return JSONResponse(offer.application_form)
@@ -210,6 +223,12 @@ def _errors(
     return JSONResponse([item], status_code=status, headers=headers)
 
 
+def _broken_form(kind: str, form: dict[str, Any]) -> Any:
+    if kind == "answers_object":
+        return {**form, "Answers": {"QuestionID": 11}}
+    return None if kind == "null" else [form]
+
+
 def _corrupt(kind: str) -> Response:
     """The broken answers real APIs give now and then."""
     json_type = "application/json"
@@ -220,4 +239,6 @@ def _corrupt(kind: str) -> Response:
         "non_utf8": Response(b'{"PUReferenceID": "\xff\xfe"}', 200, media_type=json_type),
         "not_object": Response(b'"just a string"', 200, media_type=json_type),
         "huge": Response(b'{"x": "' + b"a" * (9 * 1024 * 1024) + b'"}', 200, media_type=json_type),
+        "null": Response(b"null", 200, media_type=json_type),
+        "array": Response(b'[{"PUReferenceID": 1}]', 200, media_type=json_type),
     }[kind]  # fmt: skip

@@ -58,6 +58,7 @@ class PageUpClient:
     """Talks to one PageUp tenant. Share one instance per run (it caches the token)."""
 
     def __init__(self, settings: PageUpSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
         self._settings = settings
         self._client = client
         self._base = settings.resolved_api_base_url

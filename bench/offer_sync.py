@@ -36,7 +36,7 @@ def measure_in_this_process(
     sys.path.insert(0, str(REPO))
     from worker.demo import simulator_settings
     from worker.observability import configure_logging
-    from worker.runtime import offer_sync
+    from worker.runtime import offer_worker
     from worker.settings import Settings
 
     configure_logging("warning", "json")
@@ -49,9 +49,9 @@ def measure_in_this_process(
         settings = Settings(**data)
 
         async def run() -> tuple[Any, float, float]:
-            async with offer_sync(settings) as parts:
+            async with offer_worker(settings) as worker:
                 cpu0, wall0 = time.process_time(), time.perf_counter()
-                report = await parts.sync.run()
+                (report,) = await worker.run_once()
                 return report, time.perf_counter() - wall0, time.process_time() - cpu0
 
         report, wall, cpu = asyncio.run(run())

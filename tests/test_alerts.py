@@ -19,7 +19,7 @@ from starlette.routing import Route
 from tests.conftest import Sims
 from tests.pipelines.test_offers import AREA
 from worker import alerts
-from worker.runtime import offer_sync
+from worker.runtime import offer_worker
 from worker.service.runner import Service
 from worker.settings import Settings
 from worker.simulators.server import BackgroundServer
@@ -68,11 +68,14 @@ def test_failures_and_check_ins_reach_sentry_grouped_and_without_pii(
         sentry={"dsn": dsn, "environment": "test"},
         sync={"circuit_breaker_failures": 100},
     )
-    assert alerts.init_sentry(settings.sentry, tenant="218")
+    assert alerts.init_sentry(settings.sentry)
 
     async def one_scheduled_run(settings: Settings) -> None:
-        async with offer_sync(settings) as parts:
-            await Service(settings, parts).sync_once()
+        async with offer_worker(settings) as worker:
+            lanes = asyncio.create_task(worker.pool.run())
+            await asyncio.gather(*await Service(settings, worker).take_runs())
+            worker.pool.stop()
+            await lanes
 
     asyncio.run(one_scheduled_run(settings))
     alerts.flush()
@@ -85,7 +88,8 @@ def test_failures_and_check_ins_reach_sentry_grouped_and_without_pii(
         ("offer-failed", "map", "mapping", "none"): 1,
     }
     posted = next(e for e in events if e["tags"]["stage"] == "post")
-    assert posted["tags"]["tenant"] == "218" and posted["tags"]["http_status"] == "503"
+    assert posted["tags"]["source"] == "pageup" and posted["tags"]["target"] == "hris"
+    assert posted["tags"]["http_status"] == "503"
     assert posted["tags"]["remote_system"] == "hris" and posted["tags"]["offer_id"].startswith("9")
     assert posted["environment"] == "test" and posted["release"].startswith("hirebridge@")
     assert "HTTP 503" in posted["contexts"]["failure"]["message"]

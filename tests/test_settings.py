@@ -39,19 +39,19 @@ def test_yaml_env_and_secret_files_merge_with_env_winning(
 
     settings = load_settings(config)
 
-    assert settings.pageup.client_secret.get_secret_value() == "from-env"
-    assert settings.pageup.client_id == "acme"
-    assert settings.hris.auth.api_key is not None
-    assert settings.hris.auth.api_key.get_secret_value() == "key-from-secret-file"
+    assert settings.sources["pageup"].client_secret.get_secret_value() == "from-env"
+    assert settings.sources["pageup"].client_id == "acme"
+    assert settings.targets["hris"].auth.api_key is not None
+    assert settings.targets["hris"].auth.api_key.get_secret_value() == "key-from-secret-file"
     assert settings.sync.concurrency == 3
-    assert settings.hris.mapping == tmp_path / "maps" / "hris.yaml"
+    assert settings.targets["hris"].mapping == tmp_path / "maps" / "hris.yaml"
     assert "from-env" not in repr(settings)
 
 
 def test_urls_are_built_from_environment_data_centre_and_tenant(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(MINIMAL + "  \nsync: {}\n")
-    uat = load_settings(config).pageup
+    uat = load_settings(config).sources["pageup"]
     assert (
         uat.resolved_api_base_url == "https://apiuat.dc2.pageuppeople.com/v3/218/recruitment/hire/"
     )
@@ -101,10 +101,16 @@ def test_missing_required_file_and_bad_yaml(tmp_path: Path) -> None:
         load_settings(bad)
 
 
+NAMED = ("sources", "targets", "routes")  # a mapping of named entries, or a list of them
+
+
 def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys = set()
     for name, field in model.model_fields.items():
         keys.add(prefix + name)
+        if name in NAMED:  # dict[str, Entry] or list[Entry]
+            keys |= _keys(typing.get_args(field.annotation)[-1], f"{prefix}{name}.*.")
+            continue
         options = typing.get_args(field.annotation) or (field.annotation,)
         for annotation in options:  # a section, or an optional one (X | None)
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -116,7 +122,10 @@ def _yaml_keys(data: dict[str, object], prefix: str = "") -> set[str]:
     keys = set()
     for name, value in data.items():
         keys.add(prefix + name)
-        if isinstance(value, dict) and name not in ("headers",):
+        if name in NAMED and isinstance(value, dict | list):
+            for entry in value.values() if isinstance(value, dict) else value:
+                keys |= _yaml_keys(entry, f"{prefix}{name}.*.")
+        elif isinstance(value, dict) and name not in ("headers",):
             keys |= _yaml_keys(value, f"{prefix}{name}.")
     return keys
 
@@ -124,9 +133,13 @@ def _yaml_keys(data: dict[str, object], prefix: str = "") -> set[str]:
 def test_config_example_loads_and_documents_every_key() -> None:
     example = REPO / "config.example.yaml"
     settings = load_settings(example, required=True)
-    assert settings.hris.mapping == REPO / "mappings" / "example_hris.yaml"
+    assert settings.targets["hris"].mapping == REPO / "mappings" / "example_hris.yaml"
     documented = _yaml_keys(yaml.safe_load(example.read_text()))
-    assert _keys(Settings) == documented
+    # pageup and hris are the single-source form of sources.* and targets.* (documented there).
+    single = {k for k in _keys(Settings) if k.split(".")[0] in ("pageup", "hris")}
+    # A source's own schedule has the keys of service.schedule (documented there).
+    same = {k for k in _keys(Settings) if k.startswith("sources.*.schedule.")}
+    assert _keys(Settings) - single - same == documented
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Sentry: alerts for on-call engineers. Every function is a no-op until ``init_sentry`` ran.
 
-Events carry tags (tenant, offer_id, stage, remote system, HTTP status) and a fingerprint by
+Events carry tags (source, offer_id, target, stage, remote system, HTTP status) and a fingerprint by
 stage and error kind, so one upstream outage is one Sentry issue, not one per offer. No PII:
 ``send_default_pii`` is off, local variables are not sent, and ``before_send`` scrubs every
 string value of an event (emails, long numbers) on top of the scrubbing done before logging.
@@ -27,7 +27,7 @@ _KEEP = {"timestamp", "start_timestamp", "type", "category", "level", "event_id"
          "environment"}  # fmt: skip
 
 
-def init_sentry(settings: SentrySettings, *, tenant: str) -> bool:
+def init_sentry(settings: SentrySettings) -> bool:
     """Start the Sentry client when a DSN is configured; True if it was."""
     if settings.dsn is None:
         return False
@@ -42,7 +42,6 @@ def init_sentry(settings: SentrySettings, *, tenant: str) -> bool:
         # Our own error events are explicit (below); log lines become breadcrumbs only.
         integrations=[LoggingIntegration(level=None, event_level=None)],
     )
-    sentry_sdk.set_tag("tenant", tenant)
     return True
 
 
@@ -88,13 +87,15 @@ def push_not_stored(*, source: str, error: str) -> None:
 
 
 def offer_failed(
-    *, offer_id: str, stage: str, kind: str, message: str, system: str | None,
-    status: int | None, parked: bool,
+    *, source: str, offer_id: str, target: str | None, stage: str, kind: str, message: str,
+    system: str | None, status: int | None, parked: bool,
 ) -> None:  # fmt: skip
+    """An offer failed as a whole (``target`` None) or at one of its targets."""
+    tags = {"source": source, "offer_id": offer_id, "target": target or "none"}
     _failure(
         f"offer failed at {stage}: {kind}", ["offer-failed", stage, kind, system or "none"],
-        {"offer_id": offer_id}, stage=stage, kind=kind, message=message, system=system,
-        status=status, parked=parked,
+        tags, stage=stage, kind=kind, message=message, system=system, status=status,
+        parked=parked,
     )  # fmt: skip
 
 
@@ -137,14 +138,36 @@ def _failure(
         sentry_sdk.capture_message(title, level="error")
 
 
-def run_failed(*, reason: str, system: str | None, status: int | None) -> None:
+def run_failed(
+    *, reason: str, system: str | None, status: int | None, source: str | None = None
+) -> None:
+    """A run halted (a source's, or the job postings'): no record could get through."""
     with sentry_sdk.new_scope() as scope:
         scope.set_tag("stage", "run")
+        if source is not None:
+            scope.set_tag("source", source)
         scope.set_tag("remote_system", system or "none")
         scope.set_tag("http_status", str(status) if status is not None else "none")
         scope.set_context("failure", {"reason": reason})
-        scope.fingerprint = ["run-failed", system or "none"]
-        sentry_sdk.capture_message(f"sync run halted: {system or 'hirebridge'}", level="error")
+        scope.fingerprint = ["run-failed", source or "none", system or "none"]
+        where = f"{source}: " if source else ""
+        sentry_sdk.capture_message(
+            f"sync run halted: {where}{system or 'hirebridge'}", level="error"
+        )
+
+
+def target_resting(*, target: str, reason: str, status: int | None) -> None:
+    """A target refused our credentials or failed offers in a row: it rests for a while."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("stage", "post")
+        scope.set_tag("target", target)
+        scope.set_tag("remote_system", target)
+        scope.set_tag("http_status", str(status) if status is not None else "none")
+        scope.set_context("failure", {"reason": reason})
+        scope.fingerprint = ["target-resting", target]
+        sentry_sdk.capture_message(
+            f"target {target} resting: no offer can get through", level="error"
+        )
 
 
 def shutdown_incomplete(*, grace_seconds: float, offers: list[str], pushes: int) -> None:
@@ -158,6 +181,13 @@ def shutdown_incomplete(*, grace_seconds: float, offers: list[str], pushes: int)
         sentry_sdk.capture_message(
             f"stopped after the {grace_seconds:g} s grace with work unfinished", level="warning"
         )
+
+
+def monitor_slug(slug: str | None, source: str, sources: int) -> str | None:
+    """One Sentry Crons monitor per source (the plain slug when there is only one source)."""
+    if slug is None or sources <= 1:
+        return slug
+    return f"{slug}-{source}".replace("_", "-")
 
 
 def monitor_config(schedule: ScheduleSettings, settings: SentrySettings) -> dict[str, Any]:

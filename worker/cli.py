@@ -8,23 +8,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from worker import __version__, alerts
 from worker.commands import inbound as inbound_commands
 from worker.commands import jobs as job_commands
 from worker.commands import maps as map_commands
-from worker.errors import ConfigError, HirebridgeError
+from worker.commands import offers as offer_commands
+from worker.errors import ConfigError
 from worker.observability import configure_logging
 from worker.settings import Settings, load_settings
-from worker.store.interventions import Interventions
-from worker.store.ledger import Ledger
+
+if TYPE_CHECKING:
+    from worker.pipelines.source_run import RunReport
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -55,8 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sync = commands.add_parser("sync", help="sync accepted offers from PageUp to the HRIS")
+    sync = commands.add_parser("sync", help="sync accepted offers from PageUp to the targets")
     sync.add_argument("--once", action="store_true", required=True, help="one run, then exit")
+    sync.add_argument(
+        "--source", action="append", help="only this source (repeat for several; default: all)"
+    )
     sync.set_defaults(handler=_sync)
 
     run = commands.add_parser(
@@ -74,32 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     map_commands.register(commands)
 
-    status = commands.add_parser("status", help="offers by state, failures with their reasons")
-    status.add_argument("--limit", type=int, default=50, help="failures to list (default 50)")
-    status.set_defaults(handler=_status)
-
-    parked = commands.add_parser("parked", help="offers parked after failing, with reasons")
-    parked.set_defaults(handler=_parked)
-
-    retry = commands.add_parser("retry", help="re-queue parked or skipped offers")
-    which = retry.add_mutually_exclusive_group(required=True)
-    which.add_argument("offers", nargs="*", default=[], metavar="OFFER")
-    which.add_argument("--all-parked", action="store_true", help="every parked offer")
-    retry.add_argument("--reason", help="why (kept in the audit trail)")
-    retry.add_argument("--by", default=_operator(), help="who (default: the login name)")
-    retry.set_defaults(handler=_retry)
-
-    skip = commands.add_parser("skip", help="leave an offer alone, with a recorded reason")
-    skip.add_argument("offer", metavar="OFFER")
-    skip.add_argument("--reason", required=True, help="why (kept in the audit trail)")
-    skip.add_argument(
-        "--mark-processed",
-        action="store_true",
-        help="also mark it processed in PageUp (default: it stays in PageUp's queue)",
-    )
-    skip.add_argument("--by", default=_operator(), help="who (default: the login name)")
-    skip.set_defaults(handler=_skip)
-
+    offer_commands.register(commands)
     inbound_commands.register(commands)
     job_commands.register(commands)
 
@@ -111,6 +90,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=["example", "steps", "bamboohr", "hibob", "xero"],
         default="example",
         help="the HRIS the simulator behaves like, with its shipped map (default example)",
+    )
+    demo.add_argument(
+        "--routes",
+        action="store_true",
+        help="instead: two PageUp tenants, AU and NZ payrolls and an HRIS, offers routed",
     )
     demo.add_argument(
         "--jobs", action="store_true", help="instead: job postings into the ATS simulator"
@@ -137,30 +121,44 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _sync(args: argparse.Namespace) -> int:
-    from worker.runtime import offer_sync
+    from worker.errors import ConfigError
+    from worker.runtime import offer_worker
 
     settings = _settings(args)
-    alerts.init_sentry(settings.sentry, tenant=settings.pageup.tenant_id)
+    unknown = [name for name in args.source or [] if name not in settings.sources]
+    if unknown:
+        raise ConfigError([f"--source: unknown source {name!r}" for name in unknown])
+    alerts.init_sentry(settings.sentry)
 
     async def run() -> int:
-        async with offer_sync(settings) as parts:
-            _stop_on_signals(parts.sync.stop)
-            report = await parts.sync.run()
+        async with offer_worker(settings) as worker:
+            _stop_on_signals(worker.stop)
+            reports = await worker.run_once(args.source)
         alerts.flush()
-        print(
-            f"run {report.run_id}: {report.outcome}; listed {report.listed}, "
-            f"processed {report.succeeded}, failed {report.failed} (parked {report.parked}), "
-            f"not due {report.not_due}"
-            + (
-                f", unreadable list entries {report.invalid_entries}"
-                if report.invalid_entries
-                else ""
-            )
-            + (f"; halted: {report.halted}" if report.halted else "")
-        )
-        return EXIT_OK if report.ok else EXIT_FAILED
+        for report in reports:
+            print(_report_line(report, several=len(reports) > 1))
+        return EXIT_OK if all(report.ok for report in reports) else EXIT_FAILED
 
     return asyncio.run(run())
+
+
+def _report_line(report: RunReport, *, several: bool) -> str:
+    invalid = len(report.invalid_entries)
+    if report.led_elsewhere:
+        return (
+            f"{report.source}: run {report.run_id} was led by another worker; "
+            f"this worker processed {report.processed_here} of its offers"
+        )
+    shared = report.processed_here != report.succeeded
+    return (
+        (f"{report.source}: " if several else "")
+        + f"run {report.run_id}: {report.outcome}; listed {report.listed}, "
+        f"processed {report.succeeded}, failed {report.failed} (parked {report.parked}), "
+        f"not due {report.not_due}"
+        + (f", unreadable list entries {invalid}" if invalid else "")
+        + (f"; halted: {report.halted}" if report.halted else "")
+        + (f" (this worker processed {report.processed_here})" if shared else "")
+    )
 
 
 def _stop_on_signals(stop: Callable[[], None]) -> None:
@@ -183,15 +181,16 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 def _run(args: argparse.Namespace) -> int:
     from worker.service.runner import run_service
 
-    return asyncio.run(run_service(_settings(args)))
+    return asyncio.run(run_service(_settings(args), reread=lambda: load_settings(args.config)))
 
 
 def _check(args: argparse.Namespace) -> int:
     from worker.service.check import run_checks
 
     checks = asyncio.run(run_checks(_settings(args)))
+    width = max(13, *(len(check.name) for check in checks))
     for check in checks:
-        print(f"{'ok' if check.ok else 'FAIL':<5} {check.name:<13} {check.detail}")
+        print(f"{'ok' if check.ok else 'FAIL':<5} {check.name:<{width}} {check.detail}")
     return EXIT_OK if all(check.ok for check in checks) else EXIT_FAILED
 
 
@@ -210,121 +209,10 @@ def _reload(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     body = reply.json()
     if reply.status_code == 200:
-        print(f"reloaded: field map version {body['version']}")
+        print(f"reloaded: field maps {body['version']}")
         return EXIT_OK
     print(f"refused, the old map stays: {body.get('problems') or body}", file=sys.stderr)
     return EXIT_CONFIG
-
-
-def _status(args: argparse.Namespace) -> int:
-    with _ledger(args) as ledger:
-        counts = ledger.counts()
-        unfinished = ledger.unfinished(limit=args.limit)
-        runs = ledger.last_runs()
-        parked = len(Interventions(ledger).parked())
-    print("offers by state")
-    for state in ("pending", "posting", "posted", "failed", "processed", "skipped"):
-        print(f"  {state:<10} {counts.get(state, 0):>6}")
-    print(f"  {'(parked)':<10} {parked:>6}   see `hirebridge parked`")
-    if unfinished:
-        print("\nnot processed (oldest first)")
-        print(f"  {'offer':<12} {'state':<10} {'stage':<24} {'tries':>5}  next try / reason")
-        for offer in unfinished:
-            when = (
-                "parked"
-                if offer.parked_at
-                else (f"{offer.next_attempt_at:%H:%M:%S}" if offer.next_attempt_at else "next run")
-            )
-            print(
-                f"  {offer.offer_id:<12} {offer.status:<10} {offer.stage or '-':<24} "
-                f"{offer.attempts:>5}  {when}: {offer.last_error or ''}"
-            )
-    if runs:
-        print("\nlast runs")
-        for run in runs:
-            print(
-                f"  {run['run_id']}  {run['started_at']:%Y-%m-%d %H:%M:%S}  "
-                f"{run['outcome'] or 'running':<8} listed {run['listed']}, "
-                f"processed {run['succeeded']}, failed {run['failed']}"
-            )
-    return EXIT_OK
-
-
-def _parked(args: argparse.Namespace) -> int:
-    with _ledger(args) as ledger:
-        parked = Interventions(ledger).parked()
-    if not parked:
-        print("no parked offers")
-        return EXIT_OK
-    print(f"{'offer':<12} {'stage':<24} {'tries':>5}  {'parked at (UTC)':<19}  reason")
-    for offer in parked:
-        when = f"{offer.parked_at:%Y-%m-%d %H:%M:%S}" if offer.parked_at else "-"
-        print(
-            f"{offer.offer_id:<12} {offer.stage or '-':<24} {offer.attempts:>5}  {when:<19}  "
-            f"{offer.last_error or ''}"
-        )
-    return EXIT_OK
-
-
-def _retry(args: argparse.Namespace) -> int:
-    with _ledger(args) as ledger:
-        wanted = (
-            [state.offer_id for state in Interventions(ledger).parked()]
-            if args.all_parked
-            else args.offers
-        )
-        found = Interventions(ledger).retry(wanted, actor=args.by, reason=args.reason)
-    for offer_id in found:
-        print(f"re-queued {offer_id}: the next run tries it")
-    missing = [offer_id for offer_id in wanted if offer_id not in found]
-    for offer_id in missing:
-        print(f"{offer_id}: unknown or already processed", file=sys.stderr)
-    return EXIT_FAILED if missing else EXIT_OK
-
-
-def _skip(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    if args.mark_processed:
-        from worker.runtime import http_client
-        from worker.sources.pageup import PageUpClient
-
-        async def mark() -> None:
-            async with http_client(settings, 1) as client:
-                await PageUpClient(settings.pageup, client).mark_processed(args.offer)
-
-        try:
-            asyncio.run(mark())
-        except HirebridgeError as exc:
-            print(f"offer {args.offer}: PageUp refused: {exc}", file=sys.stderr)
-            return EXIT_FAILED
-    with _ledger(args) as ledger:
-        done = Interventions(ledger).skip(
-            args.offer, actor=args.by, reason=args.reason, marked=args.mark_processed
-        )
-    if not done:
-        print(f"{args.offer}: unknown or already processed", file=sys.stderr)
-        return EXIT_FAILED
-    print(f"skipped {args.offer}" + (" and marked it processed in PageUp" if args.mark_processed
-                                     else "; it stays in PageUp's queue"))  # fmt: skip
-    return EXIT_OK
-
-
-@contextmanager
-def _ledger(args: argparse.Namespace) -> Iterator[Ledger]:
-    from worker.runtime import open_ledger
-
-    engine, ledger = open_ledger(_settings(args))
-    try:
-        yield ledger
-    finally:
-        engine.dispose()
-
-
-def _operator() -> str:
-    try:
-        return os.environ.get("SUDO_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -338,6 +226,10 @@ def _demo(args: argparse.Namespace) -> int:
         from worker.demo_inbound import run_inbound_demo
 
         return run_inbound_demo(folder=args.dir)
+    if args.routes:
+        from worker.demo_routes import run_routes_demo
+
+        return run_routes_demo(folder=args.dir)
     return run_demo(offers=args.offers, folder=args.dir, target=args.target)
 
 

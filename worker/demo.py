@@ -20,7 +20,7 @@ from worker.errors import MappingError
 from worker.mapping.engine import apply_map
 from worker.mapping.loader import FieldMap, load_field_map
 from worker.observability import configure_logging
-from worker.runtime import offer_sync
+from worker.runtime import offer_worker
 from worker.settings import Settings
 from worker.simulators import hris, pageup
 from worker.simulators.sample import SampleOffer, make_offers
@@ -139,11 +139,12 @@ def run_demo(*, offers: int, folder: Path, target: str = "example") -> int:
         data = simulator_settings(pageup_server.url, hris_server.url, database_url, target=target)
         (folder / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
         settings = Settings(**data)
-        field_map = load_field_map(settings.hris.mapping)
+        mapping = settings.targets["hris"].mapping
+        field_map = load_field_map(mapping)
         mappable = sum(1 for sample in samples if _maps(field_map, sample))
         print(f"PageUp simulator {pageup_server.url}  ({offers} accepted offers in the queue)")
         print(f"HRIS simulator   {hris_server.url}  (behaves like: {TARGETS[target].flavour})")
-        print(f"field map        {settings.hris.mapping}")
+        print(f"field map        {mapping}")
         print(f"state            {database_url}\n")
         reports = asyncio.run(_two_runs(settings))
     return _summarise(reports, sim_pageup, sim_hris, expected=mappable, total=offers, folder=folder)
@@ -160,10 +161,10 @@ def _maps(field_map: FieldMap, sample: SampleOffer) -> bool:
 
 
 async def _two_runs(settings: Settings) -> list[Any]:
-    async with offer_sync(settings) as parts:
-        first = await parts.sync.run()
-        second = await parts.sync.run()
-        unfinished = parts.ledger.unfinished()
+    async with offer_worker(settings) as worker:
+        (first,) = await worker.run_once()
+        (second,) = await worker.run_once()
+        unfinished = worker.ledger.unfinished()
     return [first, second, unfinished]
 
 

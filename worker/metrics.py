@@ -2,6 +2,11 @@
 
 Recorded where things happen: every remote call in ``worker.remote.http.exchange``, every
 offer outcome in the offer pipeline, every run by the service.
+
+Label cardinality is bounded by the configuration: ``source`` and ``target`` take the
+configured names, ``system`` is ``pageup``, a target's name or an inbound/ATS system, ``stage``
+and ``kind`` are the pipeline's own fixed words, ``status`` an HTTP status or a transport
+failure. No offer id, person or URL is ever a label.
 """
 
 from __future__ import annotations
@@ -9,24 +14,40 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 LAST_SUCCESS = Gauge(
-    "hirebridge_last_success_timestamp_seconds", "When the last run finished without failures"
+    "hirebridge_last_success_timestamp_seconds",
+    "When a source's last run finished without failures",
+    ["source"],
 )
 RUN_DURATION = Histogram(
     "hirebridge_run_duration_seconds", "Duration of sync runs",
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600),
 )  # fmt: skip
-RUNS = Counter("hirebridge_runs_total", "Sync runs by outcome", ["outcome"])
+RUNS = Counter("hirebridge_runs_total", "Source runs by outcome", ["source", "outcome"])
 OFFERS = Counter(
     "hirebridge_offers_total",
-    "Offer outcomes: posted (HRIS accepted), processed (marked), failed, parked",
-    ["outcome"],
+    "Offer outcomes per source: processed (every target accepted, marked), failed, parked",
+    ["source", "outcome"],
+)
+DELIVERIES = Counter(
+    "hirebridge_deliveries_total",
+    "Offers sent to each target: posted (accepted), failed, parked",
+    ["target", "outcome"],
 )
 OFFER_FAILURES = Counter(
     "hirebridge_offer_failures_total", "Offer failures by stage and error kind", ["stage", "kind"]
 )
 OLDEST_WAITING = Gauge(
     "hirebridge_oldest_waiting_offer_age_seconds",
-    "Age of the oldest offer seen but not processed (0 when none)",
+    "Per source, age of the oldest offer seen but not processed (0 when none)",
+    ["source"],
+)
+SOURCE_HALTED = Gauge(
+    "hirebridge_source_halted", "1 while a source's last run ended halted", ["source"]
+)
+TARGET_RESTING = Gauge(
+    "hirebridge_target_resting",
+    "1 while a target's circuit is open (it refused us, or failed N offers in a row)",
+    ["target"],
 )
 REQUESTS = Counter(
     "hirebridge_http_requests_total", "Remote calls by system, stage and status",

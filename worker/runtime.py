@@ -1,41 +1,58 @@
-"""Building the offer sync from settings: HTTP client, PageUp, field map, HRIS sink, ledger."""
+"""Building a worker from settings: the store, and one set of parts per source (a PageUp client
+and its routes) and per target (an HTTP sink and its field map); also the inbound deliveries
+and the job postings sync. The one place that turns settings into running parts."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import structlog
 from sqlalchemy import Engine
 
-from worker.errors import ConfigError
+from worker import alerts, metrics
+from worker.errors import ConfigError, DeliveryError
 from worker.inbound.pop import PopEngineClient
 from worker.mapping.loader import FieldMap, load_field_map
 from worker.pipelines.inbound import InboundDelivery, Target
 from worker.pipelines.jobs import JobSync, job_reader
-from worker.pipelines.offers import OfferSync
+from worker.pipelines.offers import OfferProcessor
+from worker.pipelines.parts import SourceParts, TargetParts
+from worker.pipelines.policy import CircuitBreaker
+from worker.pipelines.pool import OfferPool
+from worker.pipelines.source_run import RunContext, RunReport, SourceRun
 from worker.remote.lanes import HttpLanes, new_client
+from worker.routing import compile_routes
+from worker.service.schedule import next_run_after
 from worker.settings import Settings
 from worker.sinks.ats import AtsClient
 from worker.sinks.http import HttpSink
+from worker.sources.offer_document import DocumentChecks
 from worker.sources.pageup import PageUpClient
 from worker.store.db import create_store_engine, migrate, one_process_only, sqlite_file
 from worker.store.inbox import Inbox
 from worker.store.jobs import JobLedger
 from worker.store.ledger import Ledger
+from worker.store.runs import Runs
+from worker.store.sources import RunTicket, SourceRuns
+from worker.store.thread import StoreThread
+from worker.store.workers import Workers, new_worker_id
 
 log = structlog.get_logger(__name__)
 
 
-def open_ledger(settings: Settings) -> tuple[Engine, Ledger]:
+def open_store(settings: Settings) -> Engine:
     """The state store, migrated to the newest schema."""
     engine = create_store_engine(settings.database)
     migrate(engine)
-    return engine, Ledger(engine, settings.pageup.tenant_id)
+    return engine
 
 
 def http_client(settings: Settings, concurrency: int | None = None) -> httpx.AsyncClient:
@@ -44,12 +61,235 @@ def http_client(settings: Settings, concurrency: int | None = None) -> httpx.Asy
     return new_client(lanes * 3 + 4, settings.tls.ca_bundle)
 
 
-@dataclass
-class OfferSyncParts:
-    sync: OfferSync
-    ledger: Ledger
-    field_map: FieldMap
-    pageup: PageUpClient
+def build_source(settings: Settings, name: str, client: httpx.AsyncClient) -> SourceParts:
+    source = settings.sources[name]
+    return SourceParts(
+        name=name,
+        settings=source,
+        pageup=PageUpClient(source, client),
+        checks=DocumentChecks(source.document_ids),
+        routes=compile_routes(settings.routes, name),
+        breaker=CircuitBreaker(settings.sync.circuit_breaker_failures),
+    )
+
+
+def build_target(
+    settings: Settings, name: str, client: httpx.AsyncClient, field_map: FieldMap | None = None
+) -> TargetParts:
+    target = settings.targets[name]
+    return TargetParts(
+        name=name,
+        sink=HttpSink(target, client, system=name),
+        field_map=field_map or load_field_map(target.mapping),
+        breaker=CircuitBreaker(
+            settings.sync.circuit_breaker_failures, settings.sync.circuit_breaker_cooldown_seconds
+        ),
+    )
+
+
+def load_target_maps(settings: Settings) -> dict[str, FieldMap]:
+    """Every target's field map; ConfigError lists the problems of all of them."""
+    maps, problems = {}, []
+    for name, target in settings.targets.items():
+        try:
+            maps[name] = load_field_map(target.mapping)
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return maps
+
+
+class Worker:
+    """One process's offer machinery: the store, the parts, the lanes, and its runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        client: httpx.AsyncClient,
+        lanes: HttpLanes,
+        maps: Mapping[str, FieldMap],
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.owner = new_worker_id()
+        self.store = StoreThread()
+        self.ledger = Ledger(engine)
+        self.runs = Runs(engine)
+        timeout = settings.sync.worker_timeout_seconds
+        self.source_runs = SourceRuns(engine, worker_timeout=timeout)
+        self.workers = Workers(engine)
+        self._client = client
+        self.sources = {name: build_source(settings, name, client) for name in settings.sources}
+        self.targets = {
+            name: build_target(settings, name, client, maps[name]) for name in settings.targets
+        }
+        self.processor = OfferProcessor(
+            ledger=self.ledger, store=self.store, owner=self.owner, sources=self.sources,
+            targets=self.targets, settings=settings.sync, halt_source=self._halt_source,
+            keep_documents_days=settings.database.keep_source_documents_days,
+        )  # fmt: skip
+        self.pool = OfferPool(
+            ledger=self.ledger, store=self.store, processor=self.processor, owner=self.owner,
+            settings=settings.sync, sources=lambda: list(self.sources),
+            budget_of=self._budget_of, lane_context=lanes.bind,
+        )  # fmt: skip
+        self.context = RunContext(
+            ledger=self.ledger, runs=self.runs, sources=self.source_runs, store=self.store,
+            pool=self.pool, owner=self.owner, settings=settings.sync,
+            next_run_at=self._next_run_at, all_targets_resting=self._all_targets_resting,
+            keep_documents_days=settings.database.keep_source_documents_days,
+        )  # fmt: skip
+        self._halts: set[asyncio.Task[None]] = set()
+        self._running: list[SourceRun] = []
+
+    def _budget_of(self, source: str) -> int:
+        return self.settings.concurrency_of(source) if source in self.settings.sources else 0
+
+    def _all_targets_resting(self, source: str) -> str | None:
+        parts = self.sources.get(source)
+        return None if parts is None else self.processor.all_resting(parts.routes.targets)
+
+    def _next_run_at(self, source: str, due_at: datetime) -> datetime:
+        return next_run_after(self.settings.schedule_of(source), due_at, datetime.now(UTC))
+
+    def run_of(self, ticket: RunTicket) -> SourceRun:
+        return SourceRun(ticket, self.sources[ticket.source], self.context)
+
+    async def beat(self) -> None:
+        """This worker is alive (its leases hold)."""
+        await self.store.call(self.workers.beat, self.owner)
+
+    def _halt_source(self, source: str, run_id: str, reason: str, exc: DeliveryError) -> None:
+        task = asyncio.create_task(self._halt(source, run_id, reason, exc))
+        self._halts.add(task)
+        task.add_done_callback(self._halts.discard)
+
+    async def _halt(self, source: str, run_id: str, reason: str, exc: DeliveryError) -> None:
+        ticket = RunTicket(source, run_id, datetime.now(UTC))
+        if await self.store.call(self.source_runs.halt, ticket, reason):
+            log.error("run_halted", source=source, run_id=run_id, reason=reason,
+                      system=exc.system)  # fmt: skip
+            metrics.SOURCE_HALTED.labels(source).set(1)
+            alerts.run_failed(source=source, reason=reason, system=exc.system, status=exc.status)
+
+    def replace(self, settings: Settings, maps: Mapping[str, FieldMap]) -> None:
+        """Swap in reloaded sources, targets, routes and maps (already validated). Offers in
+        flight keep the parts they started with; a source's run keeps its own until it ends."""
+        sources = {name: build_source(settings, name, self._client) for name in settings.sources}
+        targets = {}
+        for name in settings.targets:
+            old = self.targets.get(name)
+            if old is not None and settings.targets[name] == self.settings.targets.get(name):
+                old.field_map = maps[name]  # same target: keep its token and breaker
+                targets[name] = old
+            else:
+                targets[name] = build_target(settings, name, self._client, maps[name])
+        self.settings = settings
+        self.sources, self.targets = sources, targets
+        self.processor.sources, self.processor.targets = sources, targets
+
+    async def run_once(self, names: Sequence[str] | None = None) -> list[RunReport]:
+        """One run of each source named (default: all) now, whatever their schedule; a
+        source another worker is running is reported, not run."""
+        names = list(names or self.sources)
+        tickets = await self.store.call(
+            self.source_runs.take_due, self.owner, names, limit=len(names), now_due=True,
+            lease_seconds=self.settings.sync.worker_timeout_seconds,
+        )  # fmt: skip
+        taken = {ticket.source for ticket in tickets}
+        pool = asyncio.create_task(self.pool.run())
+        beating = asyncio.create_task(self._beat_forever())
+        self._running = [self.run_of(ticket) for ticket in tickets]
+        runs = asyncio.ensure_future(asyncio.gather(
+            *(run.run() for run in self._running),
+            *(self._follow(name) for name in names if name not in taken),
+        ))  # fmt: skip
+        try:
+            either: set[asyncio.Future[Any]] = {runs, pool}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if pool.done():  # the lanes died: no run can end by itself
+                runs.cancel()
+                await pool
+            reports = await runs
+        finally:
+            self.pool.stop()
+            beating.cancel()
+            runs.cancel()
+            await asyncio.gather(pool, beating, runs, return_exceptions=True)
+        return list(reports)
+
+    async def _follow(self, source: str) -> RunReport:
+        """Another worker leads the source's run: help with its offers until it ends, and take
+        it over if that worker dies."""
+        (row,) = await self.store.call(self.source_runs.rows, [source])
+        before = self.pool.processed_here[source]
+        while not self.pool.stopping:
+            if row.lease_owner is None:
+                break  # the run ended
+            tickets = await self.store.call(
+                self.source_runs.take_due, self.owner, [source], limit=1, now_due=True,
+                lease_seconds=self.settings.sync.worker_timeout_seconds,
+            )  # fmt: skip
+            if tickets:  # its leader stopped beating: lead it from here
+                run = self.run_of(tickets[0])
+                self._running.append(run)
+                return await run.run()
+            await asyncio.sleep(self.settings.sync.poll_seconds)
+            (current,) = await self.store.call(self.source_runs.rows, [source])
+            if current.run_id != row.run_id:
+                break
+            row = current
+        here = self.pool.processed_here[source] - before
+        return RunReport(row.run_id or "-", source, processed_here=here, led_elsewhere=True)
+
+    def stop(self) -> None:
+        """Start nothing new (``run_once``): runs end after the offers in flight."""
+        for run in self._running:
+            run.stop()
+        self.pool.stop()
+
+    async def _beat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sync.worker_timeout_seconds / 6)
+            with contextlib.suppress(Exception):  # a missed beat is not fatal; many are
+                await self.beat()
+
+
+@asynccontextmanager
+async def offer_worker(
+    settings: Settings, *, maps: Mapping[str, FieldMap] | None = None
+) -> AsyncIterator[Worker]:
+    """Everything one process needs to run sources; closes it all on exit."""
+    maps = maps or load_target_maps(settings)
+    engine = open_store(settings)
+    client = http_client(settings)
+    lanes = HttpLanes(settings.sync.concurrency, settings.tls.ca_bundle)
+    worker = Worker(settings, engine, client, lanes, maps)
+    # Everything built so far lives as long as the process: keep it out of the garbage
+    # collector's scans, which otherwise stall the event loop as the heap grows.
+    gc.freeze()
+    try:
+        with one_process_only(engine):
+            await worker.store.call(worker.workers.register, worker.owner)
+            # Under SQLite's lock no other worker runs: any other is a dead process, and
+            # forgetting it frees its claims at once.
+            if sqlite_file(engine) is not None and (
+                forgotten := await worker.store.call(worker.workers.forget_all_but, worker.owner)
+            ):
+                log.warning("stale_workers_forgotten", count=forgotten)
+            await worker.store.call(worker.source_runs.ensure, list(worker.sources))
+            try:
+                yield worker
+            finally:
+                with contextlib.suppress(Exception):
+                    await worker.store.call(worker.workers.remove, worker.owner)
+    finally:
+        worker.store.close()
+        await lanes.aclose()
+        await client.aclose()
+        engine.dispose()
 
 
 def load_inbound_map(path: Path) -> FieldMap:
@@ -88,7 +328,7 @@ async def job_sync(settings: Settings, engine: Engine | None = None) -> AsyncIte
     """The job postings sync (``ats`` settings); opens its own store unless given one."""
     own_engine = engine is None
     if engine is None:
-        engine, _ = open_ledger(settings)
+        engine = open_store(settings)
     client = http_client(settings, 2)
     ats = settings.ats
     try:
@@ -104,39 +344,3 @@ async def job_sync(settings: Settings, engine: Engine | None = None) -> AsyncIte
         await client.aclose()
         if own_engine:
             engine.dispose()
-
-
-@asynccontextmanager
-async def offer_sync(
-    settings: Settings, *, field_map: FieldMap | None = None
-) -> AsyncIterator[OfferSyncParts]:
-    """Everything one process needs to run offer syncs; closes it all on exit."""
-    field_map = field_map or load_field_map(settings.hris.mapping)
-    engine, ledger = open_ledger(settings)
-    client = http_client(settings)
-    lanes = HttpLanes(settings.sync.concurrency, settings.tls.ca_bundle)
-    pageup = PageUpClient(settings.pageup, client)
-    sync = OfferSync(
-        pageup=pageup,
-        sink=HttpSink(settings.hris, client),
-        field_map=field_map,
-        ledger=ledger,
-        tenant=settings.pageup.tenant_id,
-        settings=settings.sync,
-        worker_context=lanes.bind,
-        keep_documents_days=settings.database.keep_source_documents_days,
-    )
-    # Everything built so far lives as long as the process: keep it out of the garbage
-    # collector's scans, which otherwise stall the event loop as the heap grows.
-    gc.freeze()
-    try:
-        with one_process_only(engine):
-            # Under SQLite's lock no other worker runs: any claim left is a dead process's.
-            if sqlite_file(engine) is not None and (freed := ledger.release_all_leases()):
-                log.warning("stale_leases_released", count=freed)
-            yield OfferSyncParts(sync, ledger, field_map, pageup)
-    finally:
-        sync.close()
-        await lanes.aclose()
-        await client.aclose()
-        engine.dispose()

@@ -148,14 +148,15 @@ def test_check_reports_each_part_and_fails_on_refused_credentials(
     config = write_config(sims, tmp_path, f"sqlite:///{tmp_path / 's.sqlite'}")
     good = hirebridge("--config", str(config), "check", cwd=tmp_path)
     assert good.returncode == 0, good.stdout
-    for name in ("settings", "field map", "database", "pageup token", "hris"):
+    for name in ("settings", "map hris", "database", "source pageup", "target hris"):
         assert re.search(rf"^ok\s+{name}\s", good.stdout, re.MULTILINE), name
     data = sims.settings_data(f"sqlite:///{tmp_path / 's.sqlite'}")
     data["pageup"]["client_secret"] = "wrong"
     config.write_text(yaml.safe_dump(data))
     bad = hirebridge("--config", str(config), "check", cwd=tmp_path)
     assert bad.returncode == 1
-    assert re.search(r"^FAIL\s+pageup token\s+HTTP 401: invalid_client", bad.stdout, re.MULTILINE)
+    assert re.search(r"^FAIL\s+source pageup\s+HTTP 401: invalid_client", bad.stdout,
+                     re.MULTILINE)  # fmt: skip
     assert sims.hris.calls["post"] == 0 and sum(sims.pageup.processed.values()) == 0
 
 

@@ -88,7 +88,7 @@ def test_a_signal_mid_run_lets_the_offers_in_flight_finish(
         # The k-th offer and the (at most LANES - 1) others in flight finish; no new one starts.
         assert at <= len(marked) <= at + LANES - 1
         engine = create_store_engine(DatabaseSettings(url=database))
-        counts = Ledger(engine, sims.pageup.tenant).counts()
+        counts = Ledger(engine).counts()
         engine.dispose()
         assert counts.get("posting", 0) == 0 and counts.get("posted", 0) == 0, counts
 
@@ -135,11 +135,13 @@ def test_past_the_grace_the_stop_cancels_and_names_what_it_left(tmp_path: Path) 
         gave_up = [e for e in events if e.get("event") == "shutdown_grace_exceeded"]
         assert len(gave_up) == 1
         left = sorted(gave_up[0]["offers_unfinished"])
-        assert left == sorted(f"{offer_id}: posting at post" for offer_id in fetched)
+        assert left == sorted(
+            f"pageup/{offer_id}: pending at post (hris posting)" for offer_id in fetched
+        )
 
         engine = create_store_engine(DatabaseSettings(url=database))
-        ledger = Ledger(engine, sims.pageup.tenant)
-        states = [ledger.get(offer_id) for offer_id in fetched]
+        ledger = Ledger(engine)
+        states = [ledger.get("pageup", offer_id) for offer_id in fetched]
         engine.dispose()
         assert all(s is not None and s.lease_owner is None for s in states), "claims freed"
         assert sims.pageup.processed.total() == 0

@@ -52,8 +52,8 @@ def test_run_syncs_on_schedule_serves_probes_reloads_and_stops_cleanly(
         ready = httpx.get(f"{base}/readyz")
         assert ready.status_code == 200 and ready.json()["checks"]["database"] == "ok"
         exposition = httpx.get(f"{base}/metrics").text
-        assert 'hirebridge_offers_total{outcome="processed"} 12.0' in exposition
-        assert 'hirebridge_offers_total{outcome="posted"} 12.0' in exposition
+        assert 'hirebridge_offers_total{outcome="processed",source="pageup"} 12.0' in exposition
+        assert 'hirebridge_deliveries_total{outcome="posted",target="hris"} 12.0' in exposition
         assert (
             'hirebridge_http_requests_total{stage="post",status="201",system="hris"}' in exposition
         )
@@ -72,7 +72,7 @@ def test_run_syncs_on_schedule_serves_probes_reloads_and_stops_cleanly(
             capture_output=True, text=True, check=False, timeout=60,
         )  # fmt: skip
         assert reload.returncode == 0, reload.stderr
-        assert "reloaded: field map version" in reload.stdout
+        assert "reloaded: field maps hris " in reload.stdout
         worker.wait_for("mapping_reloaded")
 
         # A slow second batch, so that SIGTERM lands in the middle of a run.

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO, Sims
 from tests.pipelines.test_offers import Crash
 from worker.pipelines.inbound import DeliveryReport
-from worker.runtime import inbound_delivery, open_ledger
+from worker.runtime import inbound_delivery, open_store
 from worker.settings import Settings
 from worker.simulators import pop_engine
 from worker.simulators.apna import make_leads
@@ -56,7 +56,7 @@ def settings_for(sims: Sims, db_url: str, engine_url: str, **target: Any) -> Set
 
 def deliver(settings: Settings) -> DeliveryReport:
     async def go() -> DeliveryReport:
-        engine, _ = open_ledger(settings)
+        engine = open_store(settings)
         try:
             async with inbound_delivery(settings, Inbox(engine)) as delivery:
                 return await delivery.deliver_due()
@@ -67,7 +67,7 @@ def deliver(settings: Settings) -> DeliveryReport:
 
 
 def inbox_of(settings: Settings) -> Inbox:
-    engine, _ = open_ledger(settings)
+    engine = open_store(settings)
     return Inbox(engine)
 
 

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import REPO, Sims
 from tests.pipelines.test_offers import Crash
 from worker.pipelines.jobs import JobRunReport
-from worker.runtime import job_sync, open_ledger
+from worker.runtime import job_sync, open_store
 from worker.settings import Settings
 from worker.simulators import ats
 from worker.simulators.server import BackgroundServer
@@ -58,7 +58,7 @@ class Rig:
         return asyncio.run(go())
 
     def states(self) -> dict[str, JobState]:
-        engine, _ = open_ledger(self.settings())
+        engine = open_store(self.settings())
         try:
             return JobLedger(engine, "Main_ERP").all()
         finally:

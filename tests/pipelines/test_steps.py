@@ -81,11 +81,13 @@ def test_crash_after_a_step_was_accepted_resends_it_with_the_same_key(
     real = Ledger.record_step
     crashed: list[str] = []
 
-    def record_then_crash(self: Ledger, offer_id: str, step: str, **kw: Any) -> None:
+    def record_then_crash(
+        self: Ledger, source: str, offer_id: str, target: str, step: str, **kw: Any
+    ) -> None:
         if step == "bank_account" and kw["status"] == "done" and not crashed:
             crashed.append(offer_id)
             raise Crash  # the HRIS stored the bank account; we never recorded it
-        real(self, offer_id, step, **kw)
+        real(self, source, offer_id, target, step, **kw)
 
     monkeypatch.setattr(Ledger, "record_step", record_then_crash)
     with pytest.raises(Crash):

@@ -8,16 +8,21 @@ import pytest
 
 from tests.conftest import Sims
 from tests.pipelines.test_offers import ledger_states, run_sync
-from worker.runtime import open_ledger
+from worker.runtime import open_store
 from worker.settings import Settings
+from worker.store.ledger import Ledger
 
 FOUR = {"offers": 4}
 
 
 def hris_ids(sims: Sims, db_url: str) -> dict[str, str | None]:
-    engine, ledger = open_ledger(sims.settings(db_url))
+    engine = open_store(sims.settings(db_url))
+    ledger = Ledger(engine)
     try:
-        return {str(s.offer_id): ledger.get(str(s.offer_id)).hris_id for s in sims.samples}  # type: ignore[union-attr]
+        return {
+            str(s.offer_id): ledger.get("pageup", str(s.offer_id)).record_id  # type: ignore[union-attr]
+            for s in sims.samples
+        }
     finally:
         engine.dispose()
 

@@ -57,7 +57,7 @@ def placeholder_people(sims: Sims) -> None:
 def with_client(settings: Settings, use: Callable[[PageUpClient], Awaitable[T]]) -> T:
     async def go() -> T:
         async with httpx.AsyncClient() as client:
-            return await use(PageUpClient(settings.pageup, client))
+            return await use(PageUpClient(settings.sources["pageup"], client))
 
     return asyncio.run(go())
 
@@ -90,9 +90,8 @@ def test_lists_the_queue_and_fetches_an_offers_documents(settings: Settings) -> 
 
 
 def test_marks_processed_with_the_action_type(settings: Settings) -> None:
-    settings = settings.model_copy(
-        update={"pageup": settings.pageup.model_copy(update={"offer_action_type_id": 5})}
-    )
+    source = settings.sources["pageup"].model_copy(update={"offer_action_type_id": 5})
+    settings = settings.model_copy(update={"sources": {"pageup": source}})
 
     async def use(pageup: PageUpClient) -> int:
         await pageup.mark_processed("900101")
@@ -123,10 +122,10 @@ def test_a_401_refreshes_the_token_once_and_retries(sims: Sims, settings: Settin
 def test_envelope_and_page_number_paging(sims: Sims, settings: Settings) -> None:
     sims.pageup.faults.envelope = True
     sims.pageup.faults.page_size = 5
-    paging = settings.pageup.paging.model_copy(update={"mode": "page_number", "page_size": 5})
-    settings = settings.model_copy(
-        update={"pageup": settings.pageup.model_copy(update={"paging": paging})}
-    )
+    source = settings.sources["pageup"]
+    paging = source.paging.model_copy(update={"mode": "page_number", "page_size": 5})
+    source = source.model_copy(update={"paging": paging})
+    settings = settings.model_copy(update={"sources": {"pageup": source}})
 
     with recorder.use_cassette("pageup_paging.yaml") as cassette:
         listing = with_client(settings, PageUpClient.list_offers)
@@ -146,8 +145,9 @@ def test_entries_without_an_id_are_reported_not_dropped_silently(settings: Setti
 
     async def go() -> Any:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
-            return await PageUpClient(settings.pageup, client).list_offers()
+            return await PageUpClient(settings.sources["pageup"], client).list_offers()
 
     listing = asyncio.run(go())
     assert [ref.offer_id for ref in listing.offers] == ["1"]
-    assert listing.invalid_entries == ["page 1 entry 2", "page 1 entry 3", "page 1 entry 4"]
+    where = [where for where, _entry in listing.invalid_entries]
+    assert where == ["page 1 entry 2", "page 1 entry 3", "page 1 entry 4"]

@@ -1,31 +1,21 @@
-"""The ledger on SQLite and PostgreSQL: migrations, transitions, failures after the post."""
+"""The ledger on SQLite and PostgreSQL: migrations, claims, per-target states, fencing."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import update
 
+from tests.store.ledger_rig import rig_for
 from worker.settings import DatabaseSettings
 from worker.store.db import create_store_engine, migrate
-from worker.store.ledger import Failure, Ledger, OfferState, Status
-from worker.store.tables import metadata
+from worker.store.ledger import Failure, LeaseLost, Sending, Status
+from worker.store.tables import metadata, workers
 
-NOW = datetime.now(UTC)
-
-
-def claim(
-    ledger: Ledger, offer_id: str, owner: str = "w1", lease: float = 600
-) -> OfferState | None:
-    return ledger.claim(offer_id, run_id="r", owner=owner, lease_seconds=lease, snapshot_at=NOW)
-
-
-def ledger_for(url: str) -> Ledger:
-    engine = create_store_engine(DatabaseSettings(url=url))
-    migrate(engine)
-    migrate(engine)  # idempotent
-    return Ledger(engine, "218")
+LATER = datetime.now(UTC) + timedelta(hours=1)
 
 
 def test_migrations_match_the_table_definitions(db_url: str) -> None:
@@ -46,58 +36,102 @@ def test_concurrent_migrations_of_a_fresh_database_all_succeed(db_url: str) -> N
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
 
-def test_an_offer_moves_through_its_states(db_url: str) -> None:
-    ledger = ledger_for(db_url)
-    first = claim(ledger, "1")
-    assert first is not None
-    assert (first.status, first.attempts) == (Status.PENDING, 1)
-    ledger.record_posting("1", payload_hash="h", mapping_version="v", idempotency_key="k")
-    assert ledger.get("1").status == Status.POSTING  # type: ignore[union-attr]
-    ledger.record_posted("1", hris_id="EMP-1")
-    ledger.record_processed("1")
-    done = ledger.get("1")
-    assert done is not None and done.status == Status.PROCESSED and done.hris_id == "EMP-1"
-    assert claim(ledger, "1") is None, "processed before the snapshot? no: after, so not due"
+def test_an_offer_moves_through_its_states_per_target(db_url: str) -> None:
+    rig = rig_for(db_url)
+    rig.start("au", ["1"])
+    (offer,) = rig.claim()
+    assert (offer.status, offer.attempts, offer.routed_at) == (Status.PENDING, 1, None)
+    sending = [Sending(t, f"key-{t}", "h", "v") for t in ("hris", "payroll")]
+    rig.ledger.begin_delivery("au", "1", owner="w1", route=["hris", "payroll"], sending=sending)
+    assert rig.ledger.counts() == {"posting": 1}
+    rig.ledger.record_posted("au", "1", "hris", owner="w1", record_id="EMP-1")
+    assert rig.ledger.counts() == {"posting": 1}, "payroll has not answered yet"
+    rig.ledger.record_posted("au", "1", "payroll", owner="w1", record_id="P-9")
+    assert rig.ledger.counts() == {"posted": 1}, "only the mark is left"
+    rig.ledger.record_processed("au", "1", owner="w1")
+    done = rig.ledger.get("au", "1")
+    assert done is not None and done.status == Status.PROCESSED and done.lease_owner is None
+    assert {t.target: t.record_id for t in done.targets} == {"hris": "EMP-1", "payroll": "P-9"}
+    assert {t.idempotency_key for t in done.targets} == {"key-hris", "key-payroll"}
+    assert rig.claim() == [], "tried in this run"
 
 
-def test_a_failure_after_the_post_keeps_the_offer_posted(db_url: str) -> None:
-    ledger = ledger_for(db_url)
-    claim(ledger, "1")
-    ledger.record_posted("1", hris_id="EMP-1")
-    ledger.record_failure("1", Failure("mark_processed", "retriable", "HTTP 503", 503))
-    state = ledger.get("1")
-    assert state is not None and state.status == Status.POSTED
-    assert (state.stage, state.last_error, state.http_status) == ("mark_processed", "HTTP 503", 503)
-    claim(ledger, "2")
-    ledger.record_failure("2", Failure("map", "mapping", "field 'x': required", None, park=True))
-    assert ledger.get("2").status == Status.FAILED  # type: ignore[union-attr]
-    assert ledger.counts() == {"posted": 1, "failed": 1}
-    assert [o.offer_id for o in ledger.unfinished()] == ["1", "2"]
+def test_a_processed_offer_that_comes_back_in_a_later_listing_is_due_again(db_url: str) -> None:
+    rig = rig_for(db_url)
+    ticket = rig.start("au", ["1"])
+    rig.claim()
+    rig.ledger.record_processed("au", "1", owner="w1")
+    rig.runs.finish(ticket, "w1", datetime.now(UTC))
+    rig.start("au", ["1"])  # still in PageUp's queue: the mark did not take
+    (again,) = rig.claim()
+    assert again.status == Status.PROCESSED, "the pipeline will only mark it"
 
 
-def test_runs_are_recorded(db_url: str) -> None:
-    ledger = ledger_for(db_url)
-    ledger.start_run("r1")
-    ledger.finish_run("r1", outcome="ok", listed=3, succeeded=3, failed=0, error=None)
-    (run,) = ledger.last_runs()
-    assert run["outcome"] == "ok" and run["listed"] == 3 and run["finished_at"] is not None
+def test_failures_keep_posted_targets_posted_and_park_what_waits_for_an_admin(
+    db_url: str,
+) -> None:
+    rig = rig_for(db_url)
+    rig.start("au", ["1", "2"])
+    rig.claim()
+    sending = [Sending(t, f"k-{t}", "h", "v") for t in ("hris", "payroll")]
+    rig.ledger.begin_delivery("au", "1", owner="w1", route=["hris", "payroll"], sending=sending)
+    rig.ledger.record_posted("au", "1", "hris", owner="w1", record_id="EMP-1")
+    refused = Failure("post", "permanent", "HTTP 422: cost centre", 422, park=True)
+    rig.ledger.record_failed("au", "1", owner="w1", offer=refused, targets={"payroll": refused})
+    one = rig.ledger.get("au", "1")
+    assert one is not None and one.status == Status.FAILED and one.parked_at is not None
+    hris, payroll = one.targets
+    assert hris.status == Status.POSTED and hris.parked_at is None
+    assert payroll.status == Status.FAILED and payroll.parked_at is not None
+    mark = Failure("mark_processed", "retriable", "HTTP 503", 503, next_attempt_at=LATER)
+    rig.ledger.record_failed("au", "2", owner="w1", offer=mark, all_posted=True)
+    two = rig.ledger.get("au", "2")
+    assert two is not None and two.status == Status.POSTED and two.next_attempt_at is not None
+    assert [o.offer_id for o in rig.ledger.unfinished(parked_only=True)] == ["1"]
+    assert rig.ledger.target_counts() == {("hris", "posted"): 1, ("payroll", "parked"): 1}
 
 
-def test_a_claim_excludes_other_workers_until_it_expires_or_ends(db_url: str) -> None:
-    ledger = ledger_for(db_url)
-    assert claim(ledger, "1", owner="a") is not None
-    assert claim(ledger, "1", owner="b") is None
-    assert claim(ledger, "1", owner="a") is not None, "the holder may claim again"
-    ledger.record_failure("1", Failure("post", "retriable", "HTTP 503", 503))
-    assert claim(ledger, "1", owner="b") is not None, "a recorded failure frees the claim"
-    assert claim(ledger, "2", owner="a", lease=-1) is not None
-    assert claim(ledger, "2", owner="b") is not None, "an expired claim is free"
+def test_a_claim_excludes_other_workers_until_it_expires_or_its_worker_dies(db_url: str) -> None:
+    rig = rig_for(db_url)
+    ticket = rig.start("au", ["1", "2"])
+    assert len(rig.claim("a", limit=1)) == 1
+    (other,) = rig.claim("b")
+    assert other.offer_id == "2", "b gets only what a did not take"
+    rig.runs.finish(ticket, "w1", datetime.now(UTC))
+    rig.start("au", ["1", "2"], owner="b")  # a new run: neither has been tried in it
+    assert [o.offer_id for o in rig.claim("b")] == ["2"], "1 is a's (alive); 2 b held already"
+    with rig.engine.begin() as conn:  # a stops beating: its claims are void at once
+        conn.execute(update(workers).where(workers.c.worker_id == "a")
+                     .values(heartbeat_at=datetime.now(UTC) - timedelta(minutes=5)))  # fmt: skip
+    assert [o.offer_id for o in rig.claim("b")] == ["1"]
+    with pytest.raises(LeaseLost):  # a comes back to life: it may write nothing more
+        rig.ledger.record_processed("au", "1", owner="a")
 
 
-def test_an_offer_processed_before_the_listing_is_claimed_again(db_url: str) -> None:
-    ledger = ledger_for(db_url)
-    claim(ledger, "1")
-    ledger.record_processed("1")
-    later = datetime.now(UTC) + timedelta(seconds=1)
-    again = ledger.claim("1", run_id="r2", owner="w", lease_seconds=60, snapshot_at=later)
-    assert again is not None and again.status == Status.PROCESSED
+def test_an_expired_claim_is_free_and_a_release_gives_it_back(db_url: str) -> None:
+    rig = rig_for(db_url)
+    ticket = rig.start("au", ["1", "2"])
+    rig.claim("a", limit=1, lease=-1)  # expired at once
+    rig.claim("a", limit=1)  # "2"
+    rig.ledger.release("au", "2", owner="a", until=None)
+    rig.runs.finish(ticket, "w1", datetime.now(UTC))
+    rig.start("au", ["1", "2"], owner="b")
+    assert {o.offer_id for o in rig.claim("b")} == {"1", "2"}
+
+
+def test_offers_are_taken_round_robin_across_sources_within_each_budget(db_url: str) -> None:
+    rig = rig_for(db_url)
+    rig.start("big", [str(n) for n in range(100, 130)])
+    rig.start("small", ["1", "2"])
+    taken = rig.claim(limit=6, budgets={"big": 4, "small": 4})
+    by_source = [o.source for o in taken]
+    assert by_source.count("small") == 2 and by_source.count("big") == 4
+    assert len(rig.claim(limit=50, budgets={"big": 3, "small": 3})) == 3
+
+
+def test_offers_only_in_an_older_listing_are_left_alone(db_url: str) -> None:
+    rig = rig_for(db_url)
+    ticket = rig.start("au", ["1", "2"])
+    rig.runs.finish(ticket, "w1", datetime.now(UTC))
+    rig.start("au", ["2"])  # "1" left the queue (processed elsewhere, or withdrawn)
+    assert [o.offer_id for o in rig.claim()] == ["2"]

@@ -53,10 +53,10 @@ def _pop_config(args: argparse.Namespace) -> int:
 
 
 def _inbox(args: argparse.Namespace) -> int:
-    from worker.runtime import open_ledger
+    from worker.runtime import open_store
     from worker.store.inbox import Inbox
 
-    engine, _ = open_ledger(load_settings(args.config, required=True))
+    engine = open_store(load_settings(args.config, required=True))
     try:
         inbox = Inbox(engine)
         counts = inbox.counts()
@@ -78,10 +78,10 @@ def _inbox(args: argparse.Namespace) -> int:
 
 
 def _inbox_retry(args: argparse.Namespace) -> int:
-    from worker.runtime import open_ledger
+    from worker.runtime import open_store
     from worker.store.inbox import Inbox
 
-    engine, _ = open_ledger(load_settings(args.config, required=True))
+    engine = open_store(load_settings(args.config, required=True))
     try:
         count = Inbox(engine).retry_parked(None if args.all_parked else args.id)
     finally:

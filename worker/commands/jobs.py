@@ -59,11 +59,11 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _ledger(args: argparse.Namespace) -> tuple[Any, Any]:
-    from worker.runtime import open_ledger
+    from worker.runtime import open_store
     from worker.store.jobs import JobLedger
 
     settings = _settings(args)
-    engine, _ = open_ledger(settings)
+    engine = open_store(settings)
     return engine, JobLedger(engine, settings.ats.source_name)
 
 

@@ -14,6 +14,7 @@ from worker.errors import ConfigError, HirebridgeError, MappingError
 from worker.mapping.engine import apply_map, planned_requests
 from worker.mapping.loader import load_field_map
 from worker.observability import configure_logging
+from worker.routing import choose_targets, compile_routes, no_route_reason
 from worker.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -24,6 +25,8 @@ def register(commands: Any) -> None:
     source = preview.add_mutually_exclusive_group(required=True)
     source.add_argument("--offer", help="PageUp offer id (PUReferenceID)")
     source.add_argument("--input", type=Path, help="a saved source document (JSON)")
+    preview.add_argument("--source", help="the source (PageUp tenant); needed when several")
+    preview.add_argument("--target", help="only this target (default: those the routes choose)")
     preview.add_argument("--show-source", action="store_true", help="print the source document")
     preview.add_argument(
         "--diff",
@@ -40,7 +43,7 @@ def register(commands: Any) -> None:
     map_tests.set_defaults(handler=_mappings_test)
 
     validate = commands.add_parser("validate-mappings", help="check field maps; list problems")
-    validate.add_argument("paths", nargs="*", type=Path, help="maps (default: the configured one)")
+    validate.add_argument("paths", nargs="*", type=Path, help="maps (default: every target's)")
     validate.set_defaults(handler=_validate_mappings)
 
 
@@ -51,57 +54,92 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    """Map one source document (live or saved) and print the payload; write nothing."""
+    """Map one source document (live or saved) for each target its routes choose; print the
+    routes and the payloads. Writes nothing."""
+    settings = load_settings(args.config, required=args.input is not None)
+    configure_logging(settings.logging.level, settings.logging.format)
+    source = _one(settings.sources, args.source, "source")
+    targets = [_one(settings.targets, args.target, "target")] if args.target else None
     if args.input is not None:
-        settings = load_settings(args.config, required=True)
         document = _read_json(args.input)
     else:
-        settings = _settings(args)
-        fetched = asyncio.run(_fetch_for_preview(settings, str(args.offer)))
+        fetched = asyncio.run(_fetch_for_preview(settings, source, str(args.offer)))
         if fetched is None:
             return EXIT_FAILED
         document = fetched
-    field_map = load_field_map(settings.hris.mapping)
     if args.show_source:
         print(json.dumps(document, indent=2, ensure_ascii=False))
+    routes = compile_routes(settings.routes, source)
+    try:
+        decision = choose_targets(routes, document)
+    except MappingError as exc:
+        return _mapping_failed(exc)
+    looked = ", ".join(f"{path} = {value}" for path, value in decision.looked_at)
+    # Routes and targets on stderr: stdout stays the payload (one JSON document per target).
+    print(f"# routes of {source}: " + (", ".join(decision.targets) or "none match")
+          + (f"  (conditions looked at {looked})" if looked else ""), file=sys.stderr)  # fmt: skip
+    if not decision.targets and targets is None:
+        print(no_route_reason(routes, decision), file=sys.stderr)
+        return EXIT_FAILED
+    failed = False
+    for name in targets or list(decision.targets):
+        failed |= _preview_target(settings, name, document, args.diff) != EXIT_OK
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _preview_target(settings: Settings, name: str, document: Any, other: Path | None) -> int:
+    target = settings.targets[name]
+    field_map = load_field_map(target.mapping)
+    print(f"# target {name}: {target.url}  (map {target.mapping.name})", file=sys.stderr)
     try:
         payload = apply_map(field_map, document).payload
         planned = planned_requests(field_map, document)
     except MappingError as exc:
         return _mapping_failed(exc)
-    if args.diff is None:
-        if not field_map.multi_step:
-            print(json.dumps(payload, indent=2, ensure_ascii=False))
-            return EXIT_OK
-        for request in planned:
-            method = request.method or settings.hris.method
-            url = settings.hris.url.rstrip("/") + unquote(request.path or "")
-            upsert = "  (or updates the record its look-up finds)" if request.upsert else ""
-            print(f"# step {request.step}: {method} {url}{upsert}")
-            print(json.dumps(request.payload, indent=2, ensure_ascii=False))
-        return EXIT_OK
-    from worker.mapping.testing import diff
+    if other is not None:
+        from worker.mapping.testing import diff
 
-    try:
-        other = apply_map(load_field_map(args.diff), document).payload
-    except MappingError as exc:
-        print(f"with {args.diff}:", file=sys.stderr)
-        return _mapping_failed(exc)
-    changes = diff(payload, other, str(settings.hris.mapping), str(args.diff))
-    print(changes or "no change: both maps give the same payload")
+        try:
+            changed = apply_map(load_field_map(other), document).payload
+        except MappingError as exc:
+            print(f"with {other}:", file=sys.stderr)
+            return _mapping_failed(exc)
+        changes = diff(payload, changed, str(target.mapping), str(other))
+        print(changes or "no change: both maps give the same payload")
+        return EXIT_OK
+    if not field_map.multi_step:
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for request in planned:
+        method = request.method or target.method
+        url = target.url.rstrip("/") + unquote(request.path or "")
+        upsert = "  (or updates the record its look-up finds)" if request.upsert else ""
+        print(f"# step {request.step}: {method} {url}{upsert}")
+        print(json.dumps(request.payload, indent=2, ensure_ascii=False))
     return EXIT_OK
 
 
-async def _fetch_for_preview(settings: Settings, offer_id: str) -> dict[str, Any] | None:
+def _one(names: Any, wanted: str | None, kind: str) -> str:
+    """The source (or target) asked for, or the only one there is."""
+    if wanted is not None:
+        if wanted not in names:
+            raise ConfigError([f"--{kind}: unknown {kind} {wanted!r} ({', '.join(names)})"])
+        return wanted
+    if len(names) != 1:
+        raise ConfigError([f"--{kind}: say which {kind} ({', '.join(names)})"])
+    return str(next(iter(names)))
+
+
+async def _fetch_for_preview(settings: Settings, source: str, offer_id: str) -> Any:
     from worker.runtime import http_client
     from worker.sources.offer_document import DocumentChecks, preview_document
     from worker.sources.pageup import PageUpClient
 
-    checks = DocumentChecks(settings.pageup.document_ids)
+    section = settings.sources[source]
     async with http_client(settings, 1) as client:
         try:
-            pageup = PageUpClient(settings.pageup, client)
-            return await preview_document(pageup, offer_id, checks)
+            pageup = PageUpClient(section, client)
+            return await preview_document(pageup, offer_id, DocumentChecks(section.document_ids))
         except HirebridgeError as exc:
             print(f"offer {offer_id}: {exc}", file=sys.stderr)
             return None
@@ -137,7 +175,8 @@ def _mapping_failed(exc: MappingError) -> int:
 def _validate_mappings(args: argparse.Namespace) -> int:
     paths: list[Path] = list(args.paths)
     if not paths:
-        paths = [load_settings(args.config, required=True).hris.mapping]
+        settings = load_settings(args.config, required=True)
+        paths = list(dict.fromkeys(target.mapping for target in settings.targets.values()))
     problems: list[str] = []
     for path in paths:
         try:

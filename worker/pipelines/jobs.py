@@ -25,7 +25,7 @@ from worker import alerts, metrics
 from worker.errors import DeliveryError, HirebridgeError, MappingError, PermanentError
 from worker.mapping.engine import apply_map
 from worker.mapping.loader import FieldMap
-from worker.pipelines.offers import payload_hash
+from worker.mapping.payloads import payload_hash
 from worker.pipelines.policy import CircuitBreaker, after_failure, failure_facts
 from worker.redact import Redactor, scrub_text
 from worker.settings import AtsSettings, SyncSettings

@@ -1,414 +1,408 @@
-"""The offer sync: PageUp offers queue → field map → HRIS → marked processed in PageUp.
+"""One offer, from the PageUp queue to every target its routes chose, then marked processed.
 
-A run:
- 1. takes a snapshot of the queue (every page, before anything is marked processed);
- 2. processes those offers with bounded concurrency, each on its own: one failing offer never
-    stops the others;
- 3. lists again and takes any offer it has not tried yet (the queue shifts as offers leave it),
-    until nothing new appears.
+For a claimed offer:
+ 1. fetch its source document (offer, new-starter form, application form), each checked to be
+    about the offer asked for;
+ 2. choose its targets (``worker.routing``), once: the choice is recorded, so a route or map
+    change mid-flight cannot send half an offer one way and half the other;
+ 3. map it for each target that still needs it, and record each target about to be sent;
+ 4. send it to those targets, each on its own (``worker.pipelines.delivery``): a target that
+    fails retries alone later, and one that accepted is never sent it again;
+ 5. once every chosen target has accepted it, mark it processed in PageUp.
 
-Per offer, each step is recorded in the ledger before the next one starts, so a crash anywhere
-resumes correctly: an offer the HRIS accepted is never posted again, only marked processed, and
-an offer is marked processed only after the HRIS accepted it.
+Each step is recorded before the next one starts, so a crash anywhere resumes correctly. A
+failure of the offer (fetch, route, mark) or of a target parks it or schedules its next try; a
+failure that would hit every offer halts the source's run (PageUp refusing us, its daily rate
+limit) or rests the target (refused credentials, an outage), and the others go on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import os
 import random
-import socket
-import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import structlog
 
 from worker import alerts, metrics
-from worker.errors import DeliveryError, HirebridgeError, RateLimitedError
-from worker.mapping.engine import MappedRecord, apply_map, map_step, step_applies, step_context
-from worker.mapping.loader import FieldMap
-from worker.pipelines.policy import (
-    CircuitBreaker,
-    after_failure,
-    credentials_refused,
-    failure_facts,
-)
-from worker.pipelines.targets import send_step
+from worker.errors import DeliveryError, MappingError, RateLimitedError
+from worker.mapping.engine import MappedRecord, apply_map
+from worker.mapping.payloads import payload_hash
+from worker.pipelines.delivery import TargetDelivery, idempotency_key
+from worker.pipelines.parts import SourceParts, TargetParts
+from worker.pipelines.policy import after_failure, credentials_refused, failure_facts
 from worker.redact import Redactor, scrub_text
+from worker.routing import choose_targets, no_route_reason
 from worker.settings import SyncSettings
-from worker.sinks.http import HttpSink
-from worker.sources.offer_document import DocumentChecks, fetch_document
-from worker.sources.pageup import OfferRef, PageUpClient
-from worker.store.ledger import DELIVERED, Failure, Ledger, OfferState
+from worker.sources.offer_document import fetch_document
+from worker.sources.pageup import OfferRef
+from worker.store.ledger import Failure, LeaseLost, Ledger, OfferState, Sending, TargetState
+from worker.store.thread import StoreThread
 
 log = structlog.get_logger(__name__)
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 class Outcome(Enum):
     PROCESSED = "processed"
-    FAILED = "failed"
+    FAILED = "failed"  # to be tried again
     PARKED = "parked"
-    NOT_DUE = "not_due"
+    DEFERRED = "deferred"  # given back untried, or partly: nothing failed
 
 
 @dataclass
-class RunReport:
-    run_id: str
-    listed: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    invalid_entries: int = 0
-    not_due: int = 0  # parked, skipped, backing off, or claimed by another worker
-    parked: int = 0
-    halted: str | None = None
-    failed_offers: list[str] = field(default_factory=list)
+class Attempt:
+    """What happened to the targets in this attempt."""
 
-    @property
-    def ok(self) -> bool:
-        return not (self.failed or self.invalid_entries or self.halted)
-
-    @property
-    def outcome(self) -> str:
-        if self.halted:
-            return "halted"
-        return "ok" if self.ok else "partial"
+    posted: set[str]
+    failures: dict[str, tuple[Exception, Callable[[str], str], str]]  # (error, redact, stage)
+    resting: dict[str, float]  # target -> seconds its breaker still rests
 
 
-def idempotency_key(tenant: str, offer_id: str) -> str:
-    """Stable per offer: every retry of the post carries the same key."""
-    return f"hirebridge:{tenant}:offer:{offer_id}"
-
-
-def payload_hash(payload: Any) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-class OfferSync:
-    """One tenant's offer sync. ``run()`` is one pass over the queue."""
+class OfferProcessor:
+    """Takes claimed offers of any source as far as they can go."""
 
     def __init__(
         self,
         *,
-        pageup: PageUpClient,
-        sink: HttpSink,
-        field_map: FieldMap,
         ledger: Ledger,
-        tenant: str,
+        store: StoreThread,
+        owner: str,
+        sources: Mapping[str, SourceParts],
+        targets: Mapping[str, TargetParts],
         settings: SyncSettings,
-        worker_context: Callable[[int], AbstractContextManager[None]] = lambda _: nullcontext(),
+        halt_source: Callable[[str, str, str, DeliveryError], None],
         keep_documents_days: int | None = None,
     ) -> None:
-        self._pageup = pageup
-        self._sink = sink
-        self._map = field_map
         self._ledger = ledger
-        self._tenant = tenant
+        self._store = store
+        self._owner = owner
+        self.sources = sources  # swapped as a whole on reload
+        self.targets = targets
         self._settings = settings
-        self._owner = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._rng = random.Random()
-        self._breaker = CircuitBreaker(settings.circuit_breaker_failures)
-        self._worker_context = worker_context  # per-worker resources, e.g. a connection pool
-        # The ledger is synchronous SQLAlchemy, run in one thread of its own, so that neither a
-        # remote database's round trips nor a SQLite file's fsyncs stall HTTP. Measured with
-        # SQLite (bench/offer_sync): on the loop 0.79-0.82 of the bound at 3.7-4.1 ms CPU per
-        # offer; in the thread 0.91-0.92 at 4.5-4.8 ms (the hand-offs cost the difference).
-        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
-        self._halt: str | None = None
-        self._stopping = False
+        self._halt_source = halt_source  # (source, run_id, reason, error)
         self._keep_days = keep_documents_days
-        self._checks = DocumentChecks(pageup.settings.document_ids)
+        self._rng = random.Random()
+        self.halted: set[str] = set()  # runs (ids) halted: their offers are given back
 
-    async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_thread, lambda: fn(*args, **kwargs))
+    async def process(self, offer: OfferState) -> Outcome:
+        """Take one claimed offer as far as it can go; the ledger says where it stopped."""
+        source = self.sources.get(offer.source)
+        context = {"source": offer.source, "offer_id": offer.offer_id, "stage": "fetch"}
+        with structlog.contextvars.bound_contextvars(**context):
+            try:
+                if source is None or offer.last_run_id in self.halted:
+                    await self._release(offer, None)
+                    return Outcome.DEFERRED
+                return await self._advance(offer, source)
+            except LeaseLost:
+                log.warning("offer_lease_lost")
+                return Outcome.DEFERRED
 
-    def stop(self) -> None:
-        """Start no new offer; those in flight finish their current step and are recorded."""
-        self._stopping = True
-
-    def replace_map(self, field_map: FieldMap) -> None:
-        """Swap the field map (already validated); offers in flight keep the one they began with."""
-        self._map = field_map
-
-    def close(self) -> None:
-        self._db_thread.shutdown(wait=True)
-
-    async def release_unfinished(self) -> list[OfferState]:
-        """After a run was cancelled: the offers this worker held, now free for the next run.
-
-        Goes through the ledger's own thread, so it runs after any statement still in progress.
-        """
-        return await self._db(self._ledger.release_leases_of, self._owner)
-
-    async def run(self) -> RunReport:
-        report = RunReport(run_id=uuid.uuid4().hex[:16])
-        self._halt = None
-        with structlog.contextvars.bound_contextvars(run_id=report.run_id):
-            await self._db(self._ledger.start_run, report.run_id)
+    async def _advance(self, offer: OfferState, source: SourceParts) -> Outcome:
+        chosen = [t.target for t in offer.targets]
+        if offer.routed_at is not None and chosen and all(t.delivered for t in offer.targets):
+            log.info("offer_already_posted", targets=chosen)
+            return await self._mark(offer, source)
+        waiting_on = [t.target for t in offer.targets if not t.delivered]
+        if offer.routed_at is None:
+            waiting_on = list(source.routes.targets)
+        if (rest := self._resting_for(waiting_on)) is not None:
+            # Every target it waits for rests: do not even fetch it; try after the rest.
+            await self._release(offer, datetime.now(UTC) + timedelta(seconds=rest))
+            return Outcome.DEFERRED
+        stage = "fetch"
+        try:
+            ref = OfferRef(offer.offer_id, offer.application_id)
+            document = await fetch_document(source.pageup, ref, source.checks)
+            source.breaker.succeeded()
             if self._keep_days is not None:
-                cutoff = datetime.now(UTC) - timedelta(days=self._keep_days)
-                purged = await self._db(self._ledger.purge_documents, cutoff)
-                log.info("source_documents_purged", count=purged, older_than_days=self._keep_days)
-            log.info("run_started", tenant=self._tenant)
-            error = None
-            try:
-                await self._rounds(report)
-            except HirebridgeError as exc:
-                error = scrub_text(str(exc))
-                where = f"{exc.system} {exc.stage}" if isinstance(exc, DeliveryError) else exc.kind
-                report.halted = f"{where} failed: {error}"
-                log.error("run_failed", error=error, error_kind=exc.kind, **_remote(exc))
-                remote = exc if isinstance(exc, DeliveryError) else None
-                alerts.run_failed(
-                    reason=report.halted,
-                    system=remote.system if remote else None,
-                    status=remote.status if remote else None,
-                )
-            report.halted = report.halted or self._halt
-            await self._db(
-                self._ledger.finish_run,
-                report.run_id,
-                outcome=report.outcome,
-                listed=report.listed,
-                succeeded=report.succeeded,
-                failed=report.failed,
-                error=error or self._halt,
-            )
-            log.info(
-                "run_finished",
-                outcome=report.outcome,
-                listed=report.listed,
-                succeeded=report.succeeded,
-                failed=report.failed,
-                halted=report.halted,
-            )
-        return report
-
-    async def _rounds(self, report: RunReport) -> None:
-        tried: set[str] = set()
-        for _ in range(self._settings.max_rounds):
-            snapshot_at = datetime.now(UTC)
-            listing = await self._pageup.list_offers()
-            if listing.invalid_entries:
-                report.invalid_entries += len(listing.invalid_entries)
-                log.error(
-                    "offer_list_entries_invalid",
-                    count=len(listing.invalid_entries),
-                    where=listing.invalid_entries[:10],
-                    id_path="PUReferenceID",
-                )
-            fresh = [ref for ref in listing.offers if ref.offer_id not in tried]
-            if not fresh or self._halt or self._stopping:
-                return
-            tried.update(ref.offer_id for ref in fresh)
-            report.listed += len(fresh)
-            await self._process_all(fresh, report, snapshot_at)
-
-    async def _process_all(
-        self, refs: list[OfferRef], report: RunReport, snapshot_at: datetime
-    ) -> None:
-        queue: asyncio.Queue[OfferRef] = asyncio.Queue()
-        for ref in refs:
-            queue.put_nowait(ref)
-
-        async def worker(index: int) -> None:
-            with self._worker_context(index):
-                await lane()
-
-        async def lane() -> None:
-            while not (self._halt or self._stopping):
-                try:
-                    ref = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                outcome = await self._process(ref, snapshot_at)
-                if outcome is Outcome.PROCESSED:
-                    report.succeeded += 1
-                elif outcome is Outcome.NOT_DUE:
-                    report.not_due += 1
-                else:
-                    report.failed += 1
-                    report.parked += outcome is Outcome.PARKED
-                    report.failed_offers.append(ref.offer_id)
-
-        workers = min(self._settings.concurrency, len(refs))
-        await asyncio.gather(*(worker(index) for index in range(workers)))
-
-    async def _process(self, ref: OfferRef, snapshot_at: datetime) -> Outcome:
-        """Take one offer as far as it can go."""
-        offer_id = ref.offer_id
-        with structlog.contextvars.bound_contextvars(offer_id=offer_id, stage="claim"):
-            state = await self._db(
-                self._ledger.claim,
-                offer_id,
-                run_id=self._run_id(),
-                owner=self._owner,
-                lease_seconds=self._settings.lease_seconds,
-                snapshot_at=snapshot_at,
-            )
-            if state is None:
-                log.debug("offer_not_due")
-                return Outcome.NOT_DUE
-            stage = "fetch"
+                await self._store.call(self._ledger.keep_document, offer.source,
+                                       offer.offer_id, json.dumps(document))  # fmt: skip
+            stage = "route"
             structlog.contextvars.bind_contextvars(stage=stage)
-            field_map = self._map  # a reload mid-offer does not change this offer's map
-            redact: Callable[[str], str] = scrub_text
-            try:
-                if state.status not in DELIVERED:
-                    document = await fetch_document(self._pageup, ref, self._checks)
-                    if self._keep_days is not None:
-                        await self._db(self._ledger.keep_document, offer_id, json.dumps(document))
-                    stage = "map"
-                    structlog.contextvars.bind_contextvars(stage=stage)
-                    record = apply_map(field_map, document)
-                    redact = Redactor(record.sensitive_values)
-                    stage = "post"
-                    structlog.contextvars.bind_contextvars(stage=stage)
-                    if field_map.multi_step:
-                        await self._post_steps(offer_id, document, record, field_map)
-                    else:
-                        await self._post(offer_id, document, record, field_map)
-                else:
-                    log.info("offer_already_posted", status=state.status, hris_id=state.hris_id)
-                stage = "mark_processed"
-                structlog.contextvars.bind_contextvars(stage=stage)
-                await self._pageup.mark_processed(offer_id)
-                await self._db(self._ledger.record_processed, offer_id)
-                self._breaker.succeeded()
-                metrics.OFFERS.labels("processed").inc()
-                log.info("offer_processed", stage=stage)
-                return Outcome.PROCESSED
-            except Exception as exc:  # HirebridgeError, or a bug: keep the state honest
-                return await self._fail(offer_id, stage, state.attempts, exc, redact)
+            route = None
+            if offer.routed_at is None:
+                decision = choose_targets(source.routes, document)
+                if not decision.targets:
+                    raise MappingError([no_route_reason(source.routes, decision)])
+                route = chosen = list(decision.targets)
+                log.info("offer_routed", targets=chosen)
+        except Exception as exc:  # HirebridgeError, or a bug: keep the state honest
+            return await self._offer_failed(offer, source, stage, exc, scrub_text)
+        return await self._deliver(offer, source, document, chosen, route)
 
-    async def _post(
-        self, offer_id: str, document: Any, record: MappedRecord, field_map: FieldMap
-    ) -> None:
-        key = idempotency_key(self._tenant, offer_id)
-        await self._db(
-            self._ledger.record_posting,
-            offer_id,
-            payload_hash=payload_hash(record.payload),
-            mapping_version=field_map.version,
-            idempotency_key=key,
-        )
-        step = field_map.steps[0]
-        delivered = await send_step(self._sink, field_map, step, document, record.payload, key)
-        await self._db(self._ledger.record_posted, offer_id, hris_id=delivered.record_id)
-        metrics.OFFERS.labels("posted").inc()
-        log.info("offer_posted", hris_id=delivered.record_id, status=delivered.status)
-
-    async def _post_steps(
-        self, offer_id: str, document: Any, plan: MappedRecord, field_map: FieldMap
-    ) -> None:
-        """Send each step in order, recording each; a retry resumes at the first step the
-        target has not accepted. ``plan`` (every step mapped with placeholder ids) has already
-        shown that every step can be filled, so a missing answer sends nothing at all."""
-        base_key = idempotency_key(self._tenant, offer_id)
-        ids: dict[str, str | None] = await self._db(self._ledger.steps_done, offer_id)
-        await self._db(
-            self._ledger.record_posting,
-            offer_id,
-            payload_hash=payload_hash(plan.payload),
-            mapping_version=field_map.version,
-            idempotency_key=base_key,
-        )
-        for step in field_map.steps:
-            if step.name in ids:
-                log.info("step_already_done", step=step.name, hris_id=ids[step.name])
-                continue
-            context = step_context(document, ids)
-            if not step_applies(field_map, step, context):
-                continue
-            payload = map_step(field_map, step, context).payload
-            key = f"{base_key}:{step.name}"
-            record_step = self._ledger.record_step
-            await self._db(record_step, offer_id, step.name, status="posting", idempotency_key=key)
-            delivered = await send_step(self._sink, field_map, step, context, payload, key)
-            await self._db(
-                record_step,
-                offer_id,
-                step.name,
-                status="done",
-                idempotency_key=key,
-                record_id=delivered.record_id,
-            )
-            ids[step.name] = delivered.record_id
-            log.info("step_posted", step=step.name, hris_id=delivered.record_id)
-        first = ids.get(field_map.steps[0].name)
-        await self._db(self._ledger.record_posted, offer_id, hris_id=first)
-        metrics.OFFERS.labels("posted").inc()
-        log.info("offer_posted", hris_id=first, steps=len(ids))
-
-    async def _fail(
+    async def _deliver(
         self,
-        offer_id: str,
+        offer: OfferState,
+        source: SourceParts,
+        document: Any,
+        chosen: list[str],
+        route: list[str] | None,
+    ) -> Outcome:
+        structlog.contextvars.bind_contextvars(stage="map")
+        states = {t.target: t for t in offer.targets}
+        now = datetime.now(UTC)
+        attempt = Attempt(posted={t for t in chosen if _delivered(states.get(t))}, failures={},
+                          resting={})  # fmt: skip
+        plans: dict[str, MappedRecord] = {}
+        for name in chosen:
+            if name in attempt.posted or not _due(states.get(name), now):
+                continue
+            target = self.targets.get(name)
+            if target is None:
+                error = MappingError([f"target {name!r} is no longer configured: add it back, "
+                                      "or `hirebridge retry --reroute` the offer"])  # fmt: skip
+                attempt.failures[name] = (error, scrub_text, "map")
+            elif (rest := target.breaker.resting_for()) > 0:
+                attempt.resting[name] = rest
+            else:
+                try:
+                    plans[name] = apply_map(target.field_map, document)
+                except MappingError as exc:
+                    attempt.failures[name] = (exc, scrub_text, "map")
+        sending = [
+            Sending(name, _key_for(offer, states.get(name), name),
+                    payload_hash(plan.payload), self.targets[name].field_map.version)
+            for name, plan in plans.items()
+        ]  # fmt: skip
+        await self._store.call(self._ledger.begin_delivery, offer.source, offer.offer_id,
+                               owner=self._owner, route=route, sending=sending)  # fmt: skip
+        structlog.contextvars.bind_contextvars(stage="post")
+        delivery = TargetDelivery(self._ledger, self._store, offer.source)
+        await asyncio.gather(*(
+            self._send(offer, delivery, self.targets[s.target], document, plans[s.target],
+                       s.idempotency_key, attempt)
+            for s in sending
+        ))  # fmt: skip
+        if attempt.posted >= set(chosen):
+            return await self._mark(offer, source)
+        return await self._unfinished(offer, chosen, states, attempt)
+
+    async def _send(
+        self,
+        offer: OfferState,
+        delivery: TargetDelivery,
+        target: TargetParts,
+        document: Any,
+        plan: MappedRecord,
+        key: str,
+        attempt: Attempt,
+    ) -> None:
+        with structlog.contextvars.bound_contextvars(target=target.name):
+            try:
+                record_id = await delivery.send(target, offer.offer_id, document, plan, key)
+            except Exception as exc:  # HirebridgeError, or a bug
+                attempt.failures[target.name] = (exc, Redactor(plan.sensitive_values), "post")
+                self._maybe_rest(target, exc)
+                return
+            if target.breaker.reason is not None:
+                metrics.TARGET_RESTING.labels(target.name).set(0)
+            target.breaker.succeeded()
+            await self._store.call(self._ledger.record_posted, offer.source, offer.offer_id,
+                                   target.name, owner=self._owner, record_id=record_id)  # fmt: skip
+            attempt.posted.add(target.name)
+            metrics.DELIVERIES.labels(target.name, "posted").inc()
+
+    async def _mark(self, offer: OfferState, source: SourceParts) -> Outcome:
+        structlog.contextvars.bind_contextvars(stage="mark_processed")
+        try:
+            await source.pageup.mark_processed(offer.offer_id)
+        except Exception as exc:  # HirebridgeError, or a bug
+            return await self._offer_failed(offer, source, "mark_processed", exc, scrub_text,
+                                            all_posted=True)  # fmt: skip
+        await self._store.call(self._ledger.record_processed, offer.source, offer.offer_id,
+                               owner=self._owner)  # fmt: skip
+        metrics.OFFERS.labels(offer.source, "processed").inc()
+        log.info("offer_processed")
+        return Outcome.PROCESSED
+
+    async def _unfinished(
+        self,
+        offer: OfferState,
+        chosen: list[str],
+        states: Mapping[str, TargetState],
+        attempt: Attempt,
+    ) -> Outcome:
+        """Some target did not accept the offer this time: record each failure, and when the
+        offer as a whole may be tried again (the soonest of its targets), or that it waits
+        for an admin (every target left is parked)."""
+        now = datetime.now(UTC)
+        failures: dict[str, Failure] = {}
+        for name, (exc, redact, stage) in attempt.failures.items():
+            tries = (states[name].attempts if name in states else 0) + 1
+            failures[name] = self._decide(exc, stage, tries, redact, now)
+            self._report_target(offer, name, failures[name], exc)
+        waits: list[datetime | None] = []
+        for name in set(chosen) - attempt.posted:
+            if name in failures:
+                failure = failures[name]
+                waits.append(None if failure.park else failure.next_attempt_at)
+            elif name in attempt.resting:
+                waits.append(now + timedelta(seconds=attempt.resting[name]))
+            else:
+                state = states.get(name)
+                waits.append(None if state is not None and state.parked_at else
+                             (state.next_attempt_at if state else None) or now)  # fmt: skip
+        pending = [wait for wait in waits if wait is not None]
+        if not failures:
+            await self._release(offer, min(pending) if pending else None)
+            return Outcome.DEFERRED
+        first = next(iter(failures.values()))
+        summary = "; ".join(
+            f.message if len(chosen) == 1 else f"{name}: {f.message}"
+            for name, f in failures.items()
+        )
+        parked = not pending
+        whole = Failure(first.stage, first.kind, summary, first.http_status, park=parked,
+                        next_attempt_at=None if parked else min(pending))  # fmt: skip
+        await self._store.call(self._ledger.record_failed, offer.source, offer.offer_id,
+                               owner=self._owner, offer=whole, targets=failures)  # fmt: skip
+        metrics.OFFERS.labels(offer.source, "parked" if parked else "failed").inc()
+        # Each target's failure was logged and alerted above; this says where the offer stands.
+        log.warning("offer_parked" if parked else "offer_failed", stage=whole.stage,
+                    error=summary, next_attempt_at=whole.next_attempt_at,
+                    targets_waiting=sorted(failures))  # fmt: skip
+        return Outcome.PARKED if parked else Outcome.FAILED
+
+    async def _offer_failed(
+        self,
+        offer: OfferState,
+        source: SourceParts,
         stage: str,
-        attempts: int,
         exc: Exception,
         redact: Callable[[str], str],
+        *,
+        all_posted: bool = False,
     ) -> Outcome:
-        facts = failure_facts(exc, stage, redact)
-        stage, kind, message, status = facts.stage, facts.kind, facts.message, facts.status
-        decision = after_failure(
-            exc, attempts=attempts, settings=self._settings, now=datetime.now(UTC), rng=self._rng
-        )
-        failure = Failure(stage, kind, message, status, decision.park, decision.next_attempt_at)
-        await self._db(self._ledger.record_failure, offer_id, failure)
-        event = "offer_parked" if decision.park else "offer_failed"
-        metrics.OFFERS.labels("parked" if decision.park else "failed").inc()
+        """The offer as a whole failed (fetch, route, mark)."""
+        failure = self._decide(exc, stage, offer.attempts, redact, datetime.now(UTC))
+        await self._store.call(self._ledger.record_failed, offer.source, offer.offer_id,
+                               owner=self._owner, offer=failure, all_posted=all_posted)  # fmt: skip
+        metrics.OFFERS.labels(offer.source, "parked" if failure.park else "failed").inc()
+        metrics.OFFER_FAILURES.labels(failure.stage, failure.kind).inc()
+        remote = exc if isinstance(exc, DeliveryError) else None
         alerts.offer_failed(
-            offer_id=offer_id,
-            stage=stage,
-            kind=kind,
-            message=message,
-            system=facts.system,
-            status=status,
-            parked=decision.park,
-        )
-        metrics.OFFER_FAILURES.labels(stage, kind).inc()
-        log.error(
-            event,
-            stage=stage,
-            error_kind=kind,
-            error=message,
-            attempts=attempts,
-            next_attempt_at=decision.next_attempt_at,
-            **_remote(exc),
-        )
-        self._maybe_halt(exc)
-        return Outcome.PARKED if decision.park else Outcome.FAILED
+            source=offer.source, offer_id=offer.offer_id, target=None, stage=failure.stage,
+            kind=failure.kind, message=failure.message, system=remote.system if remote else None,
+            status=failure.http_status, parked=failure.park,
+        )  # fmt: skip
+        log.error("offer_parked" if failure.park else "offer_failed", stage=failure.stage,
+                  error_kind=failure.kind, error=failure.message, attempts=offer.attempts,
+                  next_attempt_at=failure.next_attempt_at, **_remote(exc))  # fmt: skip
+        if remote is not None and remote.system == "pageup":
+            self._maybe_halt(offer, source, remote)
+        return Outcome.PARKED if failure.park else Outcome.FAILED
 
-    def _maybe_halt(self, exc: Exception) -> None:
-        """Stop starting offers when every one would fail the same way."""
-        if not isinstance(exc, DeliveryError) or self._halt:
-            return
-        if credentials_refused(exc) and (exc.stage == "token" or exc.system != "pageup"):
-            # PageUp API calls already refreshed the token once; only its token endpoint's
-            # refusal condemns every offer. The HRIS's refusal does too.
-            self._halt = f"{exc.system} refused the credentials: {exc}"
-        elif isinstance(exc, RateLimitedError) and exc.system == "pageup":
-            self._halt = f"pageup rate limit reached: {exc}"
-        elif self._breaker.failed(exc):
+    def _decide(
+        self, exc: Exception, stage: str, tries: int, redact: Callable[[str], str], now: datetime
+    ) -> Failure:
+        facts = failure_facts(exc, stage, redact)
+        decision = after_failure(exc, attempts=tries, settings=self._settings, now=now,
+                                 rng=self._rng)  # fmt: skip
+        return Failure(facts.stage, facts.kind, facts.message, facts.status, decision.park,
+                       decision.next_attempt_at)  # fmt: skip
+
+    def _report_target(
+        self, offer: OfferState, target: str, failure: Failure, exc: Exception
+    ) -> None:
+        outcome = "parked" if failure.park else "failed"
+        metrics.DELIVERIES.labels(target, outcome).inc()
+        metrics.OFFER_FAILURES.labels(failure.stage, failure.kind).inc()
+        remote = exc if isinstance(exc, DeliveryError) else None
+        alerts.offer_failed(
+            source=offer.source, offer_id=offer.offer_id, target=target, stage=failure.stage,
+            kind=failure.kind, message=failure.message, system=remote.system if remote else None,
+            status=failure.http_status, parked=failure.park,
+        )  # fmt: skip
+        log.error(f"target_{outcome}", target=target, stage=failure.stage,
+                  error_kind=failure.kind, error=failure.message,
+                  next_attempt_at=failure.next_attempt_at, **_remote(exc))  # fmt: skip
+
+    def _maybe_halt(self, offer: OfferState, source: SourceParts, exc: DeliveryError) -> None:
+        """PageUp failing in a way every offer of the source would: halt the source's run."""
+        reason = None
+        if credentials_refused(exc) and exc.stage == "token":
+            # API calls already refreshed the token once; only the token endpoint's refusal
+            # condemns every offer.
+            reason = f"pageup refused the credentials: {exc}"
+        elif isinstance(exc, RateLimitedError):
+            reason = f"pageup rate limit reached: {exc}"
+        elif source.breaker.failed(exc):
             limit = self._settings.circuit_breaker_failures
-            self._halt = f"{exc.system} looks down: {limit} offers in a row failed: {exc}"
-        if self._halt:
-            log.error("run_halted", reason=self._halt, system=exc.system)
-            alerts.run_failed(reason=self._halt, system=exc.system, status=exc.status)
+            reason = f"pageup looks down: {limit} offers in a row failed: {exc}"
+        if reason is not None and offer.last_run_id is not None:
+            self.halted.add(offer.last_run_id)
+            self._halt_source(offer.source, offer.last_run_id, scrub_text(reason), exc)
 
-    def _run_id(self) -> str:
-        return str(structlog.contextvars.get_contextvars().get("run_id", ""))
+    def _resting_for(self, names: list[str]) -> float | None:
+        """Seconds until the first of ``names`` may be tried, if every one of them rests."""
+        rests = [t.breaker.resting_for() if (t := self.targets.get(n)) else 0.0 for n in names]
+        return min(rests) if rests and min(rests) > 0 else None
+
+    def all_resting(self, names: tuple[str, ...]) -> str | None:
+        """Why none of ``names`` can be sent anything now (each rests), or None."""
+        if self._resting_for(list(names)) is None:
+            return None
+        return "; ".join(self.targets[name].breaker.reason or name for name in names)
+
+    def _maybe_rest(self, target: TargetParts, exc: Exception) -> None:
+        """A target refusing our credentials or looking down rests; the others go on."""
+        if not isinstance(exc, DeliveryError) or target.breaker.resting_for() > 0:
+            return
+        if credentials_refused(exc):
+            target.breaker.open(f"{target.name} refused the credentials: {exc}")
+        elif target.breaker.failed(exc):
+            limit = self._settings.circuit_breaker_failures
+            target.breaker.reason = (
+                f"{target.name} looks down: {limit} offers in a row failed: {exc}"
+            )
+        else:
+            return
+        metrics.TARGET_RESTING.labels(target.name).set(1)
+        reason = scrub_text(target.breaker.reason or "")
+        log.error("target_resting", target=target.name, reason=reason,
+                  seconds=self._settings.circuit_breaker_cooldown_seconds)  # fmt: skip
+        alerts.target_resting(target=target.name, reason=reason, status=exc.status)
+
+    async def _release(self, offer: OfferState, until: datetime | None) -> None:
+        await self._store.call(self._ledger.release, offer.source, offer.offer_id,
+                               owner=self._owner, until=until)  # fmt: skip
+
+    async def release_unfinished(self) -> list[OfferState]:
+        """After the work was cancelled: the offers this worker held, now free again.
+
+        Goes through the store's thread, so it runs after any statement still in progress.
+        """
+        return await self._store.call(self._ledger.release_leases_of, self._owner)
+
+
+def _delivered(state: TargetState | None) -> bool:
+    return state is not None and state.delivered
+
+
+def _due(state: TargetState | None, now: datetime) -> bool:
+    """A target is tried now unless it is parked or backing off."""
+    if state is None:
+        return True
+    if state.parked_at is not None:
+        return False
+    due = state.next_attempt_at
+    if due is not None and due.tzinfo is None:  # SQLite drops the zone; it is UTC
+        due = due.replace(tzinfo=UTC)
+    return due is None or due <= now
+
+
+def _key_for(offer: OfferState, state: TargetState | None, target: str) -> str:
+    """The key a target was first sent the offer with, so that an unknown outcome (even one
+    left by an earlier version, with its own key formula) is settled by the same key."""
+    if state is not None and state.idempotency_key:
+        return state.idempotency_key
+    return idempotency_key(offer.source, offer.offer_id, target)
 
 
 def _remote(exc: Exception) -> dict[str, Any]:

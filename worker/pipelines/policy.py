@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,6 @@ from worker.errors import (
     RateLimitedError,
 )
 from worker.settings import SyncSettings
-
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # an id's shape: an email or a phrase is not kept
 
@@ -92,18 +92,41 @@ def after_failure(
 
 
 class CircuitBreaker:
-    """Trips when ``threshold`` offers in a row fail transiently on the same system."""
+    """Trips when ``threshold`` offers in a row fail transiently on the same system.
 
-    def __init__(self, threshold: int) -> None:
+    With a ``cooldown`` it also stays open that long once tripped (or once the system refused
+    our credentials), and then lets the next offer through to try again: a target that rests
+    does not stop the others, and comes back by itself."""
+
+    def __init__(
+        self, threshold: int, cooldown: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._threshold = threshold
+        self._cooldown = cooldown
+        self._clock = clock
         self._in_a_row: Counter[str] = Counter()
+        self._open_until = 0.0
+        self.reason: str | None = None
 
     def failed(self, exc: Exception) -> bool:
         """Record a failure; True when the breaker trips for the failing system."""
         if not isinstance(exc, DeliveryError) or isinstance(exc, PermanentError):
             return False
         self._in_a_row[exc.system] += 1
-        return self._in_a_row[exc.system] >= self._threshold
+        if self._in_a_row[exc.system] >= self._threshold:
+            self.open(f"{self._threshold} offers in a row failed: {exc}")
+            return True
+        return False
+
+    def open(self, reason: str) -> None:
+        self._open_until = self._clock() + self._cooldown
+        self.reason = reason
+
+    def resting_for(self) -> float:
+        """Seconds left before the next try is allowed (0: closed)."""
+        return max(0.0, self._open_until - self._clock())
 
     def succeeded(self) -> None:
         self._in_a_row.clear()
+        self._open_until = 0.0
+        self.reason = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy import text
 
@@ -30,18 +31,23 @@ class Check:
 
 
 async def run_checks(settings: Settings) -> list[Check]:
-    checks = [Check("settings", True, "loaded")]
-    steps: list[tuple[str, Callable[[Settings], Awaitable[str]]]] = [
-        ("field map", _field_map), ("database", _database),
-        ("pageup token", _pageup_token), ("hris", _hris),
-    ]  # fmt: skip
+    checks = [Check("settings", True, _shape(settings))]
+    steps: list[tuple[str, Callable[[], Awaitable[str]]]] = [
+        ("database", lambda: _database(settings))
+    ]
+    for name in settings.sources:
+        steps.append((f"source {name}", partial(_pageup_token, settings, name)))
+    for name in settings.targets:
+        steps.append((f"map {name}", partial(_field_map, settings, name)))
+        steps.append((f"target {name}", partial(_target, settings, name)))
     if settings.inbound.apna.enabled or settings.inbound.pop.enabled:
-        steps.append(("inbound maps", _inbound_maps))
+        steps.append(("inbound maps", lambda: _inbound_maps(settings)))
     if settings.ats.enabled:
-        steps += [("ats job map", _ats_map), ("ats health", ats_health)]
+        steps += [("ats job map", lambda: _ats_map(settings)),
+                  ("ats health", lambda: ats_health(settings))]  # fmt: skip
     for name, step in steps:
         try:
-            checks.append(Check(name, True, await step(settings)))
+            checks.append(Check(name, True, await step()))
         except HirebridgeError as exc:
             checks.append(Check(name, False, str(exc)))
         except Exception as exc:  # a driver or OS error: name it, do not crash the check
@@ -49,9 +55,15 @@ async def run_checks(settings: Settings) -> list[Check]:
     return checks
 
 
-async def _field_map(settings: Settings) -> str:
-    field_map = load_field_map(settings.hris.mapping)
-    return f"{settings.hris.mapping} ({len(field_map.rules)} fields, version {field_map.version})"
+def _shape(settings: Settings) -> str:
+    return (f"loaded: {len(settings.sources)} source(s), {len(settings.targets)} target(s), "
+            f"{len(settings.routes)} route(s)")  # fmt: skip
+
+
+async def _field_map(settings: Settings, name: str) -> str:
+    path = settings.targets[name].mapping
+    field_map = load_field_map(path)
+    return f"{path} ({len(field_map.rules)} fields, version {field_map.version})"
 
 
 async def _database(settings: Settings) -> str:
@@ -67,27 +79,27 @@ async def _database(settings: Settings) -> str:
     return await asyncio.to_thread(ping)
 
 
-async def _pageup_token(settings: Settings) -> str:
+async def _pageup_token(settings: Settings, name: str) -> str:
+    source = settings.sources[name]
     async with http_client(settings, 1) as client:
-        await PageUpClient(settings.pageup, client).tokens.header()
-    return f"token granted by {settings.pageup.resolved_token_url}"
+        await PageUpClient(source, client).tokens.header()
+    return f"token granted by {source.resolved_token_url} (tenant {source.tenant_id})"
 
 
-async def _hris(settings: Settings) -> str:
+async def _target(settings: Settings, name: str) -> str:
     """Any HTTP answer but a refusal of our credentials, a 404 or a 5xx means reachable."""
+    target = settings.targets[name]
     async with http_client(settings, 1) as client:
-        auth = await OutboundAuth(
-            settings.hris.auth, client, system="hris", retry=settings.hris.retry
-        ).headers()
+        auth = await OutboundAuth(target.auth, client, system=name, retry=target.retry).headers()
         reply = await exchange(
-            client, "HEAD", settings.hris.url, system="hris", stage="check",
-            timeout=settings.hris.retry.timeout_seconds, headers={**settings.hris.headers, **auth},
+            client, "HEAD", target.url, system=name, stage="check",
+            timeout=target.retry.timeout_seconds, headers={**target.headers, **auth},
         )  # fmt: skip
     if reply.status in (401, 403):
-        raise ValueError(f"HTTP {reply.status}: the HRIS refused our credentials")
+        raise ValueError(f"HTTP {reply.status}: {name} refused our credentials")
     if reply.status == 404 or reply.status >= 500:
-        raise ValueError(f"HTTP {reply.status} from {settings.hris.url}")
-    return f"{settings.hris.url} answers (HTTP {reply.status} to HEAD)"
+        raise ValueError(f"HTTP {reply.status} from {target.url}")
+    return f"{target.url} answers (HTTP {reply.status} to HEAD)"
 
 
 async def _ats_map(settings: Settings) -> str:

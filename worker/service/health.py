@@ -35,8 +35,14 @@ class Liveness:
 
 @dataclass
 class Readiness:
+    """Ready: the database answers, the maps are valid, the ATS (if on) is healthy, and at
+    least one source can get a token. Each source and target is reported by name: one tenant
+    refusing our credentials, or a target resting, is named without taking the service (and
+    its inbound endpoints) out of rotation."""
+
     ledger: Ledger
-    token_refused: Callable[[], bool]
+    sources: Callable[[], dict[str, str]] = dict  # name -> "ok" or what is wrong
+    targets: Callable[[], dict[str, str]] = dict
     map_problem: str | None = None
     # The ATS's health (job postings on), checked at most every ats_health_ttl seconds.
     ats_health: Callable[[], Awaitable[str]] | None = None
@@ -78,14 +84,18 @@ def build_app(
         except Exception as exc:  # any driver error means not ready
             checks["database"] = f"unreachable: {type(exc).__name__}"
         checks["field_map"] = readiness.map_problem or "ok"
-        checks["pageup_token"] = "refused" if readiness.token_refused() else "ok"
         if readiness.ats_health is not None:
             checks["ats"] = await readiness.ats()
-        ready = all(value == "ok" for value in checks.values())
+        sources, targets = readiness.sources(), readiness.targets()
+        any_source = not sources or any(value == "ok" for value in sources.values())
+        ready = all(value == "ok" for value in checks.values()) and any_source
+        if not any_source:
+            checks["sources"] = "no source can get a PageUp token"
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
+            {"status": "ready" if ready else "not ready", "checks": checks,
+             "sources": sources, "targets": targets},
             status_code=200 if ready else 503,
-        )
+        )  # fmt: skip
 
     async def prometheus(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,16 +1,19 @@
 """``hirebridge run``: the long-running worker.
 
-One process, one event loop: APScheduler runs the offer sync on its schedule (one run at a
-time, missed runs coalesced), uvicorn serves health, readiness and metrics, and signals are
-handled here:
+One process, one event loop. APScheduler drives the work: every second the worker takes the
+runs of its sources that are due (sources whose run another replica leads are left to it; a
+dead replica's are taken over), beats its heartbeat, and runs the job postings sync on its own
+interval. The offer lanes work on the offers of every run in progress. uvicorn serves health,
+readiness, metrics and the inbound pushes, and signals are handled here:
 
-- SIGTERM/SIGINT: start no new run, offer, push or job; let those in flight finish (the offer
-  sync, the job sync and push deliveries run to their end, each offer through its post and its
-  mark), then shut the scheduler down and exit 0. Past ``service.shutdown_grace_seconds`` (or at
-  a second signal) what is still running is cancelled, and the offers left unfinished are named
-  with their state: the ledger resumes them on the next start;
-- SIGHUP (or POST /-/reload from loopback): validate the field map and swap it in; an invalid
-  map is refused, logged, and the old one stays.
+- SIGTERM/SIGINT: start no new run, offer, push or job; let those in flight finish (each offer
+  through its posts and its mark), then shut the scheduler down and exit 0. A run cut short is
+  due again at once, for whichever worker comes next. Past ``service.shutdown_grace_seconds``
+  (or at a second signal) what is still running is cancelled, and the offers left unfinished
+  are named with their state: the ledger resumes them on the next start;
+- SIGHUP (or POST /-/reload from loopback): read the settings again (the config file, the
+  folder of tenants, secret files) and the field maps, validate them all, and swap in the
+  sources, targets, routes and maps; anything invalid is refused, logged, and the old stays.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,25 +33,26 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from worker import alerts, metrics
 from worker.errors import ConfigError
 from worker.inbound.server import InboxWriter, inbound_routes
-from worker.mapping.loader import load_field_map
 from worker.pipelines.inbound import InboundDelivery
 from worker.pipelines.jobs import JobSync
+from worker.pipelines.source_run import RunReport, SourceRun
 from worker.runtime import (
-    OfferSyncParts,
+    Worker,
     inbound_delivery,
     job_sync,
     load_inbound_map,
-    offer_sync,
+    load_target_maps,
+    offer_worker,
 )
 from worker.service import systemd
 from worker.service.check import ats_health
 from worker.service.health import Liveness, Readiness, build_app
-from worker.service.schedule import trigger_for
 from worker.settings import Settings
 from worker.store.inbox import Inbox
 
 log = structlog.get_logger(__name__)
 BEAT_SECONDS = 1.0
+TICK_SECONDS = 1.0
 
 
 class _Server(uvicorn.Server):
@@ -72,27 +76,30 @@ class Service:
     def __init__(
         self,
         settings: Settings,
-        parts: OfferSyncParts,
+        worker: Worker,
         inbound: InboundDelivery | None = None,
         jobs: JobSync | None = None,
+        *,
+        reread: Callable[[], Settings] | None = None,
     ) -> None:
         self._settings = settings
-        self._parts = parts
+        self._worker = worker
         self._inbound = inbound
         self._jobs = jobs
+        self._reread = reread or (lambda: self._settings)  # the settings as they are now
         self._jobs_lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._force = asyncio.Event()  # a second signal: do not wait for the grace period
         self._wake = asyncio.Event()  # set when a push is stored: deliver it now
-        self._run_lock = asyncio.Lock()
-        self._busy: set[asyncio.Task[Any]] = set()  # scheduled runs in progress
+        self._busy: set[asyncio.Task[Any]] = set()  # runs in progress
+        self._runs: dict[str, SourceRun] = {}  # source -> its run this worker leads
         self.liveness = Liveness(settings.service.heartbeat_stale_seconds)
-        self.readiness = Readiness(parts.ledger, lambda: parts.pageup.tokens.refused)
+        self.readiness = Readiness(worker.ledger, self._source_health, self._target_health)
         if jobs is not None:
             self.readiness.ats_health = lambda: ats_health(settings)
         routes = []
         if inbound is not None:
-            engine = parts.ledger.engine
+            engine = worker.engine
             writer = InboxWriter(
                 Inbox(engine), on_loop=engine.dialect.name == "sqlite", stored=self._wake.set
             )
@@ -106,30 +113,56 @@ class Service:
         )  # fmt: skip
         self.server = _Server(config)
 
-    async def sync_once(self) -> None:
-        """One scheduled run, with its metrics."""
+    # -- scheduled work -------------------------------------------------------------------
+
+    async def take_runs(self) -> list[asyncio.Task[None]]:
+        """Start the runs of this worker's sources that are due and no live worker leads;
+        returns them (the offer lanes must be running for them to end)."""
         if self._stop.is_set():
-            return
+            return []
+        worker, sync = self._worker, self._settings.sync
+        room = sync.max_parallel_runs - len(self._runs)
+        names = [name for name in worker.sources if name not in self._runs]
+        if room <= 0 or not names:
+            return []
+        tickets = await worker.store.call(
+            worker.source_runs.take_due, worker.owner, names, limit=room,
+            lease_seconds=sync.worker_timeout_seconds,
+        )  # fmt: skip
+        started = []
+        for ticket in tickets:
+            run = worker.run_of(ticket)
+            self._runs[ticket.source] = run
+            task = asyncio.create_task(self._lead(run))
+            self._busy.add(task)
+            task.add_done_callback(self._busy.discard)
+            started.append(task)
+        return started
+
+    async def _lead(self, run: SourceRun) -> None:
+        """One run, with its Sentry Crons check-ins and the source's oldest-offer gauge."""
+        source = run.report.source
         sentry = self._settings.sentry
-        config = alerts.monitor_config(self._settings.service.schedule, sentry)
-        async with self._run_lock, self._tracked():
-            started = time.monotonic()
-            check_in = alerts.check_in(sentry.cron_monitor_slug, "in_progress", config)
-            try:
-                report = await self._parts.sync.run()
-            except Exception:
-                alerts.check_in(sentry.cron_monitor_slug, "error", config, check_in)
-                raise
-            # Offer failures alert on their own; the monitor says whether runs happen and end.
-            status = "error" if report.halted else "ok"
-            alerts.check_in(sentry.cron_monitor_slug, status, config, check_in)
-            metrics.RUN_DURATION.observe(time.monotonic() - started)
-            metrics.RUNS.labels(report.outcome).inc()
-            if report.ok:
-                metrics.LAST_SUCCESS.set(time.time())
-            oldest = await asyncio.to_thread(self._parts.ledger.oldest_waiting_since)
-            age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
-            metrics.OLDEST_WAITING.set(max(0.0, age))
+        slug = alerts.monitor_slug(sentry.cron_monitor_slug, source, len(self._settings.sources))
+        config = alerts.monitor_config(self._settings.schedule_of(source), sentry)
+        check_in = alerts.check_in(slug, "in_progress", config)
+        report: RunReport | None = None
+        try:
+            report = await run.run()
+        finally:
+            self._runs.pop(source, None)
+            status = "ok" if report is not None and not report.halted else "error"
+            alerts.check_in(slug, status, config, check_in)
+        oldest = await self._worker.store.call(self._worker.ledger.oldest_waiting_since)
+        since = oldest.get(source)
+        age = (datetime.now(UTC) - since).total_seconds() if since else 0.0
+        metrics.OLDEST_WAITING.labels(source).set(max(0.0, age))
+
+    async def beat(self) -> None:
+        try:
+            await self._worker.beat()
+        except Exception as exc:  # the database may be down: say so, keep trying
+            log.error("heartbeat_failed", error=type(exc).__name__)
 
     async def sync_jobs(self) -> None:
         """One scheduled job postings run (ats.interval_seconds)."""
@@ -161,32 +194,58 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.inbound.poll_seconds)
 
+    # -- health ---------------------------------------------------------------------------
+
+    def _source_health(self) -> dict[str, str]:
+        return {
+            name: "token refused" if parts.pageup.tokens.refused else "ok"
+            for name, parts in self._worker.sources.items()
+        }
+
+    def _target_health(self) -> dict[str, str]:
+        health = {}
+        for name, parts in self._worker.targets.items():
+            resting = parts.breaker.resting_for()
+            health[name] = f"resting {resting:.0f} s: {parts.breaker.reason}" if resting else "ok"
+        return health
+
+    # -- reload ---------------------------------------------------------------------------
+
     async def reload(self) -> tuple[bool, str]:
-        """Validate and swap the field maps; keep the old ones if any new one is invalid."""
-        inbound = self._settings.inbound
-        sources = [(name, section.target.mapping) for name, section in
-                   (("apna", inbound.apna), ("pop", inbound.pop))
-                   if self._inbound is not None and section.enabled and section.target]  # fmt: skip
+        """Read the settings and every map again; swap them in only if all are valid."""
         try:
-            field_map = await asyncio.to_thread(load_field_map, self._settings.hris.mapping)
+            settings = await asyncio.to_thread(self._reread)
+            maps = await asyncio.to_thread(load_target_maps, settings)
+            inbound = settings.inbound
             inbound_maps = [
-                (name, await asyncio.to_thread(load_inbound_map, path)) for name, path in sources
+                (name, await asyncio.to_thread(load_inbound_map, section.target.mapping))
+                for name, section in (("apna", inbound.apna), ("pop", inbound.pop))
+                if self._inbound is not None and section.enabled and section.target
             ]
             job_map = None
             if self._jobs is not None:
-                job_map = await asyncio.to_thread(load_inbound_map, self._settings.ats.mapping)
+                job_map = await asyncio.to_thread(load_inbound_map, settings.ats.mapping)
         except ConfigError as exc:
             log.error("mapping_reload_refused", problems=exc.problems)
             return False, "; ".join(exc.problems)
+        for section in ("database", "service", "inbound", "ats", "sentry", "logging", "tls"):
+            if getattr(settings, section) != getattr(self._settings, section):
+                log.warning("reload_needs_restart", section=section)
         if self._jobs is not None and job_map is not None:
             self._jobs.replace_map(job_map)
         for name, inbound_map in inbound_maps:
             assert self._inbound is not None
             self._inbound.replace_map(name, inbound_map)
-        self._parts.sync.replace_map(field_map)
+        self._worker.replace(settings, maps)
+        await self._worker.store.call(self._worker.source_runs.ensure, list(settings.sources))
+        self._settings = settings
         self.readiness.map_problem = None
-        log.info("mapping_reloaded", version=field_map.version, fields=len(field_map.rules))
-        return True, field_map.version
+        versions = ", ".join(f"{name} {m.version}" for name, m in sorted(maps.items()))
+        log.info("mapping_reloaded", version=versions, sources=len(settings.sources),
+                 targets=len(settings.targets))  # fmt: skip
+        return True, versions
+
+    # -- stopping -------------------------------------------------------------------------
 
     def request_stop(self, signum: int) -> None:
         name = signal.Signals(signum).name
@@ -196,7 +255,9 @@ class Service:
             return
         log.info("shutdown_requested", signal=name)
         self._stop.set()
-        self._parts.sync.stop()
+        for run in self._runs.values():
+            run.stop()
+        self._worker.pool.stop()
         if self._inbound is not None:
             self._inbound.stop()
         if self._jobs is not None:
@@ -207,13 +268,6 @@ class Service:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
-        schedule = self._settings.service.schedule
-        scheduler = AsyncIOScheduler(event_loop=loop)
-        scheduler.add_job(
-            self.sync_once, trigger_for(schedule), id="offer_sync", max_instances=1,
-            coalesce=True, misfire_grace_time=int(schedule.misfire_grace_seconds),
-            next_run_time=datetime.now(UTC),
-        )  # fmt: skip
         server_task = asyncio.create_task(self.server.serve())
         listening = asyncio.create_task(self.server.listening.wait())
         await asyncio.wait({server_task, listening}, return_when=asyncio.FIRST_COMPLETED)
@@ -221,16 +275,14 @@ class Service:
             listening.cancel()
             raise ConfigError([f"service: cannot listen on {self._settings.service.host}:"
                                f"{self._settings.service.port}"])  # fmt: skip
-        if self._jobs is not None:
-            scheduler.add_job(
-                self.sync_jobs, "interval", seconds=self._settings.ats.interval_seconds,
-                id="job_postings", max_instances=1, coalesce=True, next_run_time=datetime.now(UTC),
-            )  # fmt: skip
+        scheduler = self._scheduler(loop)
         scheduler.start()
+        pool = asyncio.create_task(self._worker.pool.run())
         deliveries = asyncio.create_task(self.deliver_pushes()) if self._inbound else None
         self.liveness.scheduling = True
         systemd.notify("READY=1")
-        log.info("service_started", port=self.bound_port(), schedule=str(trigger_for(schedule)))
+        log.info("service_started", port=self.bound_port(), sources=len(self._worker.sources),
+                 targets=len(self._worker.targets))  # fmt: skip
         while not self._stop.is_set():
             self.liveness.beat()
             systemd.notify("WATCHDOG=1")
@@ -241,7 +293,7 @@ class Service:
         # coroutines it is running, so it comes only once they have finished (or been given up).
         scheduler.pause()
         self._wake.set()
-        in_flight = {*self._busy, *([deliveries] if deliveries is not None else [])}
+        in_flight = {*self._busy, pool, *([deliveries] if deliveries is not None else [])}
         await self._drain(in_flight)
         scheduler.shutdown(wait=False)
         self.liveness.scheduling = False
@@ -250,6 +302,19 @@ class Service:
         alerts.flush()
         log.info("service_stopped")
         return 0
+
+    def _scheduler(self, loop: asyncio.AbstractEventLoop) -> AsyncIOScheduler:
+        scheduler = AsyncIOScheduler(event_loop=loop)
+        now = datetime.now(UTC)
+        every = {"max_instances": 1, "coalesce": True, "next_run_time": now}
+        scheduler.add_job(self.take_runs, "interval", seconds=TICK_SECONDS, id="source_runs",
+                          **every)  # fmt: skip
+        beat = self._settings.sync.worker_timeout_seconds / 6
+        scheduler.add_job(self.beat, "interval", id="heartbeat", seconds=beat, **every)
+        if self._jobs is not None:
+            scheduler.add_job(self.sync_jobs, "interval", id="job_postings",
+                              seconds=self._settings.ats.interval_seconds, **every)  # fmt: skip
+        return scheduler
 
     async def _drain(self, in_flight: set[asyncio.Task[Any]]) -> None:
         """Wait for the work in flight, within the grace period; past it, cancel and report.
@@ -261,29 +326,30 @@ class Service:
         deadline = loop.time() + grace
         pending = {task for task in in_flight if not task.done()}
         if pending:
-            log.info("shutdown_waiting", runs_in_flight=len(pending), grace_seconds=grace)
+            log.info("shutdown_waiting", tasks_in_flight=len(pending), grace_seconds=grace)
         while pending and not self._force.is_set() and loop.time() < deadline:
             self.liveness.beat()
             systemd.notify("WATCHDOG=1")
             _, pending = await asyncio.wait(
                 pending, timeout=min(BEAT_SECONDS, max(0.0, deadline - loop.time()))
             )
+            pending |= {task for task in self._busy if not task.done()}  # a run's last steps
         if pending:
             await self._give_up(pending, grace)
 
     async def _give_up(self, pending: set[asyncio.Task[Any]], grace: float) -> None:
         """Cancel what did not finish in time and say exactly what was left, and in what state.
 
-        Nothing is lost: an offer left ``posting`` is resent with the same idempotency key, one
-        left ``posted`` is only marked, on the next start (here or on another replica, since the
-        claims are released).
+        Nothing is lost: a target left ``posting`` is resent with the same idempotency key, an
+        offer whose targets all accepted is only marked, on the next start (here or on another
+        replica, since the claims are released).
         """
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-        offers = await self._parts.sync.release_unfinished()
+        offers = await self._worker.processor.release_unfinished()
         pushes = await self._inbound.release_unfinished() if self._inbound is not None else 0
-        left = [f"{o.offer_id}: {o.status} at {o.stage or '-'}" for o in offers]
+        left = [f"{o.source}/{o.offer_id}: {_state(o)}" for o in offers]
         log.error(
             "shutdown_grace_exceeded",
             grace_seconds=grace,
@@ -300,14 +366,21 @@ class Service:
         return port
 
 
-async def run_service(settings: Settings) -> int:
-    alerts.init_sentry(settings.sentry, tenant=settings.pageup.tenant_id)
-    async with offer_sync(settings) as parts, contextlib.AsyncExitStack() as stack:
-        engine = parts.ledger.engine
+def _state(offer: Any) -> str:
+    targets = ", ".join(f"{t.target} {t.status}" for t in offer.targets)
+    return f"{offer.status} at {offer.stage or '-'}" + (f" ({targets})" if targets else "")
+
+
+async def run_service(settings: Settings, reread: Callable[[], Settings] | None = None) -> int:
+    alerts.init_sentry(settings.sentry)
+    started = time.monotonic()
+    async with offer_worker(settings) as worker, contextlib.AsyncExitStack() as stack:
         delivery = None
         if settings.inbound.apna.enabled or settings.inbound.pop.enabled:
-            delivery = await stack.enter_async_context(inbound_delivery(settings, Inbox(engine)))
+            inbox = Inbox(worker.engine)
+            delivery = await stack.enter_async_context(inbound_delivery(settings, inbox))
         jobs = None
         if settings.ats.enabled:
-            jobs = await stack.enter_async_context(job_sync(settings, engine))
-        return await Service(settings, parts, delivery, jobs).serve()
+            jobs = await stack.enter_async_context(job_sync(settings, worker.engine))
+        log.debug("service_built", seconds=round(time.monotonic() - started, 3))
+        return await Service(settings, worker, delivery, jobs, reread=reread).serve()

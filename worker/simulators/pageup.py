@@ -12,7 +12,7 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
@@ -61,30 +61,38 @@ class PageUpState:
     # (document, id asked for) -> the id whose document is served instead; document is
     # "offer", "onboarding" or "application" (a PageUp answering about the wrong record)
     misdirect: dict[tuple[str, str], str] = field(default_factory=dict)
+    # When each offer entered the queue and was first marked (wall clock): its lag.
+    loaded_at: dict[str, float] = field(default_factory=dict)
+    marked_at: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.faults.seed)
 
     def load(self, offers: list[SampleOffer]) -> None:
+        now = time.time()
         for offer in offers:
             self.offers[str(offer.offer_id)] = offer
+            self.loaded_at.setdefault(str(offer.offer_id), now)
 
     def queue(self) -> list[SampleOffer]:
         return [o for key, o in self.offers.items() if not self.processed[key]]
 
 
-def build_app(state: PageUpState) -> Starlette:
-    """The simulator as an ASGI app."""
+def build_app(tenants: PageUpState | Sequence[PageUpState]) -> Starlette:
+    """The simulator as an ASGI app, serving one tenant or several on one port (each with its
+    own client credentials, tokens, queue and faults)."""
+    states = [tenants] if isinstance(tenants, PageUpState) else list(tenants)
+    by_tenant = {state.tenant: state for state in states}
+    by_client = {state.client_id: state for state in states}
 
     async def token(request: Request) -> Response:
-        state.calls["token"] += 1
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("latin-1")).items()}
+        state = by_client.get(form.get("client_id", ""))
+        if state is not None:
+            state.calls["token"] += 1
         if form.get("grant_type") != "client_credentials":
             return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
-        if (
-            form.get("client_id") != state.client_id
-            or form.get("client_secret") != state.client_secret
-        ):
+        if state is None or form.get("client_secret") != state.client_secret:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         access = secrets.token_urlsafe(24)
         lifetime = state.faults.token_lifetime_seconds
@@ -98,99 +106,20 @@ def build_app(state: PageUpState) -> Starlette:
             }
         )
 
-    async def gate(request: Request, name: str) -> Response | None:
-        """Auth, latency and injected faults shared by every API endpoint."""
-        state.calls[name] += 1
-        faults = state.faults
-        if faults.latency_seconds:
-            await asyncio.sleep(faults.latency_seconds)
-        if request.path_params.get("tenant") != state.tenant:
+    def endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def serve(request: Request) -> Response:
+            state = by_tenant.get(request.path_params.get("tenant", ""))
+            if state is None:
+                return _errors(404, "Unknown tenant")
+            refused = await _gate(state, request, name)
+            return refused if refused is not None else await handler(state, request)
+
+        return serve
+
+    async def stats(request: Request) -> Response:
+        state = by_tenant.get(request.query_params.get("tenant", states[0].tenant))
+        if state is None:
             return _errors(404, "Unknown tenant")
-        scheme, _, access = request.headers.get("authorization", "").partition(" ")
-        expiry = state.tokens.get(access)
-        if scheme.lower() != "bearer" or expiry is None or time.monotonic() >= expiry:
-            return _errors(401, "The access token is invalid or has expired")
-        if faults.rate_limit_every and state.calls.total() % faults.rate_limit_every == 0:
-            state.injected["429"] += 1
-            headers = {"Retry-After": faults.retry_after} if faults.retry_after else {}
-            return _errors(429, "Daily rate limit exceeded", headers=headers)
-        if faults.error_rate and state.rng.random() < faults.error_rate:
-            state.injected["503"] += 1
-            return JSONResponse({"Message": "An error has occurred."}, status_code=503)
-        return None
-
-    async def list_offers(request: Request) -> Response:
-        if (refused := await gate(request, "list_offers")) is not None:
-            return refused
-        queue = state.queue()
-        size = state.faults.page_size
-        if size is not None and "page" in request.query_params:
-            page = max(1, int(request.query_params.get("page", "1")))
-            size = int(request.query_params.get("pageSize", str(size)))
-            queue = queue[(page - 1) * size : page * size]
-        elif size is not None:
-            queue = queue[:size]
-        entries = [
-            {
-                "PUReferenceID": o.offer_id,
-                "Applications": {"PUReferenceID": o.application_id},
-                "OfferAccepted": True,
-                "FormComplete": True,
-                "OfferProcessed": False,
-            }
-            for o in queue
-        ]
-        body: Any = {"Offers": entries, "Paging": {}} if state.faults.envelope else entries
-        return JSONResponse(body)
-
-    def find(request: Request, document: str) -> SampleOffer | None:
-        wanted = request.path_params["offer_id"]
-        return state.offers.get(state.misdirect.get((document, wanted), wanted))
-
-    async def get_offer(request: Request) -> Response:
-        if (refused := await gate(request, "get_offer")) is not None:
-            return refused
-        offer = find(request, "offer")
-        if state.on_fetch is not None:
-            state.on_fetch(request.path_params["offer_id"])
-        if offer is not None and str(offer.offer_id) in state.corrupt:
-            return _corrupt(state.corrupt[str(offer.offer_id)])
-        return JSONResponse(offer.offer) if offer else _errors(404, "Offer not found")
-
-    async def get_onboarding(request: Request) -> Response:
-        if (refused := await gate(request, "get_onboarding_form")) is not None:
-            return refused
-        offer = find(request, "onboarding")
-        if offer is None:
-            return _errors(404, "Offer not found")
-        broken = state.corrupt_onboarding.get(str(offer.offer_id))
-        if broken is not None:
-            return JSONResponse(_broken_form(broken, offer.onboarding))
-        return JSONResponse(offer.onboarding)
-
-    async def get_application_form(request: Request) -> Response:
-        if (refused := await gate(request, "get_application_form")) is not None:
-            return refused
-        asked = request.path_params["application_id"]
-        wanted = state.misdirect.get(("application", asked), asked)
-        for offer in state.offers.values():
-            if str(offer.application_id) == wanted:
-                return JSONResponse(offer.application_form)
-        return _errors(404, "Application not found", field="applicationId")
-
-    async def mark_processed(request: Request) -> Response:
-        if (refused := await gate(request, "mark_processed")) is not None:
-            return refused
-        offer_id = request.path_params["offer_id"]
-        if offer_id not in state.offers:
-            return _errors(404, "Offer not found")
-        if state.on_mark is not None:
-            state.on_mark(offer_id)
-        state.processed[offer_id] += 1
-        state.action_types.append(request.query_params.get("offerActionTypeId"))
-        return Response(status_code=204)
-
-    async def stats(_: Request) -> Response:
         return JSONResponse(
             {
                 "calls": dict(state.calls),
@@ -202,18 +131,109 @@ def build_app(state: PageUpState) -> Starlette:
 
     routes = [
         Route("/connect/token", token, methods=["POST"]),
-        Route(f"{API}/offers", list_offers, methods=["GET"]),
-        Route(f"{API}/offers/{{offer_id}}", get_offer, methods=["GET"]),
-        Route(f"{API}/offers/{{offer_id}}/onboardingform", get_onboarding, methods=["GET"]),
-        Route(f"{API}/offers/{{offer_id}}/process", mark_processed, methods=["POST"]),
-        Route(
-            f"{API}/applications/{{application_id}}/applicationForm",
-            get_application_form,
-            methods=["GET"],
-        ),
+        Route(f"{API}/offers", endpoint("list_offers", _list_offers), methods=["GET"]),
+        Route(f"{API}/offers/{{offer_id}}", endpoint("get_offer", _get_offer), methods=["GET"]),
+        Route(f"{API}/offers/{{offer_id}}/onboardingform",
+              endpoint("get_onboarding_form", _get_onboarding), methods=["GET"]),
+        Route(f"{API}/offers/{{offer_id}}/process", endpoint("mark_processed", _mark_processed),
+              methods=["POST"]),
+        Route(f"{API}/applications/{{application_id}}/applicationForm",
+              endpoint("get_application_form", _get_application_form), methods=["GET"]),
         Route("/_sim/stats", stats, methods=["GET"]),
-    ]
+    ]  # fmt: skip
     return Starlette(routes=routes)
+
+
+Handler = Callable[[PageUpState, Request], Awaitable[Response]]
+
+
+async def _gate(state: PageUpState, request: Request, name: str) -> Response | None:
+    """Auth, latency and injected faults shared by every API endpoint."""
+    state.calls[name] += 1
+    faults = state.faults
+    if faults.latency_seconds:
+        await asyncio.sleep(faults.latency_seconds)
+    scheme, _, access = request.headers.get("authorization", "").partition(" ")
+    expiry = state.tokens.get(access)
+    if scheme.lower() != "bearer" or expiry is None or time.monotonic() >= expiry:
+        return _errors(401, "The access token is invalid or has expired")
+    if faults.rate_limit_every and state.calls.total() % faults.rate_limit_every == 0:
+        state.injected["429"] += 1
+        headers = {"Retry-After": faults.retry_after} if faults.retry_after else {}
+        return _errors(429, "Daily rate limit exceeded", headers=headers)
+    if faults.error_rate and state.rng.random() < faults.error_rate:
+        state.injected["503"] += 1
+        return JSONResponse({"Message": "An error has occurred."}, status_code=503)
+    return None
+
+
+async def _list_offers(state: PageUpState, request: Request) -> Response:
+    queue = state.queue()
+    size = state.faults.page_size
+    if size is not None and "page" in request.query_params:
+        page = max(1, int(request.query_params.get("page", "1")))
+        size = int(request.query_params.get("pageSize", str(size)))
+        queue = queue[(page - 1) * size : page * size]
+    elif size is not None:
+        queue = queue[:size]
+    entries = [
+        {
+            "PUReferenceID": o.offer_id,
+            "Applications": {"PUReferenceID": o.application_id},
+            "OfferAccepted": True,
+            "FormComplete": True,
+            "OfferProcessed": False,
+        }
+        for o in queue
+    ]
+    body: Any = {"Offers": entries, "Paging": {}} if state.faults.envelope else entries
+    return JSONResponse(body)
+
+
+def _find(state: PageUpState, request: Request, document: str) -> SampleOffer | None:
+    wanted = request.path_params["offer_id"]
+    return state.offers.get(state.misdirect.get((document, wanted), wanted))
+
+
+async def _get_offer(state: PageUpState, request: Request) -> Response:
+    offer = _find(state, request, "offer")
+    if state.on_fetch is not None:
+        state.on_fetch(request.path_params["offer_id"])
+    if offer is not None and str(offer.offer_id) in state.corrupt:
+        return _corrupt(state.corrupt[str(offer.offer_id)])
+    return JSONResponse(offer.offer) if offer else _errors(404, "Offer not found")
+
+
+async def _get_onboarding(state: PageUpState, request: Request) -> Response:
+    offer = _find(state, request, "onboarding")
+    if offer is None:
+        return _errors(404, "Offer not found")
+    broken = state.corrupt_onboarding.get(str(offer.offer_id))
+    if broken is not None:
+        return JSONResponse(_broken_form(broken, offer.onboarding))
+    return JSONResponse(offer.onboarding)
+
+
+async def _get_application_form(state: PageUpState, request: Request) -> Response:
+    asked = request.path_params["application_id"]
+    wanted = state.misdirect.get(("application", asked), asked)
+    for offer in state.offers.values():
+        if str(offer.application_id) == wanted:
+            return JSONResponse(offer.application_form)
+    return _errors(404, "Application not found", field="applicationId")
+
+
+async def _mark_processed(state: PageUpState, request: Request) -> Response:
+    offer_id = request.path_params["offer_id"]
+    if offer_id not in state.offers:
+        return _errors(404, "Offer not found")
+    if state.on_mark is not None:
+        state.on_mark(offer_id)
+    if not state.processed[offer_id]:
+        state.marked_at[offer_id] = time.time()
+    state.processed[offer_id] += 1
+    state.action_types.append(request.query_params.get("offerActionTypeId"))
+    return Response(status_code=204)
 
 
 def _errors(

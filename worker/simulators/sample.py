@@ -19,6 +19,9 @@ TITLES = [
     ("Store Manager", "CC-115", "Retail"),
 ]
 LOCATIONS = [("Sydney", "NSW"), ("Melbourne", "VIC"), ("Brisbane", "QLD"), ("Perth", "WA")]
+# Offers of a tenant that also hires in New Zealand (the routing demo): region, not state.
+NZ_LOCATIONS = [("Auckland", "AUK"), ("Wellington", "WGN"), ("Christchurch", "CAN")]
+IRD_QUESTION = 21
 EMPLOYMENT = ["Full Time", "Part Time", "Casual", "Fixed Term"]
 TFN_QUESTION, BSB_QUESTION, ACCOUNT_QUESTION, BIRTH_QUESTION = 11, 12, 13, 14
 
@@ -33,17 +36,25 @@ class SampleOffer:
 
 
 def make_offers(
-    count: int, *, seed: int = 7, first_id: int = 900101, missing_tfn: frozenset[int] = frozenset()
+    count: int,
+    *,
+    seed: int = 7,
+    first_id: int = 900101,
+    missing_tfn: frozenset[int] = frozenset(),
+    new_zealand_share: float = 0.0,
 ) -> list[SampleOffer]:
-    """``count`` offers; the indexes in ``missing_tfn`` lack a tax file number answer."""
+    """``count`` offers; the indexes in ``missing_tfn`` lack a tax file number answer. A share
+    of them (``new_zealand_share``) are New Zealand hires, who answer an IRD number instead."""
     rng = random.Random(seed)
     offers = []
     for index in range(count):
         offer_id = first_id + index
-        application_id = 700101 + index
+        application_id = 700101 + index + (first_id - 900101)
         first, last = rng.choice(FIRST), rng.choice(LAST)
         title, cc_code, cc_name = rng.choice(TITLES)
-        city, state = rng.choice(LOCATIONS)
+        new_zealand = new_zealand_share > 0 and rng.random() < new_zealand_share
+        city, state = rng.choice(NZ_LOCATIONS if new_zealand else LOCATIONS)
+        country = "New Zealand" if new_zealand else "Australia"
         start = date(2027, 1, 11) + timedelta(days=7 * rng.randrange(12))
         salary = 60000 + 1000 * rng.randrange(60)
         offer = {
@@ -55,7 +66,7 @@ def make_offers(
             "HoursPerWeek": rng.choice([38, 38, 30, 20]),
             "Salary": {"Amount": salary, "Currency": "AUD", "Frequency": "Annual"},
             "CostCentre": {"Code": cc_code, "Name": cc_name},
-            "Location": {"Name": city, "State": state},
+            "Location": {"Name": city, "State": state, "Country": country},
             "Applicant": {
                 "PUReferenceID": 500101 + index,
                 "FirstName": first,
@@ -101,7 +112,10 @@ def make_offers(
             {"QuestionID": 17, "Question": "State", "Answer": state},
             {"QuestionID": 18, "Question": "Postcode", "Answer": f"{rng.randrange(2000, 6999)}"},
         ]
-        if index not in missing_tfn:
+        if new_zealand:
+            ird = str(rng.randrange(10_000_000, 150_000_000))
+            answers.insert(0, {"QuestionID": IRD_QUESTION, "Question": "IRD number", "Answer": ird})
+        elif index not in missing_tfn:
             tfn = str(rng.randrange(100_000_000, 999_999_999))
             answers.insert(
                 0, {"QuestionID": TFN_QUESTION, "Question": "Tax file number", "Answer": tfn}

@@ -37,10 +37,11 @@ class OfferRef:
 
 @dataclass(frozen=True, slots=True)
 class OfferListing:
-    """The run's snapshot of the queue, and the entries that could not be read."""
+    """The run's snapshot of the queue, and the entries that could not be read (where each
+    was, and the entry itself, to recognise it on the next listing; never logged)."""
 
     offers: list[OfferRef]
-    invalid_entries: list[str]
+    invalid_entries: list[tuple[str, Any]]
 
 
 def reference_id(value: Any) -> str | None:
@@ -82,13 +83,13 @@ class PageUpClient:
     async def list_offers(self) -> OfferListing:
         """Every offer in the queue now, all pages read before anything is marked processed."""
         refs: list[OfferRef] = []
-        invalid: list[str] = []
+        invalid: list[tuple[str, Any]] = []
         seen: set[str] = set()
         for page_number, entries in enumerate(await self._list_pages()):
             for index, entry in enumerate(entries):
                 ref = self._offer_ref(entry)
                 if ref is None:
-                    invalid.append(f"page {page_number + 1} entry {index + 1}")
+                    invalid.append((f"page {page_number + 1} entry {index + 1}", entry))
                 elif ref.offer_id not in seen:
                     seen.add(ref.offer_id)
                     refs.append(ref)

@@ -11,7 +11,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Table, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -20,6 +22,11 @@ from worker.settings import DatabaseSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _LOCK_KEY = 0x68697265  # "hire": the advisory lock that serialises migrations
+
+
+def upsert_into(engine: Engine, table: Table) -> Any:
+    """An INSERT that can say ON CONFLICT, in the engine's dialect."""
+    return (pg_insert if engine.dialect.name == "postgresql" else sqlite_insert)(table)
 
 
 def normalise_url(url: str) -> str:
@@ -109,8 +116,8 @@ def _migration_lock(database_file: Path | None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision``, the newest by default (idempotent)."""
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     database_file = sqlite_file(engine)
@@ -120,8 +127,13 @@ def migrate(engine: Engine) -> None:
                 # Replicas starting together migrate one at a time; the lock ends with the
                 # transaction, and the next replica then finds the schema current.
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            else:
+                # Python's sqlite3 opens a transaction only before DML, so a migration's DDL
+                # would commit step by step; one explicit transaction makes a failed
+                # migration leave the file as it was.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
             config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
     except SQLAlchemyError as exc:
         detail = getattr(exc, "orig", None) or exc
         raise ConfigError([f"database: cannot migrate: {type(exc).__name__}: {detail}"]) from None

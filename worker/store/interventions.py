@@ -1,69 +1,102 @@
-"""An admin's decisions about offers: the parked list, retry, skip. Each is kept with who,
-when and why in ``manual_actions``."""
+"""An admin's decisions about offers: the parked list, retry (and reroute), skip. Each is kept
+with who, when and why in ``manual_actions``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, case, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
-from worker.store.ledger import Ledger, OfferState, Status, offer_key, state_from_row
-from worker.store.tables import manual_actions, offers
+from worker.store.ledger import Ledger, OfferState, Status
+from worker.store.tables import manual_actions, offer_targets, offers
+
+
+@dataclass(frozen=True, slots=True)
+class OfferKey:
+    source: str
+    offer_id: str
 
 
 class Interventions:
-    """Works on the same tenant and database as ``ledger``."""
+    """Works on the offers of every source in ``ledger``'s database."""
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
 
-    def parked(self, limit: int = 1000) -> Sequence[OfferState]:
-        with self._ledger.engine.connect() as conn:
-            rows = conn.execute(
-                select(offers)
-                .where(offers.c.tenant == self._ledger.tenant, offers.c.parked_at.is_not(None))
-                .order_by(offers.c.parked_at)
-                .limit(limit)
-            ).all()
-        return [state_from_row(row) for row in rows]
+    def parked(
+        self, limit: int = 1000, *, source: str | None = None, target: str | None = None
+    ) -> Sequence[OfferState]:
+        """Offers parked as a whole, or waiting on a parked target."""
+        return self._ledger.unfinished(limit, source=source, target=target, parked_only=True)
 
-    def retry(self, offer_ids: Sequence[str], *, actor: str, reason: str | None) -> list[str]:
-        """Un-park (or un-skip) offers so the next run tries them; returns the ids found."""
+    def resolve(self, offer_id: str, source: str | None) -> list[OfferKey]:
+        """The offers an id names (one per source that has it, or the one asked for)."""
+        return [OfferKey(o.source, o.offer_id) for o in self._ledger.find(offer_id, source)]
+
+    def retry(
+        self,
+        keys: Sequence[OfferKey],
+        *,
+        actor: str,
+        reason: str | None,
+        target: str | None = None,
+        reroute: bool = False,
+    ) -> list[OfferKey]:
+        """Un-park (or un-skip) offers, or one target of theirs, so the next run tries them
+        again, attempts reset. ``reroute``: forget the targets chosen but not yet posted, so
+        the routes decide again (those that accepted the offer keep it). Returns those found."""
         found = []
+        now = datetime.now(UTC)
         with self._ledger.engine.begin() as conn:
-            for offer_id in offer_ids:
+            for key in keys:
+                o = offers.c
                 result = conn.execute(
                     update(offers)
                     .where(
-                        *offer_key(self._ledger.tenant, offer_id),
-                        offers.c.status != Status.PROCESSED.value,
+                        o.source == key.source,
+                        o.offer_id == key.offer_id,
+                        o.status != Status.PROCESSED.value,
                     )
                     .values(
                         parked_at=None,
                         next_attempt_at=None,
                         attempts=0,
-                        updated_at=datetime.now(UTC),
-                        status=case(
-                            (offers.c.status == Status.SKIPPED.value, Status.PENDING.value),
-                            else_=offers.c.status,
-                        ),
+                        updated_at=now,
+                        status=Status.PENDING.value,
+                        **({"routed_at": None} if reroute else {}),
                     )
                 )
-                if result.rowcount:
-                    found.append(offer_id)
-                    self._audit(conn, offer_id, "retry", actor, reason)
+                if not result.rowcount:
+                    continue
+                t = offer_targets.c
+                mine = (t.source == key.source, t.offer_id == key.offer_id)
+                if reroute:
+                    unposted = t.status != Status.POSTED.value
+                    conn.execute(delete(offer_targets).where(*mine, unposted))
+                which = (t.target == target,) if target is not None else ()
+                conn.execute(
+                    update(offer_targets)
+                    .where(*mine, *which, t.status != Status.POSTED.value)
+                    .values(parked_at=None, next_attempt_at=None, attempts=0, updated_at=now)
+                )
+                found.append(key)
+                action = "reroute" if reroute else "retry"
+                self._audit(conn, key, action, actor, reason, target)
         return found
 
-    def skip(self, offer_id: str, *, actor: str, reason: str, marked: bool) -> bool:
+    def skip(self, key: OfferKey, *, actor: str, reason: str, marked: bool) -> bool:
         """Record an admin's decision to leave an offer alone (and whether PageUp was told)."""
         with self._ledger.engine.begin() as conn:
             now = datetime.now(UTC)
+            o = offers.c
             result = conn.execute(
                 update(offers)
                 .where(
-                    *offer_key(self._ledger.tenant, offer_id),
-                    offers.c.status != Status.PROCESSED.value,
+                    o.source == key.source,
+                    o.offer_id == key.offer_id,
+                    o.status != Status.PROCESSED.value,
                 )
                 .values(
                     status=Status.PROCESSED.value if marked else Status.SKIPPED.value,
@@ -75,16 +108,23 @@ class Interventions:
             )
             if not result.rowcount:
                 return False
-            self._audit(conn, offer_id, "skip_and_mark" if marked else "skip", actor, reason)
+            self._audit(conn, key, "skip_and_mark" if marked else "skip", actor, reason, None)
         return True
 
     def _audit(
-        self, conn: Connection, offer_id: str, action: str, actor: str, reason: str | None
+        self,
+        conn: Connection,
+        key: OfferKey,
+        action: str,
+        actor: str,
+        reason: str | None,
+        target: str | None,
     ) -> None:
         conn.execute(
             insert(manual_actions).values(
-                tenant=self._ledger.tenant,
-                offer_id=offer_id,
+                source=key.source,
+                offer_id=key.offer_id,
+                target=target,
                 action=action,
                 actor=actor,
                 reason=reason,
@@ -92,14 +132,12 @@ class Interventions:
             )
         )
 
-    def actions(self, offer_id: str) -> list[dict[str, object]]:
+    def actions(self, key: OfferKey) -> list[dict[str, object]]:
+        m = manual_actions.c
         with self._ledger.engine.connect() as conn:
             rows = conn.execute(
                 select(manual_actions)
-                .where(
-                    manual_actions.c.tenant == self._ledger.tenant,
-                    manual_actions.c.offer_id == offer_id,
-                )
-                .order_by(manual_actions.c.id)
+                .where(m.source == key.source, m.offer_id == key.offer_id)
+                .order_by(m.id)
             ).all()
         return [dict(row._mapping) for row in rows]

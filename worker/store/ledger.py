@@ -1,44 +1,50 @@
-"""The offers ledger: one row per offer, written at every step so that a crash between any two
-steps resumes correctly.
+"""The offers ledger: a row per offer of a source, a row per target its routes chose, written
+at every step so that a crash between any two steps resumes correctly.
 
-    pending ──► posting ──► posted ──► processed
-       │           │           │
-       └──► failed ◄┘           └─ (failing after the post keeps "posted": only the mark is retried)
+    offer:   pending ──► posted (every chosen target accepted) ──► processed (marked in PageUp)
+                │                                          (failed: the last try failed; skipped)
+    target:  pending ──► posting ──► posted
+                 └────────► failed ◄──┘   (outcome unknown: resent with the same idempotency key)
 
-An offer whose row says ``posted`` or ``processed`` is never posted to the HRIS again.
+A target whose row says ``posted`` is never sent the offer again; an offer is marked processed
+only once every target row says ``posted``. The offers of a source are worked on only in a
+run of that source, and only if that run's own listing of the queue named them (``listed_at``):
+an offer that left the queue is never taken from a stale listing.
 
 Orthogonal to the status: ``parked_at`` (dead letter, until an admin retries it),
-``next_attempt_at`` (backoff across runs) and a lease (``lease_owner``/``lease_until``), taken by
-``claim`` in one statement, so that several replicas never work on one offer at once.
-``skipped`` is an admin's decision to leave an offer alone.
+``next_attempt_at`` (backoff across runs) and a lease (``lease_owner``/``lease_until``), taken
+by ``claim_due``, so that several replicas never work on one offer at once. A lease is void as
+soon as its owner stops beating (``workers``), so a dead replica's offers move on quickly, and
+every write after the claim is fenced by it: a worker that lost its lease writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
-    ClauseElement,
     ColumnElement,
+    Connection,
     Engine,
     and_,
-    bindparam,
     case,
     delete,
     func,
-    insert,
     or_,
     select,
+    tuple_,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from worker.store.tables import offer_steps, offers, runs, source_documents
+from worker.store.db import upsert_into
+from worker.store.tables import offer_steps, offer_targets, offers, source_documents, source_state
+from worker.store.workers import alive_owner
+
+ENQUEUE_CHUNK = 500  # rows per INSERT when a listing is stored
 
 
 class Status(StrEnum):
@@ -50,25 +56,61 @@ class Status(StrEnum):
     SKIPPED = "skipped"
 
 
-DELIVERED = (Status.POSTED, Status.PROCESSED)
+class LeaseLost(Exception):
+    """Another worker took the offer (this one was presumed dead): write nothing more."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetState:
+    target: str
+    status: Status
+    stage: str | None
+    attempts: int
+    record_id: str | None
+    error_kind: str | None
+    last_error: str | None
+    http_status: int | None
+    idempotency_key: str | None
+    updated_at: datetime
+    posted_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    parked_at: datetime | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status == Status.POSTED
 
 
 @dataclass(frozen=True, slots=True)
 class OfferState:
+    source: str
     offer_id: str
     status: Status
     stage: str | None
     attempts: int
-    hris_id: str | None
     error_kind: str | None
     last_error: str | None
     http_status: int | None
     updated_at: datetime
+    first_seen_at: datetime | None = None
+    application_id: str | None = None
+    last_run_id: str | None = None
+    listed_at: datetime | None = None
+    routed_at: datetime | None = None
     processed_at: datetime | None = None
     next_attempt_at: datetime | None = None
     parked_at: datetime | None = None
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    targets: tuple[TargetState, ...] = ()
+
+    def target(self, name: str) -> TargetState | None:
+        return next((t for t in self.targets if t.target == name), None)
+
+    @property
+    def record_id(self) -> str | None:
+        """The first target's record id (one-target deployments: the HRIS id)."""
+        return self.targets[0].record_id if self.targets else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,139 +123,335 @@ class Failure:
     next_attempt_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """A target about to be sent the offer: recorded before the first byte goes out."""
+
+    target: str
+    idempotency_key: str
+    payload_hash: str
+    mapping_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a worker may take now: per source, how many offers (its budget's free lanes)."""
+
+    owner: str
+    lease_seconds: float
+    budgets: Mapping[str, int]
+    default_budget: int
+    limit: int
+    worker_timeout: float
+    sources: Sequence[str] = field(default_factory=tuple)  # only these; empty: any
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def offer_key(tenant: str, offer_id: str) -> tuple[ColumnElement[bool], ...]:
-    return (offers.c.tenant == tenant, offers.c.offer_id == offer_id)
+def _key(source: str, offer_id: str) -> tuple[ColumnElement[bool], ...]:
+    return (offers.c.source == source, offers.c.offer_id == offer_id)
+
+
+def _target_key(source: str, offer_id: str, target: str) -> tuple[ColumnElement[bool], ...]:
+    t = offer_targets.c
+    return (t.source == source, t.offer_id == offer_id, t.target == target)
 
 
 class Ledger:
-    """Repository functions over the offers and runs tables of one tenant."""
+    """Repository functions over the offers of every source in one database."""
 
-    def __init__(self, engine: Engine, tenant: str) -> None:
+    def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._tenant = tenant
-        self._claim: Any = None
-        self._updates: dict[tuple[str, ...], Any] = {}
 
     @property
     def engine(self) -> Engine:
         return self._engine
 
-    @property
-    def tenant(self) -> str:
-        return self._tenant
+    # -- the queue ------------------------------------------------------------------------
 
-    def _key(self, offer_id: str) -> tuple[ColumnElement[bool], ...]:
-        return offer_key(self._tenant, offer_id)
+    def enqueue(
+        self, source: str, refs: Iterable[tuple[str, str | None]], listed_at: datetime
+    ) -> None:
+        """Store a listing of the queue: each (offer id, application id), stamped ``listed_at``.
 
-    def get(self, offer_id: str) -> OfferState | None:
-        with self._engine.connect() as conn:
-            row = conn.execute(select(offers).where(*self._key(offer_id))).first()
-        return None if row is None else state_from_row(row)
+        New offers become pending; known ones only learn they are still in the queue.
+        """
+        rows = [
+            {"source": source, "offer_id": offer_id, "application_id": application_id,
+             "status": Status.PENDING.value, "attempts": 0, "first_seen_at": listed_at,
+             "updated_at": listed_at, "listed_at": listed_at}
+            for offer_id, application_id in refs
+        ]  # fmt: skip
+        statement = upsert_into(self._engine, offers)
+        statement = statement.on_conflict_do_update(
+            index_elements=[offers.c.source, offers.c.offer_id],
+            set_={
+                "listed_at": statement.excluded.listed_at,
+                "application_id": statement.excluded.application_id,
+            },
+        )
+        with self._engine.begin() as conn:
+            for start in range(0, len(rows), ENQUEUE_CHUNK):
+                conn.execute(statement, rows[start : start + ENQUEUE_CHUNK])
 
-    def claim(
-        self, offer_id: str, *, run_id: str, owner: str, lease_seconds: float, snapshot_at: datetime
-    ) -> OfferState | None:
-        """Take ``offer_id`` for this worker and count an attempt, in one statement.
+    def claim_due(self, claim: Claim) -> list[OfferState]:
+        """Take due offers of the sources whose run is in progress, for this worker.
 
-        None when the offer is not to be tried now: another worker holds its lease, it is
-        parked, skipped, waiting for its next attempt, or was processed after ``snapshot_at``
-        (the listing that named it is stale). Use ``get`` to see which.
+        Due: named by its source's run's latest listing, not yet tried in that run, not
+        parked, skipped, backing off, processed (unless processed before that listing: it came
+        back) or leased by a live worker. Taken round-robin across sources (the oldest of each
+        first) within each source's budget, so that no tenant starves another. Each claim
+        counts an attempt and stamps the run.
         """
         now = _now()
-        params = {
-            "tenant": self._tenant, "offer_id": offer_id, "run_id": run_id, "now": now,
-            "owner": owner, "until": now + timedelta(seconds=lease_seconds),
-            "snapshot": snapshot_at,
-        }  # fmt: skip
         with self._engine.begin() as conn:
-            found = conn.execute(self._claim_statement(), params).first()
-        return None if found is None else state_from_row(found)
+            picked = self._candidates(conn, claim, now)
+            if not picked:
+                return []
+            o = offers.c
+            run_of_source = (
+                select(source_state.c.run_id)
+                .where(source_state.c.source == o.source)
+                .scalar_subquery()
+            )
+            claimed = conn.execute(
+                update(offers)
+                .where(tuple_(o.source, o.offer_id).in_(picked), self._free(now, claim))
+                .values(
+                    attempts=o.attempts + 1,
+                    last_run_id=run_of_source,
+                    updated_at=now,
+                    lease_owner=claim.owner,
+                    lease_until=now + timedelta(seconds=claim.lease_seconds),
+                )
+                .returning(*offers.c)
+            ).all()
+            keys = [(row.source, row.offer_id) for row in claimed]
+            targets = _targets_of(conn, keys)
+        return [_offer(row, targets.get((row.source, row.offer_id), ())) for row in claimed]
 
-    def _claim_statement(self) -> Any:
-        """Built once with bound parameters: rebuilding it per offer cost 0.35 ms of CPU."""
-        if self._claim is not None:
-            return self._claim
-        dialect = self._engine.dialect.name
-        row = offers.c
-        upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(offers).values(
-            tenant=bindparam("tenant"),
-            offer_id=bindparam("offer_id"),
-            status=Status.PENDING.value,
-            stage="fetch",
-            attempts=1,
-            last_run_id=bindparam("run_id"),
-            first_seen_at=bindparam("now"),
-            updated_at=bindparam("now"),
-            lease_owner=bindparam("owner"),
-            lease_until=bindparam("until"),
+    def _candidates(self, conn: Connection, claim: Claim, now: datetime) -> list[tuple[str, str]]:
+        o, s = offers.c, source_state.c
+        rank = func.row_number().over(partition_by=o.source, order_by=(o.first_seen_at, o.offer_id))
+        in_run = and_(
+            s.run_id.is_not(None), s.listed_at.is_not(None), s.halted.is_(None),
+            s.lease_until > now, o.listed_at >= s.listed_at,
+            or_(o.last_run_id.is_(None), o.last_run_id != s.run_id),
+        )  # fmt: skip
+        where = [in_run, self._free(now, claim)]
+        if claim.sources:
+            where.append(o.source.in_(claim.sources))
+        widest = max([claim.default_budget, *claim.budgets.values()])
+        ranked = (
+            select(o.source, o.offer_id, rank.label("rank"))
+            .select_from(offers.join(source_state, s.source == o.source))
+            .where(*where)
+            .subquery()
         )
-        now: Any = bindparam("now")
-        owner: Any = bindparam("owner")
-        eligible = and_(
-            or_(row.lease_until.is_(None), row.lease_until < now, row.lease_owner == owner),
-            row.parked_at.is_(None),
-            row.status != Status.SKIPPED.value,
-            or_(row.next_attempt_at.is_(None), row.next_attempt_at <= now),
-            or_(row.status != Status.PROCESSED.value, row.processed_at < bindparam("snapshot")),
-        )
-        self._claim = upsert.on_conflict_do_update(
-            index_elements=[row.tenant, row.offer_id],
-            set_={
-                "attempts": row.attempts + 1,
-                "last_run_id": bindparam("run_id"),
-                "updated_at": now,
-                "lease_owner": owner,
-                "lease_until": bindparam("until"),
-            },
-            where=eligible,
-        ).returning(*offers.c)
-        return self._claim
+        rows = conn.execute(
+            select(ranked.c.source, ranked.c.offer_id)
+            .where(ranked.c.rank <= widest)
+            .order_by(ranked.c.rank, ranked.c.source)
+            .limit(claim.limit * 4)
+        ).all()
+        taken: dict[str, int] = {}
+        picked = []
+        for source, offer_id in rows:
+            budget = claim.budgets.get(source, claim.default_budget)
+            if taken.get(source, 0) < budget:
+                taken[source] = taken.get(source, 0) + 1
+                picked.append((str(source), str(offer_id)))
+            if len(picked) >= claim.limit:
+                break
+        return picked
 
-    def record_posting(
-        self, offer_id: str, *, payload_hash: str, mapping_version: str, idempotency_key: str
+    def _free(self, now: datetime, claim: Claim) -> ColumnElement[bool]:
+        o = offers.c
+        return and_(
+            o.parked_at.is_(None),
+            o.status != Status.SKIPPED.value,
+            or_(o.status != Status.PROCESSED.value, o.processed_at < o.listed_at),
+            or_(o.next_attempt_at.is_(None), o.next_attempt_at <= now),
+            or_(
+                o.lease_owner.is_(None),
+                o.lease_until < now,
+                o.lease_owner == claim.owner,
+                ~alive_owner(o.lease_owner, now, claim.worker_timeout),
+            ),
+        )
+
+    # -- one offer's progress (fenced by the lease) ---------------------------------------
+
+    def begin_delivery(
+        self,
+        source: str,
+        offer_id: str,
+        *,
+        owner: str,
+        route: Sequence[str] | None,
+        sending: Sequence[Sending],
     ) -> None:
-        """Written before the HRIS call: from here on the outcome may be unknown after a crash."""
-        self._set(
-            offer_id,
-            status=Status.POSTING,
-            stage="post",
-            payload_hash=payload_hash,
-            mapping_version=mapping_version,
-            idempotency_key=idempotency_key,
-        )
+        """Before any target is sent anything: record the route (when decided now) and each
+        target about to be sent, with its idempotency key. From here on an outcome may be
+        unknown after a crash; the key settles it."""
+        now = _now()
+        with self._engine.begin() as conn:
+            self._fence(conn, source, offer_id, owner, {"stage": "post", "updated_at": now,
+                        **({"routed_at": now} if route is not None else {})})  # fmt: skip
+            if route is not None:
+                rows = [{"source": source, "offer_id": offer_id, "target": target,
+                         "status": Status.PENDING.value, "attempts": 0, "updated_at": now}
+                        for target in route]  # fmt: skip
+                if rows:
+                    conn.execute(
+                        upsert_into(self._engine, offer_targets).on_conflict_do_nothing(), rows
+                    )
+            for send in sending:
+                t = offer_targets.c
+                conn.execute(
+                    update(offer_targets)
+                    .where(*_target_key(source, offer_id, send.target))
+                    .values(
+                        status=Status.POSTING.value,
+                        stage="post",
+                        attempts=t.attempts + 1,
+                        idempotency_key=send.idempotency_key,
+                        payload_hash=send.payload_hash,
+                        mapping_version=send.mapping_version,
+                        updated_at=now,
+                    )
+                )
 
-    def record_posted(self, offer_id: str, *, hris_id: str | None) -> None:
-        """Written as soon as the HRIS accepted: the offer must never be posted again."""
-        self._set(
-            offer_id,
-            status=Status.POSTED,
-            stage="mark_processed",
-            hris_id=hris_id,
-            posted_at=_now(),
-            error_kind=None,
-            last_error=None,
-            http_status=None,
-        )
+    def record_posted(
+        self, source: str, offer_id: str, target: str, *, owner: str, record_id: str | None
+    ) -> None:
+        """Written as soon as a target accepted: it must never be sent this offer again."""
+        now = _now()
+        with self._engine.begin() as conn:
+            self._fence(conn, source, offer_id, owner, {"updated_at": now})
+            conn.execute(
+                update(offer_targets)
+                .where(*_target_key(source, offer_id, target))
+                .values(
+                    status=Status.POSTED.value,
+                    stage=None,
+                    record_id=record_id,
+                    posted_at=now,
+                    error_kind=None,
+                    last_error=None,
+                    http_status=None,
+                    next_attempt_at=None,
+                    parked_at=None,
+                    updated_at=now,
+                )
+            )
 
-    def steps_done(self, offer_id: str) -> dict[str, str | None]:
-        """The steps of a multi-step map that the target accepted, with their record ids."""
+    def record_all_posted(self, source: str, offer_id: str, *, owner: str) -> None:
+        """Every chosen target accepted: only the mark is left."""
+        self._set(source, offer_id, owner, status=Status.POSTED.value, stage="mark_processed",
+                  error_kind=None, last_error=None, http_status=None)  # fmt: skip
+
+    def record_processed(self, source: str, offer_id: str, *, owner: str) -> None:
+        self._set(
+            source, offer_id, owner, status=Status.PROCESSED.value, stage=None,
+            processed_at=_now(), error_kind=None, last_error=None, http_status=None,
+            next_attempt_at=None, lease_owner=None, lease_until=None,
+        )  # fmt: skip
+
+    def record_failed(
+        self,
+        source: str,
+        offer_id: str,
+        *,
+        owner: str,
+        offer: Failure,
+        targets: Mapping[str, Failure] | None = None,
+        all_posted: bool = False,
+    ) -> None:
+        """Keep the reasons, park or schedule the next attempt, release the offer.
+
+        ``offer`` says what the offer as a whole waits for (the soonest next try of its
+        targets, or parked); ``targets`` the failure of each target that failed. A posted
+        target stays posted, and an offer whose targets all accepted stays ``posted``.
+        """
+        now = _now()
+        with self._engine.begin() as conn:
+            for target, failure in (targets or {}).items():
+                conn.execute(
+                    update(offer_targets)
+                    .where(*_target_key(source, offer_id, target),
+                           offer_targets.c.status != Status.POSTED.value)
+                    .values(
+                        status=Status.FAILED.value, stage=failure.stage, updated_at=now,
+                        error_kind=failure.kind, last_error=failure.message,
+                        http_status=failure.http_status,
+                        parked_at=now if failure.park else None,
+                        next_attempt_at=None if failure.park else failure.next_attempt_at,
+                    )
+                )  # fmt: skip
+            self._fence(conn, source, offer_id, owner, {
+                "status": (Status.POSTED if all_posted else Status.FAILED).value,
+                "stage": offer.stage, "error_kind": offer.kind, "last_error": offer.message,
+                "http_status": offer.http_status, "parked_at": now if offer.park else None,
+                "next_attempt_at": None if offer.park else offer.next_attempt_at,
+                "lease_owner": None, "lease_until": None, "updated_at": now,
+            })  # fmt: skip
+
+    def release(self, source: str, offer_id: str, *, owner: str, until: datetime | None) -> None:
+        """Give the offer back untried (a halted source, an open circuit, a stop)."""
+        self._set(source, offer_id, owner, next_attempt_at=until, lease_owner=None,
+                  lease_until=None)  # fmt: skip
+
+    def _set(self, source: str, offer_id: str, owner: str, **values: object) -> None:
+        with self._engine.begin() as conn:
+            self._fence(conn, source, offer_id, owner, {"updated_at": _now(), **values})
+
+    def _fence(
+        self, conn: Connection, source: str, offer_id: str, owner: str, values: dict[str, Any]
+    ) -> None:
+        result = conn.execute(
+            update(offers)
+            .where(*_key(source, offer_id), offers.c.lease_owner == owner)
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            raise LeaseLost(f"offer {offer_id} of {source} is no longer claimed by this worker")
+
+    def release_leases_of(self, owner: str) -> list[OfferState]:
+        """Free the unprocessed offers ``owner`` holds (its work was cancelled); returns
+        them as they were left."""
+        held = and_(offers.c.lease_owner == owner, offers.c.status != Status.PROCESSED.value)
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                select(offers).where(held).order_by(offers.c.source, offers.c.offer_id)
+            ).all()
+            targets = _targets_of(conn, [(row.source, row.offer_id) for row in rows])
+            conn.execute(update(offers).where(held).values(lease_owner=None, lease_until=None))
+        return [_offer(row, targets.get((row.source, row.offer_id), ())) for row in rows]
+
+    # -- multi-step targets ---------------------------------------------------------------
+
+    def steps_done(self, source: str, offer_id: str, target: str) -> dict[str, str | None]:
+        """The steps of a multi-step map that ``target`` accepted, with their record ids."""
+        s = offer_steps.c
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(offer_steps.c.step, offer_steps.c.record_id).where(
-                    offer_steps.c.tenant == self._tenant,
-                    offer_steps.c.offer_id == offer_id,
-                    offer_steps.c.status == "done",
+                select(s.step, s.record_id).where(
+                    s.source == source,
+                    s.offer_id == offer_id,
+                    s.target == target,
+                    s.status == "done",
                 )
             ).all()
         return {str(step): record_id for step, record_id in rows}
 
     def record_step(
         self,
+        source: str,
         offer_id: str,
+        target: str,
         step: str,
         *,
         status: str,
@@ -223,227 +461,193 @@ class Ledger:
         """``posting`` before a step's request, ``done`` as soon as the target accepted it."""
         values = {"status": status, "record_id": record_id, "updated_at": _now(),
                   "idempotency_key": idempotency_key}  # fmt: skip
-        dialect = self._engine.dialect.name
-        upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(offer_steps)
-        statement = upsert.values(tenant=self._tenant, offer_id=offer_id, step=step, **values)
+        statement = upsert_into(self._engine, offer_steps).values(
+            source=source, offer_id=offer_id, target=target, step=step, **values
+        )
+        s = offer_steps.c
         with self._engine.begin() as conn:
             conn.execute(
                 statement.on_conflict_do_update(
-                    index_elements=[
-                        offer_steps.c.tenant,
-                        offer_steps.c.offer_id,
-                        offer_steps.c.step,
-                    ],
-                    set_=values,
+                    index_elements=[s.source, s.offer_id, s.target, s.step], set_=values
                 )
             )
 
-    def record_processed(self, offer_id: str) -> None:
-        self._set(
-            offer_id,
-            status=Status.PROCESSED,
-            stage=None,
-            processed_at=_now(),
-            error_kind=None,
-            last_error=None,
-            http_status=None,
-            next_attempt_at=None,
-            lease_owner=None,
-            lease_until=None,
-        )
+    # -- reading --------------------------------------------------------------------------
 
-    def release_all_leases(self) -> int:
-        """Free every claim: only safe when no other worker can be running (SQLite's lock)."""
-        with self._engine.begin() as conn:
-            result = conn.execute(
-                update(offers)
-                .where(offers.c.tenant == self._tenant, offers.c.lease_owner.is_not(None))
-                .values(lease_owner=None, lease_until=None)
-            )
-        return int(result.rowcount)
-
-    def release_leases_of(self, owner: str) -> list[OfferState]:
-        """Free the unprocessed offers ``owner`` holds (its run was cancelled); returns them
-        as they were left."""
-        held = and_(
-            offers.c.tenant == self._tenant,
-            offers.c.lease_owner == owner,
-            offers.c.status != Status.PROCESSED.value,
-        )
-        with self._engine.begin() as conn:
-            rows = conn.execute(select(offers).where(held).order_by(offers.c.offer_id)).all()
-            conn.execute(update(offers).where(held).values(lease_owner=None, lease_until=None))
-        return [state_from_row(row) for row in rows]
-
-    def record_failure(self, offer_id: str, failure: Failure) -> None:
-        """Keep the reason, park or schedule the next attempt. Delivered stays delivered."""
-        keep = offers.c.status.in_([s.value for s in DELIVERED])
-        self._set(
-            offer_id,
-            status=case((keep, offers.c.status), else_=Status.FAILED.value),
-            stage=failure.stage,
-            error_kind=failure.kind,
-            last_error=failure.message,
-            http_status=failure.http_status,
-            parked_at=_now() if failure.park else None,
-            next_attempt_at=None if failure.park else failure.next_attempt_at,
-            lease_owner=None,
-            lease_until=None,
-        )
-
-    def _set(self, offer_id: str, **values: object) -> None:
-        if any(isinstance(value, ClauseElement) for value in values.values()):
-            with self._engine.begin() as conn:
-                conn.execute(
-                    update(offers).where(*self._key(offer_id)).values(updated_at=_now(), **values)
-                )
-            return
-        # Plain values: one prepared statement per set of columns (per offer, building and
-        # caching a new statement each time cost more CPU than running it).
-        names = tuple(sorted(values))
-        statement = self._updates.get(names)
-        if statement is None:
-            statement = (
-                update(offers)
-                .where(offers.c.tenant == bindparam("k_tenant"),
-                       offers.c.offer_id == bindparam("k_offer"))
-                .values(updated_at=bindparam("k_now"),
-                        **{name: bindparam(f"v_{name}") for name in names})
-            )  # fmt: skip
-            self._updates[names] = statement
-        params = {f"v_{name}": value for name, value in values.items()}
-        params.update(k_tenant=self._tenant, k_offer=offer_id, k_now=_now())
-        with self._engine.begin() as conn:
-            conn.execute(statement, params)
-
-    def counts(self) -> dict[str, int]:
+    def get(self, source: str, offer_id: str) -> OfferState | None:
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(offers.c.status, func.count())
-                .where(offers.c.tenant == self._tenant)
-                .group_by(offers.c.status)
-            ).all()
+            row = conn.execute(select(offers).where(*_key(source, offer_id))).first()
+            if row is None:
+                return None
+            targets = _targets_of(conn, [(source, offer_id)])
+        return _offer(row, targets.get((source, offer_id), ()))
+
+    def find(self, offer_id: str, source: str | None = None) -> list[OfferState]:
+        """An offer id in every source (or one): ids are per tenant, so several may match."""
+        query = select(offers).where(offers.c.offer_id == offer_id).order_by(offers.c.source)
+        if source is not None:
+            query = query.where(offers.c.source == source)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+            targets = _targets_of(conn, [(row.source, row.offer_id) for row in rows])
+        return [_offer(row, targets.get((row.source, row.offer_id), ())) for row in rows]
+
+    def counts(self, source: str | None = None, target: str | None = None) -> dict[str, int]:
+        """Offers by state, as an operator reads it: ``posting`` while a target's answer is
+        awaited (or unknown after a crash), ``posted`` once every chosen target accepted and
+        only the mark is left, then ``processed``; ``failed`` (the last try failed, parked
+        or not), ``pending`` (seen, not yet delivered), ``skipped``."""
+        o, t = offers.c, offer_targets.c
+        mine = (t.source == o.source, t.offer_id == o.offer_id)
+        posting = select(t.target).where(*mine, t.status == Status.POSTING.value).exists()
+        unposted = select(t.target).where(*mine, t.status != Status.POSTED.value).exists()
+        final = o.status.in_([Status.PROCESSED.value, Status.SKIPPED.value])
+        state = case(
+            (final, o.status),
+            (posting, Status.POSTING.value),
+            (and_(o.routed_at.is_not(None), ~unposted), Status.POSTED.value),
+            else_=o.status,
+        )
+        query = select(state, func.count()).group_by(state)
+        if source is not None:
+            query = query.where(o.source == source)
+        if target is not None:
+            query = query.where(select(t.target).where(*mine, t.target == target).exists())
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
         return {str(status): int(count) for status, count in rows}
 
-    def unfinished(self, limit: int = 100) -> Sequence[OfferState]:
-        """Offers not processed, oldest change first (failures carry their reasons)."""
+    def target_counts(
+        self, source: str | None = None, target: str | None = None
+    ) -> dict[tuple[str, str], int]:
+        """(target, status) → how many offers; parked ones count under "parked"."""
+        t = offer_targets.c
+        parked = t.parked_at.is_not(None)
+        query = select(t.target, t.status, parked, func.count()).group_by(t.target, t.status,
+                                                                           parked)  # fmt: skip
+        if source is not None:
+            query = query.where(t.source == source)
+        if target is not None:
+            query = query.where(t.target == target)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query).all()
+        counts: dict[tuple[str, str], int] = {}
+        for name, status, is_parked, count in rows:
+            key = (str(name), "parked" if is_parked else str(status))
+            counts[key] = counts.get(key, 0) + int(count)
+        return counts
+
+    def unfinished(
+        self,
+        limit: int = 100,
+        *,
+        source: str | None = None,
+        target: str | None = None,
+        parked_only: bool = False,
+    ) -> Sequence[OfferState]:
+        """Offers not processed nor skipped, oldest change first, with their targets."""
+        o = offers.c
+        query = select(offers).where(
+            o.status.not_in([Status.PROCESSED.value, Status.SKIPPED.value])
+        )
+        if source is not None:
+            query = query.where(o.source == source)
+        t = offer_targets.c
+        mine = [t.source == o.source, t.offer_id == o.offer_id]
+        if target is not None:  # offers going to this target (waiting on it, if parked_only)
+            waiting = [t.parked_at.is_not(None)] if parked_only else []
+            query = query.where(select(t.offer_id).where(*mine, t.target == target,
+                                                         *waiting).exists())  # fmt: skip
+        elif parked_only:  # parked as a whole, or waiting on a parked target
+            parked_target = select(t.offer_id).where(*mine, t.parked_at.is_not(None)).exists()
+            query = query.where(or_(o.parked_at.is_not(None), parked_target))
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(o.updated_at).limit(limit)).all()
+            targets = _targets_of(conn, [(row.source, row.offer_id) for row in rows])
+        return [_offer(row, targets.get((row.source, row.offer_id), ())) for row in rows]
+
+    def oldest_waiting_since(self) -> dict[str, datetime]:
+        """Per source: when its oldest offer seen but not processed (nor skipped) was seen."""
+        o = offers.c
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(offers)
-                .where(
-                    offers.c.tenant == self._tenant,
-                    offers.c.status.not_in([Status.PROCESSED.value, Status.SKIPPED.value]),
-                )
-                .order_by(offers.c.updated_at)
-                .limit(limit)
+                select(o.source, func.min(o.first_seen_at))
+                .where(o.status.not_in([Status.PROCESSED.value, Status.SKIPPED.value]))
+                .group_by(o.source)
             ).all()
-        return [state_from_row(row) for row in rows]
-
-    def oldest_waiting_since(self) -> datetime | None:
-        """When the oldest offer seen but not yet processed (nor skipped) was first seen."""
-        with self._engine.connect() as conn:
-            oldest = conn.execute(
-                select(func.min(offers.c.first_seen_at)).where(
-                    offers.c.tenant == self._tenant,
-                    offers.c.status.not_in([Status.PROCESSED.value, Status.SKIPPED.value]),
-                )
-            ).scalar()
-        if oldest is not None and oldest.tzinfo is None:  # SQLite drops the zone; it is UTC
-            oldest = oldest.replace(tzinfo=UTC)
-        return oldest
+        return {str(source): _utc(oldest) for source, oldest in rows if oldest is not None}
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
         with self._engine.connect() as conn:
             conn.execute(select(1))
 
-    def keep_document(self, offer_id: str, document: str) -> None:
+    # -- kept source documents ------------------------------------------------------------
+
+    def keep_document(self, source: str, offer_id: str, document: str) -> None:
         """Store (or replace) an offer's source document; see purge_documents."""
         values = {"document": document, "stored_at": _now()}
-        dialect = self._engine.dialect.name
-        upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(source_documents)
-        statement = upsert.values(tenant=self._tenant, offer_id=offer_id, **values)
+        statement = upsert_into(self._engine, source_documents).values(
+            source=source, offer_id=offer_id, **values
+        )
+        d = source_documents.c
         with self._engine.begin() as conn:
             conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[source_documents.c.tenant, source_documents.c.offer_id],
-                    set_=values,
-                )
+                statement.on_conflict_do_update(index_elements=[d.source, d.offer_id], set_=values)
             )
 
     def purge_documents(self, older_than: datetime) -> int:
         with self._engine.begin() as conn:
             result = conn.execute(
-                delete(source_documents).where(
-                    source_documents.c.tenant == self._tenant,
-                    source_documents.c.stored_at < older_than,
-                )
+                delete(source_documents).where(source_documents.c.stored_at < older_than)
             )
         return int(result.rowcount)
 
-    def start_run(self, run_id: str) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(
-                insert(runs).values(
-                    run_id=run_id,
-                    tenant=self._tenant,
-                    started_at=_now(),
-                    listed=0,
-                    succeeded=0,
-                    failed=0,
-                )
-            )
 
-    def finish_run(
-        self,
-        run_id: str,
-        *,
-        outcome: str,
-        listed: int,
-        succeeded: int,
-        failed: int,
-        error: str | None,
-    ) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(
-                update(runs)
-                .where(runs.c.run_id == run_id)
-                .values(
-                    finished_at=_now(),
-                    outcome=outcome,
-                    listed=listed,
-                    succeeded=succeeded,
-                    failed=failed,
-                    error=error,
-                )
-            )
-
-    def last_runs(self, limit: int = 5) -> Sequence[dict[str, object]]:
-        with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(runs)
-                .where(runs.c.tenant == self._tenant)
-                .order_by(runs.c.started_at.desc())
-                .limit(limit)
-            ).all()
-        return [dict(row._mapping) for row in rows]
+def _targets_of(
+    conn: Connection, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[TargetState, ...]]:
+    if not keys:
+        return {}
+    t = offer_targets.c
+    found: dict[tuple[str, str], list[TargetState]] = {}
+    for start in range(0, len(keys), ENQUEUE_CHUNK):
+        chunk = keys[start : start + ENQUEUE_CHUNK]
+        rows = conn.execute(
+            select(offer_targets)
+            .where(tuple_(t.source, t.offer_id).in_(chunk))
+            .order_by(t.source, t.offer_id, t.target)
+        ).all()
+        for row in rows:
+            found.setdefault((row.source, row.offer_id), []).append(_target(row))
+    return {key: tuple(states) for key, states in found.items()}
 
 
-def state_from_row(row: object) -> OfferState:
-    m = row._mapping  # type: ignore[attr-defined]
-    return OfferState(
-        offer_id=m["offer_id"],
-        status=Status(m["status"]),
-        stage=m["stage"],
-        attempts=m["attempts"],
-        hris_id=m["hris_id"],
-        error_kind=m["error_kind"],
-        last_error=m["last_error"],
-        http_status=m["http_status"],
-        updated_at=m["updated_at"],
-        processed_at=m["processed_at"],
-        next_attempt_at=m["next_attempt_at"],
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # SQLite drops it
+
+
+def _target(row: Any) -> TargetState:
+    m = row._mapping
+    return TargetState(
+        target=m["target"], status=Status(m["status"]), stage=m["stage"],
+        attempts=m["attempts"], record_id=m["record_id"], error_kind=m["error_kind"],
+        last_error=m["last_error"], http_status=m["http_status"],
+        idempotency_key=m["idempotency_key"], updated_at=m["updated_at"],
+        posted_at=m["posted_at"], next_attempt_at=m["next_attempt_at"],
         parked_at=m["parked_at"],
-        lease_owner=m["lease_owner"],
-        lease_until=m["lease_until"],
-    )
+    )  # fmt: skip
+
+
+def _offer(row: Any, targets: tuple[TargetState, ...]) -> OfferState:
+    m = row._mapping
+    return OfferState(
+        source=m["source"], offer_id=m["offer_id"], status=Status(m["status"]),
+        stage=m["stage"], attempts=m["attempts"], error_kind=m["error_kind"],
+        last_error=m["last_error"], http_status=m["http_status"], updated_at=m["updated_at"],
+        first_seen_at=m["first_seen_at"], application_id=m["application_id"],
+        last_run_id=m["last_run_id"], listed_at=m["listed_at"], routed_at=m["routed_at"],
+        processed_at=m["processed_at"], next_attempt_at=m["next_attempt_at"],
+        parked_at=m["parked_at"], lease_owner=m["lease_owner"], lease_until=m["lease_until"],
+        targets=targets,
+    )  # fmt: skip

@@ -24,26 +24,30 @@ metadata = MetaData(
     }
 )
 
-# One row per PageUp offer: how far it got, and why it stopped if it did.
+# One row per offer of a source (a PageUp tenant): where it stands as a whole. The offer is
+# claimed (a lease) by one worker at a time; it is marked processed in PageUp only after every
+# target its routes chose (``offer_targets``) has accepted it.
 offers = Table(
     "offers",
     metadata,
-    Column("tenant", String(64), primary_key=True),
+    Column("source", String(64), primary_key=True),
     Column("offer_id", String(64), primary_key=True),
+    # pending -> posted (every chosen target accepted) -> processed (marked); failed; skipped
     Column("status", String(16), nullable=False, index=True),
-    Column("stage", String(32), nullable=True),
+    Column("stage", String(48), nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
     Column("error_kind", String(32), nullable=True),
     Column("last_error", Text, nullable=True),
     Column("http_status", Integer, nullable=True),
-    Column("hris_id", String(128), nullable=True),
-    Column("idempotency_key", String(128), nullable=True),
-    Column("payload_hash", String(64), nullable=True),
-    Column("mapping_version", String(32), nullable=True),
+    Column("application_id", String(64), nullable=True),  # as the offers list named it
     Column("last_run_id", String(32), nullable=True),
     Column("first_seen_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("posted_at", DateTime(timezone=True), nullable=True),
+    # The latest listing of the queue that named the offer: only offers in a run's own
+    # listing are worked on, so an offer that left the queue is never taken from a stale one.
+    Column("listed_at", DateTime(timezone=True), nullable=True),
+    # When the targets were chosen (the offer_targets rows written); null: not yet.
+    Column("routed_at", DateTime(timezone=True), nullable=True),
     Column("processed_at", DateTime(timezone=True), nullable=True),
     # Retries across runs: not tried again before this time.
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
@@ -54,18 +58,74 @@ offers = Table(
     Column("lease_until", DateTime(timezone=True), nullable=True),
 )
 
-# Multi-step field maps: each step an offer has been sent through. A step that is "done" is
-# never sent again; one left "posting" (outcome unknown) is resent with the same idempotency key.
+# One row per (offer, target) its routes chose: that target's own state, attempts, backoff,
+# parking and idempotency key. A target that accepted is never sent the offer again.
+offer_targets = Table(
+    "offer_targets",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("offer_id", String(64), primary_key=True),
+    Column("target", String(64), primary_key=True),
+    # pending -> posting (outcome unknown until answered) -> posted; failed
+    Column("status", String(16), nullable=False),
+    Column("stage", String(48), nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error_kind", String(32), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("record_id", String(128), nullable=True),  # the id the target gave the record
+    Column("idempotency_key", String(200), nullable=True),
+    Column("payload_hash", String(64), nullable=True),
+    Column("mapping_version", String(32), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("posted_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("parked_at", DateTime(timezone=True), nullable=True),
+)
+
+# Multi-step field maps: each step an offer has been sent through, per target. A step that is
+# "done" is never sent again; one left "posting" (outcome unknown) is resent with the same
+# idempotency key.
 offer_steps = Table(
     "offer_steps",
     metadata,
-    Column("tenant", String(64), primary_key=True),
+    Column("source", String(64), primary_key=True),
     Column("offer_id", String(64), primary_key=True),
+    Column("target", String(64), primary_key=True),
     Column("step", String(40), primary_key=True),
     Column("status", String(16), nullable=False),
     Column("record_id", String(128), nullable=True),
     Column("idempotency_key", String(200), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per source: its schedule and its run in progress, owned by one worker at a time
+# (a lease), so that replicas share the sources and a dead replica's runs move to another.
+source_state = Table(
+    "source_state",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("next_run_at", DateTime(timezone=True), nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("run_id", String(32), nullable=True),  # the run in progress (or the last one)
+    Column("listed_at", DateTime(timezone=True), nullable=True),  # that run's latest listing
+    Column("halted", Text, nullable=True),  # why that run stopped early, if it did
+    Column("last_started_at", DateTime(timezone=True), nullable=True),
+    Column("last_finished_at", DateTime(timezone=True), nullable=True),
+)
+
+# One row per running worker process, beating while it lives: a lease held by a worker that
+# stopped beating is void, so a dead replica's offers and source runs move to another at once.
+workers = Table(
+    "workers",
+    metadata,
+    Column("worker_id", String(64), primary_key=True),
+    Column("host", String(64), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
 )
 
 # Pushes received (Apna leads, POP Engine notifications): stored before we answer 200, kept
@@ -122,36 +182,42 @@ jobs = Table(
 source_documents = Table(
     "source_documents",
     metadata,
-    Column("tenant", String(64), primary_key=True),
+    Column("source", String(64), primary_key=True),
     Column("offer_id", String(64), primary_key=True),
     Column("document", Text, nullable=False),
     Column("stored_at", DateTime(timezone=True), nullable=False, index=True),
 )
 
-# Every manual decision about an offer: who, when, why.
+# Every manual decision about an offer (or one of its targets): who, when, why.
 manual_actions = Table(
     "manual_actions",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("tenant", String(64), nullable=False),
+    Column("source", String(64), nullable=False),
     Column("offer_id", String(64), nullable=False, index=True),
+    Column("target", String(64), nullable=True),
     Column("action", String(32), nullable=False),
     Column("actor", String(128), nullable=False),
     Column("reason", Text, nullable=True),
     Column("at", DateTime(timezone=True), nullable=False),
 )
 
-# One row per sync run.
+# One row per run of a source.
 runs = Table(
     "runs",
     metadata,
     Column("run_id", String(32), primary_key=True),
-    Column("tenant", String(64), nullable=False),
+    Column("source", String(64), nullable=False, index=True),
+    Column("owner", String(64), nullable=True),
     Column("started_at", DateTime(timezone=True), nullable=False, index=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     Column("outcome", String(16), nullable=True),
     Column("listed", Integer, nullable=False, default=0),
     Column("succeeded", Integer, nullable=False, default=0),
     Column("failed", Integer, nullable=False, default=0),
+    Column("parked", Integer, nullable=False, default=0),
+    # Entries of the offers list that could not be read (no id), and where they were.
+    Column("invalid_entries", Integer, nullable=False, default=0),
+    Column("invalid_where", Text, nullable=True),
     Column("error", Text, nullable=True),
 )

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Self
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -22,6 +21,7 @@ from pydantic_settings import (
 )
 
 from worker.errors import ConfigError
+from worker.yamlfile import read_yaml
 
 
 class _Section(BaseModel):
@@ -405,9 +405,13 @@ def load_settings(path: Path | None, *, required: bool = False) -> Settings:
 
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    document = read_yaml(text, path)
+    if document.duplicates:
+        raise ConfigError(document.duplicates)
+    loaded = document.data
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

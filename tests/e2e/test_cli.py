@@ -118,6 +118,32 @@ def test_validate_mappings_lists_every_problem_with_exit_code_2(tmp_path: Path) 
     assert hirebridge("validate-mappings", str(good), cwd=tmp_path).returncode == 0
 
 
+def test_a_key_given_twice_is_refused_by_every_command_that_reads_the_file(
+    sims: Sims, tmp_path: Path
+) -> None:
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("fields:\n  email: offer.Email\n  name: offer.Name\n  email: offer.X\n")
+    (tmp_path / "twice.tests").mkdir()
+    both = f"{twice}:4:3: duplicate key 'fields.email', first given at {twice}:2:3"
+    data = sims.settings_data(f"sqlite:///{tmp_path / 's.sqlite'}")
+    data["hris"]["mapping"] = str(twice)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    doubled = tmp_path / "doubled.yaml"  # its `sync` section is given twice
+    doubled.write_text(yaml.safe_dump(data) + "sync: {concurrency: 2}\n")
+
+    validate = hirebridge("validate-mappings", str(twice), cwd=tmp_path)
+    tested = hirebridge("mappings", "test", str(twice), cwd=tmp_path)
+    started = hirebridge("--config", str(config), "sync", "--once", cwd=tmp_path)
+    bad_config = hirebridge("--config", str(doubled), "sync", "--once", cwd=tmp_path)
+
+    for result in (validate, tested, started):
+        assert result.returncode == 2 and both in result.stderr, result.stderr
+    assert bad_config.returncode == 2
+    assert f"duplicate key 'sync', first given at {doubled}:" in bad_config.stderr
+    assert sims.pageup.calls.total() == 0
+
+
 def test_bad_settings_refuse_to_start_listing_every_problem(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("pageup: {tenant_id: '218'}\nhris: {}\nsync: {concurrency: -1}\n")

@@ -21,7 +21,7 @@ from worker.commands import jobs as job_commands
 from worker.commands import maps as map_commands
 from worker.errors import ConfigError, HirebridgeError
 from worker.observability import configure_logging
-from worker.settings import Settings, load_settings
+from worker.settings import Settings, load_settings_for_command
 from worker.store.interventions import Interventions
 from worker.store.ledger import Ledger
 
@@ -49,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         type=Path,
-        default=Path(os.environ.get("HIREBRIDGE_CONFIG", "config.yaml")),
-        help="settings file (default: $HIREBRIDGE_CONFIG or config.yaml)",
+        default=None,
+        help="settings file (default: $HIREBRIDGE_CONFIG, else config.yaml if it exists)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config)
+    settings = load_settings_for_command(args.config)
     configure_logging(settings.logging.level, settings.logging.format)
     return settings
 
@@ -179,7 +179,7 @@ def _check(args: argparse.Namespace) -> int:
 def _reload(args: argparse.Namespace) -> int:
     import httpx
 
-    settings = load_settings(args.config)
+    settings = load_settings_for_command(args.config)
     # The worker accepts a reload from loopback only; a wildcard bind includes loopback.
     wildcard = settings.service.host in ("0.0.0.0", "::", "")  # noqa: S104 (a comparison)
     host = "127.0.0.1" if wildcard else settings.service.host

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,11 +20,19 @@ pytestmark = pytest.mark.e2e
 MISSING_TFN = {"offers": 6, "missing_tfn": frozenset({1})}
 
 
-def hirebridge(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def hirebridge(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "worker", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=120, check=False,
+        timeout=120, check=False, env=env,
     )  # fmt: skip
+
+
+def bare_environment(**settings: str) -> dict[str, str]:
+    """The test's environment without any HIREBRIDGE_ setting, plus ``settings``."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("HIREBRIDGE_")}
+    return {**kept, **settings}
 
 
 def write_config(sims: Sims, folder: Path, db_url: str) -> Path:
@@ -142,6 +151,35 @@ def test_a_key_given_twice_is_refused_by_every_command_that_reads_the_file(
     assert bad_config.returncode == 2
     assert f"duplicate key 'sync', first given at {doubled}:" in bad_config.stderr
     assert sims.pageup.calls.total() == 0
+
+
+def test_a_missing_config_file_is_named_and_the_environment_alone_can_configure(
+    tmp_path: Path,
+) -> None:
+    named = hirebridge("--config", "missing.yaml", "status", cwd=tmp_path, env=bare_environment())
+    from_env = hirebridge(
+        "status", cwd=tmp_path, env=bare_environment(HIREBRIDGE_CONFIG=str(tmp_path / "gone.yaml"))
+    )
+    nothing = hirebridge("status", cwd=tmp_path, env=bare_environment())
+    env_only = hirebridge("status", cwd=tmp_path, env=bare_environment(
+        HIREBRIDGE_PAGEUP__TENANT_ID="218", HIREBRIDGE_PAGEUP__CLIENT_ID="acme",
+        HIREBRIDGE_PAGEUP__CLIENT_SECRET="s", HIREBRIDGE_HRIS__URL="https://hris.example/api",
+        HIREBRIDGE_DATABASE__URL=f"sqlite:///{tmp_path / 'state.sqlite'}",
+    ))  # fmt: skip
+
+    assert named.returncode == 2 and named.stderr == (
+        "configuration problems:\n"
+        f"  - missing.yaml (in {tmp_path}): config file not found (named by --config)\n"
+    )
+    assert from_env.returncode == 2
+    assert f"{tmp_path / 'gone.yaml'}: config file not found (named by $HIREBRIDGE_CONFIG)" in (
+        from_env.stderr
+    )
+    assert nothing.returncode == 2 and "Field required" not in nothing.stderr
+    assert f"no config file: config.yaml (in {tmp_path}) does not exist" in nothing.stderr
+    assert f"cp {REPO / 'config.example.yaml'} config.yaml" in nothing.stderr
+    assert env_only.returncode == 0, env_only.stderr
+    assert re.search(r"pending\s+0\n", env_only.stdout)
 
 
 def test_bad_settings_refuse_to_start_listing_every_problem(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from worker.errors import ConfigError
-from worker.settings import Settings, load_settings
+from worker.settings import Settings, load_settings_for_command
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -30,7 +30,7 @@ def register(commands: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config, required=True)
+    settings = load_settings_for_command(args.config)
     if not settings.ats.enabled:
         raise ConfigError(["ats.enabled is false: job postings are not configured"])
     return settings

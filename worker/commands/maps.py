@@ -14,7 +14,7 @@ from worker.errors import ConfigError, HirebridgeError, MappingError
 from worker.mapping.engine import apply_map, planned_requests
 from worker.mapping.loader import load_field_map
 from worker.observability import configure_logging
-from worker.settings import Settings, load_settings
+from worker.settings import Settings, load_settings_for_command
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -45,7 +45,7 @@ def register(commands: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config)
+    settings = load_settings_for_command(args.config)
     configure_logging(settings.logging.level, settings.logging.format)
     return settings
 
@@ -53,7 +53,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _preview(args: argparse.Namespace) -> int:
     """Map one source document (live or saved) and print the payload; write nothing."""
     if args.input is not None:
-        settings = load_settings(args.config, required=True)
+        settings = load_settings_for_command(args.config)
         document = _read_json(args.input)
     else:
         settings = _settings(args)
@@ -135,7 +135,7 @@ def _mapping_failed(exc: MappingError) -> int:
 def _validate_mappings(args: argparse.Namespace) -> int:
     paths: list[Path] = list(args.paths)
     if not paths:
-        paths = [load_settings(args.config, required=True).hris.mapping]
+        paths = [load_settings_for_command(args.config).hris.mapping]
     problems: list[str] = []
     for path in paths:
         try:

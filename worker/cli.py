@@ -19,9 +19,10 @@ from worker import __version__, alerts
 from worker.commands import inbound as inbound_commands
 from worker.commands import jobs as job_commands
 from worker.commands import maps as map_commands
+from worker.config_file import load_settings_for_command
 from worker.errors import ConfigError, HirebridgeError
 from worker.observability import configure_logging
-from worker.settings import Settings, load_settings_for_command
+from worker.settings import Settings
 from worker.store.interventions import Interventions
 from worker.store.ledger import Ledger
 

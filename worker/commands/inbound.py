@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from worker.config_file import load_settings_for_command
 from worker.inbound import pop
-from worker.settings import load_settings_for_command
 
 EXIT_OK, EXIT_FAILED = 0, 1
 

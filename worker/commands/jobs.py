@@ -6,8 +6,9 @@ import argparse
 import asyncio
 from typing import Any
 
+from worker.config_file import load_settings_for_command
 from worker.errors import ConfigError
-from worker.settings import Settings, load_settings_for_command
+from worker.settings import Settings
 
 EXIT_OK, EXIT_FAILED = 0, 1
 

@@ -226,7 +226,7 @@ def _the_answer(form: Any, question: str | int) -> Any:
             matches = item.get("QuestionID", item.get("questionId")) == wanted
         if matches:
             found.append(item.get("Answer", item.get("answer")))
-    if len({json.dumps(value, sort_keys=True, default=str) for value in found}) > 1:
+    if len(found) > 1 and len({json.dumps(v, sort_keys=True, default=str) for v in found}) > 1:
         raise ValueError(
             f"{_question(question)} is answered {len(found)} times, with different answers"
         )

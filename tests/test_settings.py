@@ -101,6 +101,24 @@ def test_missing_required_file_and_bad_yaml(tmp_path: Path) -> None:
         load_settings(bad)
 
 
+def test_a_key_given_twice_at_any_depth_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        MINIMAL
+        + "sync:\n  concurrency: 4\n  concurrency: 2\n"
+        + "hris:\n  url: https://other.example\n"
+        + "inbound:\n  apna:\n    auth: {type: bearer, token: a, token: b}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert [p.removesuffix("; YAML silently keeps only the later one")
+            for p in caught.value.problems] == [
+        f"{config}:11:3: duplicate key 'sync.concurrency', first given at {config}:10:3",
+        f"{config}:12:1: duplicate key 'hris', first given at {config}:6:1",
+        f"{config}:16:36: duplicate key 'inbound.apna.auth.token', first given at {config}:16:26",
+    ]  # fmt: skip
+
+
 NAMED = ("sources", "targets", "routes")  # a mapping of named entries, or a list of them
 
 

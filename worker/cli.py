@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -20,9 +19,10 @@ from worker.commands import inbound as inbound_commands
 from worker.commands import jobs as job_commands
 from worker.commands import maps as map_commands
 from worker.commands import offers as offer_commands
+from worker.config_file import load_settings_for_command
 from worker.errors import ConfigError
 from worker.observability import configure_logging
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 if TYPE_CHECKING:
     from worker.pipelines.source_run import RunReport
@@ -51,8 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         type=Path,
-        default=Path(os.environ.get("HIREBRIDGE_CONFIG", "config.yaml")),
-        help="settings file (default: $HIREBRIDGE_CONFIG or config.yaml)",
+        default=None,
+        help="settings file (default: $HIREBRIDGE_CONFIG, else config.yaml if it exists)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config)
+    settings = load_settings_for_command(args.config)
     configure_logging(settings.logging.level, settings.logging.format)
     return settings
 
@@ -181,7 +181,9 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
 def _run(args: argparse.Namespace) -> int:
     from worker.service.runner import run_service
 
-    return asyncio.run(run_service(_settings(args), reread=lambda: load_settings(args.config)))
+    return asyncio.run(
+        run_service(_settings(args), reread=lambda: load_settings_for_command(args.config))
+    )
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -197,7 +199,7 @@ def _check(args: argparse.Namespace) -> int:
 def _reload(args: argparse.Namespace) -> int:
     import httpx
 
-    settings = load_settings(args.config)
+    settings = load_settings_for_command(args.config)
     # The worker accepts a reload from loopback only; a wildcard bind includes loopback.
     wildcard = settings.service.host in ("0.0.0.0", "::", "")  # noqa: S104 (a comparison)
     host = "127.0.0.1" if wildcard else settings.service.host

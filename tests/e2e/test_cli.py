@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,11 +20,19 @@ pytestmark = pytest.mark.e2e
 MISSING_TFN = {"offers": 6, "missing_tfn": frozenset({1})}
 
 
-def hirebridge(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def hirebridge(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "worker", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=120, check=False,
+        timeout=120, check=False, env=env,
     )  # fmt: skip
+
+
+def bare_environment(**settings: str) -> dict[str, str]:
+    """The test's environment without any HIREBRIDGE_ setting, plus ``settings``."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("HIREBRIDGE_")}
+    return {**kept, **settings}
 
 
 def write_config(sims: Sims, folder: Path, db_url: str) -> Path:
@@ -118,6 +127,61 @@ def test_validate_mappings_lists_every_problem_with_exit_code_2(tmp_path: Path) 
     assert hirebridge("validate-mappings", str(good), cwd=tmp_path).returncode == 0
 
 
+def test_a_key_given_twice_is_refused_by_every_command_that_reads_the_file(
+    sims: Sims, tmp_path: Path
+) -> None:
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("fields:\n  email: offer.Email\n  name: offer.Name\n  email: offer.X\n")
+    (tmp_path / "twice.tests").mkdir()
+    both = f"{twice}:4:3: duplicate key 'fields.email', first given at {twice}:2:3"
+    data = sims.settings_data(f"sqlite:///{tmp_path / 's.sqlite'}")
+    data["hris"]["mapping"] = str(twice)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    doubled = tmp_path / "doubled.yaml"  # its `sync` section is given twice
+    doubled.write_text(yaml.safe_dump(data) + "sync: {concurrency: 2}\n")
+
+    validate = hirebridge("validate-mappings", str(twice), cwd=tmp_path)
+    tested = hirebridge("mappings", "test", str(twice), cwd=tmp_path)
+    started = hirebridge("--config", str(config), "sync", "--once", cwd=tmp_path)
+    bad_config = hirebridge("--config", str(doubled), "sync", "--once", cwd=tmp_path)
+
+    for result in (validate, tested, started):
+        assert result.returncode == 2 and both in result.stderr, result.stderr
+    assert bad_config.returncode == 2
+    assert f"duplicate key 'sync', first given at {doubled}:" in bad_config.stderr
+    assert sims.pageup.calls.total() == 0
+
+
+def test_a_missing_config_file_is_named_and_the_environment_alone_can_configure(
+    tmp_path: Path,
+) -> None:
+    named = hirebridge("--config", "missing.yaml", "status", cwd=tmp_path, env=bare_environment())
+    from_env = hirebridge(
+        "status", cwd=tmp_path, env=bare_environment(HIREBRIDGE_CONFIG=str(tmp_path / "gone.yaml"))
+    )
+    nothing = hirebridge("status", cwd=tmp_path, env=bare_environment())
+    env_only = hirebridge("status", cwd=tmp_path, env=bare_environment(
+        HIREBRIDGE_PAGEUP__TENANT_ID="218", HIREBRIDGE_PAGEUP__CLIENT_ID="acme",
+        HIREBRIDGE_PAGEUP__CLIENT_SECRET="s", HIREBRIDGE_HRIS__URL="https://hris.example/api",
+        HIREBRIDGE_DATABASE__URL=f"sqlite:///{tmp_path / 'state.sqlite'}",
+    ))  # fmt: skip
+
+    assert named.returncode == 2 and named.stderr == (
+        "configuration problems:\n"
+        f"  - missing.yaml (in {tmp_path}): config file not found (named by --config)\n"
+    )
+    assert from_env.returncode == 2
+    assert f"{tmp_path / 'gone.yaml'}: config file not found (named by $HIREBRIDGE_CONFIG)" in (
+        from_env.stderr
+    )
+    assert nothing.returncode == 2 and "Field required" not in nothing.stderr
+    assert f"no config file: config.yaml (in {tmp_path}) does not exist" in nothing.stderr
+    assert f"cp {REPO / 'config.example.yaml'} config.yaml" in nothing.stderr
+    assert env_only.returncode == 0, env_only.stderr
+    assert re.search(r"pending\s+0\n", env_only.stdout)
+
+
 def test_bad_settings_refuse_to_start_listing_every_problem(tmp_path: Path) -> None:
     config = tmp_path / "config.yaml"
     config.write_text("pageup: {tenant_id: '218'}\nhris: {}\nsync: {concurrency: -1}\n")
@@ -207,7 +271,7 @@ def test_mappings_test_passes_the_shipped_cases_and_diffs_a_broken_one(tmp_path:
     assert "FAIL  example_hris/typical" in broken.stdout
     assert '-  "costCentre": "CC-115",' in broken.stdout
     assert '+  "costCentre": "Retail",' in broken.stdout
-    assert "1 passed, 1 failed" in broken.stdout
+    assert "3 passed, 1 failed" in broken.stdout
 
 
 def test_preview_diff_shows_what_a_map_change_does(sims: Sims, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO
-from worker.errors import MappingError
+from worker.errors import ConfigError, MappingError
 from worker.mapping.engine import apply_map
 from worker.mapping.loader import FieldMap, load_field_map
 from worker.simulators.sample import make_offers
@@ -129,3 +129,87 @@ def test_any_json_maps_or_fails_with_a_mapping_error(
     field_map = load_field_map(path)
     with contextlib.suppress(MappingError):
         apply_map(field_map, {"offer": offer, "onboarding": onboarding, "application": offer})
+
+
+UNTYPED = """
+fields:
+  city: offer.City
+  tags: offer.Tags
+  address: {expr: offer.Address, type: object}
+  accounts: {expr: "offer.Accounts[].{bsb: Bsb}", type: array}
+  fixed: {const: {source: pageup}}
+  fallback: {expr: offer.Missing, default: [none]}
+"""
+
+
+@pytest.fixture
+def untyped(tmp_path: Path) -> FieldMap:
+    path = tmp_path / "untyped.yaml"
+    path.write_text(UNTYPED)
+    return load_field_map(path)
+
+
+def test_a_field_without_type_refuses_a_structure_naming_field_and_expression(
+    untyped: FieldMap,
+) -> None:
+    offer = {"City": {"Name": "Sydney 2000"}, "Tags": ["PII-tag"], "Address": {}, "Accounts": []}
+    with pytest.raises(MappingError) as caught:
+        apply_map(untyped, {"offer": offer})
+    assert caught.value.problems == [
+        "field 'city': 'offer.City' gave an object where a single value is expected "
+        "(declare type: object if the target takes one)",
+        "field 'tags': 'offer.Tags' gave an array where a single value is expected "
+        "(declare type: array if the target takes one)",
+    ]
+
+
+def test_declared_structures_and_the_maps_own_constants_go_through(untyped: FieldMap) -> None:
+    offer = {"City": "Sydney", "Tags": "a", "Address": {"Line": "1 George St"},
+             "Accounts": [{"Bsb": "062-000"}, {"Bsb": "062-001"}]}  # fmt: skip
+    assert apply_map(untyped, {"offer": offer}).payload == {
+        "city": "Sydney",
+        "tags": "a",
+        "address": {"Line": "1 George St"},
+        "accounts": [{"bsb": "062-000"}, {"bsb": "062-001"}],
+        "fixed": {"source": "pageup"},
+        "fallback": ["none"],
+    }
+
+
+def test_an_expression_that_can_only_give_a_structure_must_declare_it(tmp_path: Path) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text(
+        "fields:\n"
+        "  accounts: 'offer.Accounts[].Bsb'\n"
+        "  merged: 'merge(offer.A, offer.B)'\n"
+        "  answer: {expr: 'answer(onboarding, `11`)', type: object}\n"
+        "  whole: {expr: 'answer_object(onboarding, `11`)'}\n"
+        "  part: 'answer_object(onboarding, `11`).Value'\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_field_map(path)
+    assert caught.value.problems == [
+        f"{path}:2:3: field 'accounts': it gives an array, and a field without 'type' takes a "
+        "single value: declare type: array if the target takes one",
+        f"{path}:3:3: field 'merged': it gives an object, and a field without 'type' takes a "
+        "single value: declare type: object if the target takes one",
+        f"{path}:4:12: field 'answer': declared type object, but answer() gives boolean or "
+        "number or string",
+        f"{path}:5:11: field 'whole': it gives an array or an object, and a field without "
+        "'type' takes a single value: declare type: array if the target takes one",
+    ]
+
+
+def test_a_verified_answer_object_never_reaches_the_payload() -> None:
+    field_map = load_field_map(REPO / "mappings" / "example_hris.yaml")
+    sample = make_offers(1)[0]
+    onboarding = json.loads(json.dumps(sample.onboarding))
+    tfn = onboarding["Answers"][0]
+    tfn["Answer"] = {"Value": tfn["Answer"], "Verified": True}
+    doc = {"offer": sample.offer, "onboarding": onboarding, "application": sample.application_form}
+    with pytest.raises(MappingError) as caught:
+        apply_map(field_map, doc)
+    (problem,) = caught.value.problems
+    assert problem.startswith("field 'tax.taxFileNumber': 'answer(onboarding, `11`)' failed: "
+                              "the answer to question 11 is an object")  # fmt: skip
+    assert tfn["Answer"]["Value"] not in problem

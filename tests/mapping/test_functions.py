@@ -100,3 +100,82 @@ def test_requires_names_the_target_fields_a_map_must_fill(tmp_path: Path) -> Non
         "mark it required: true or give it a default",
         f"{path}:1:1: the target requires 'startDate'; no field fills it",
     ]
+
+
+def form(*answers: tuple[Any, str, Any]) -> dict[str, Any]:
+    return {"form": {"Answers": [{"QuestionID": qid, "Question": text, "Answer": answer}
+                                 for qid, text, answer in answers]}}  # fmt: skip
+
+
+VERIFIED = {"Value": "123456782", "Verified": True}
+
+
+@pytest.mark.parametrize("question", ["`11`", "'tax file number'"])
+@pytest.mark.parametrize("value", [VERIFIED, ["123456782"]])
+def test_answer_refuses_an_object_or_list_answer_without_quoting_it(
+    tmp_path: Path, question: str, value: Any
+) -> None:
+    named = "question 11" if question == "`11`" else "question 'tax file number'"
+    kind = "an object" if isinstance(value, dict) else "a list"
+    with pytest.raises(MappingError) as caught:
+        mapped(tmp_path, f"answer(form, {question})", form((11, "Tax file number", value)))
+    (problem,) = caught.value.problems
+    assert f"the answer to {named} is {kind}, not a single value" in problem
+    assert "use answer_object()" in problem and "123456782" not in problem
+
+
+def test_answer_object_takes_a_structured_answer_and_refuses_a_single_value(
+    tmp_path: Path,
+) -> None:
+    document = form((11, "Tax file number", VERIFIED), (12, "Bank BSB", "062-000"))
+    assert mapped(tmp_path, "answer_object(form, `11`).Value", document) == "123456782"
+    assert mapped(tmp_path, "answer_object(form, `11`).Verified", document) is True
+    assert mapped(tmp_path, "answer_object(form, `99`).Value", document) is None
+    with pytest.raises(MappingError) as caught:
+        mapped(tmp_path, "answer_object(form, 'Bank BSB').Value", document)
+    assert "the answer to question 'Bank BSB' is text, not an object or a list" in str(caught.value)
+    assert "062-000" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("question", "named"),
+    [("`11`", "question 11"), ("' TAX file number'", "question 'TAX file number'")],
+)
+def test_a_question_answered_twice_differently_is_refused_naming_only_the_question(
+    tmp_path: Path, question: str, named: str
+) -> None:
+    document = form((11, "Tax file number", "123456782"), (12, "Bank BSB", "062-000"),
+                    (11, "Tax file number", "876543210"))  # fmt: skip
+    with pytest.raises(MappingError) as caught:
+        mapped(tmp_path, f"answer(form, {question})", document)
+    (problem,) = caught.value.problems
+    assert problem.endswith(f"failed: {named} is answered 2 times, with different answers")
+    assert "123456782" not in problem and "876543210" not in problem
+
+
+def test_a_question_answered_twice_the_same_way_is_fine(tmp_path: Path) -> None:
+    same = form((11, "Tax file number", VERIFIED), (11, "Tax file number", dict(VERIFIED)),
+                (12, "Bank BSB", "062-000"), (12, "bank bsb", "062-000"))  # fmt: skip
+    assert mapped(tmp_path, "answer_object(form, `11`).Value", same) == "123456782"
+    assert mapped(tmp_path, "answer(form, 'Bank BSB')", same) == "062-000"
+    assert mapped(tmp_path, "answer(form, `12`)", same) == "062-000"
+    blank_and_given = form((12, "Bank BSB", None), (12, "Bank BSB", "062-000"))
+    with pytest.raises(MappingError, match="question 12 is answered 2 times"):
+        mapped(tmp_path, "answer(form, `12`)", blank_and_given)
+
+
+@pytest.mark.parametrize(
+    ("expression", "problem"),
+    [("join_present(' ', [a, o])", "join_present(): item 2 is an object, not a value"),
+     ("join_present(' ', [l])", "join_present(): item 1 is a list, not a value"),
+     ("lookup('kinds', o)", "lookup('kinds') takes a single value, not an object")],
+)  # fmt: skip
+def test_text_functions_refuse_a_structure_rather_than_write_its_python_text(
+    tmp_path: Path, expression: str, problem: str
+) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text(f"lookups:\n  kinds: {{a: A}}\nfields:\n  out: {expression!r}\n")
+    document = {"a": "x", "o": {"Value": "secret-ish"}, "l": ["secret-ish"]}
+    with pytest.raises(MappingError) as caught:
+        apply_map(load_field_map(path), document)
+    assert problem in str(caught.value) and "secret-ish" not in str(caught.value)

@@ -129,3 +129,75 @@ def test_step_problems_point_into_the_step(tmp_path: Path) -> None:
     assert f"{path}:7:5: step name 'employee' is used twice" in joined
     assert f"{path}:8:5: step 'employee': path part {{nosuch(a)}}: unknown function" in joined
     assert f"{path}:9:5: step 'employee': unknown key 'colour'" in joined
+
+
+def duplicate(path: Path, key: str, later: str, first: str) -> str:
+    return f"{path}:{later}: duplicate key {key!r}, first given at {path}:{first}"
+
+
+def test_a_field_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, "fields:\n  email: offer.Email\n  name: offer.Name\n  email: offer.X\n")
+    (problem,) = problems_of(path)
+    assert problem.startswith(duplicate(path, "fields.email", "4:3", "2:3"))
+
+
+def test_keys_given_twice_at_every_depth_are_listed_with_the_other_problems(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "name: a\n"
+        "lookups:\n"
+        "  kinds: {a: b, a: c}\n"  # an entry of a table
+        "  kinds: {}\n"  # a table
+        "fields:\n"
+        "  x: {expr: offer.x, expr: offer.y}\n"  # a rule's key
+        "  y: nosuch(offer.y)\n"  # not a duplicate: reported alongside
+        "  '1': offer.a\n"
+        "  1: offer.b\n"  # the same target once YAML's int becomes text
+        "name: b\n",  # a top-level key
+    )
+    problems = problems_of(path)
+    assert problems[:5] == [
+        p + "; YAML silently keeps only the later one"
+        for p in (
+            duplicate(path, "lookups.kinds.a", "3:17", "3:11"),
+            duplicate(path, "lookups.kinds", "4:3", "3:3"),
+            duplicate(path, "fields.x.expr", "6:22", "6:7"),
+            duplicate(path, "fields.1", "9:3", "8:3"),
+            duplicate(path, "name", "10:1", "1:1"),
+        )
+    ]
+    assert problems[5:] == [f"{path}:7:3: field 'y': unknown function nosuch()"]
+
+
+def test_keys_given_twice_inside_steps_and_their_look_ups(tmp_path: Path) -> None:
+    text = STEPS.replace(
+        '    find: {path: "/employees?externalId={payload.id}",',
+        '    find: {path: "/employees?externalId={payload.id}", id: x,',
+    ).replace(
+        "      owner: steps.employee.id\n", "      owner: steps.employee.id\n      owner: a\n"
+    )
+    text += "    path: /other\n"
+    path = write(tmp_path, text)
+    problems = problems_of(path)
+    assert [p.split(", first")[0] for p in problems] == [
+        f"{path}:4:63: duplicate key 'steps[0].find.id'",
+        f"{path}:13:7: duplicate key 'steps[1].fields.owner'",
+        f"{path}:14:5: duplicate key 'steps[1].path'",
+    ]
+    assert problems[0].split(", first given at ")[1].startswith(f"{path}:4:56;")
+
+
+def test_a_merged_key_may_be_overridden_and_an_alias_is_not_a_duplicate(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "lookups:\n"
+        "  base: &base {a: A, b: B}\n"
+        "  more: {<<: *base, b: BB}\n"
+        "  same: *base\n"
+        "fields:\n"
+        "  x: \"lookup('more', offer.x)\"\n",
+    )
+    field_map = load_field_map(path)
+    assert field_map.rules[0].target == "x"

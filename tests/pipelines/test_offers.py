@@ -85,6 +85,35 @@ def test_missing_required_answer_fails_that_offer_only(sims: Sims, db_url: str) 
     assert "tax.taxFileNumber" in state.last_error and "required" in state.last_error
 
 
+def test_surprising_form_answers_park_the_offer_and_nothing_is_posted_or_marked(
+    sims: Sims, db_url: str
+) -> None:
+    twice, verified = sims.samples[3], sims.samples[4]
+    tfn = twice.onboarding["Answers"][0]
+    other_tfn = "876543210" if tfn["Answer"] != "876543210" else "876543211"
+    twice.onboarding["Answers"].append({**tfn, "Answer": other_tfn})
+    account = next(a for a in verified.onboarding["Answers"] if a["QuestionID"] == 13)
+    account_number = account["Answer"]
+    account["Answer"] = {"Value": account_number, "Verified": True}
+    settings = sims.settings(db_url)
+
+    report = run_sync(settings)
+
+    assert report.failed == 2 and report.succeeded == 10
+    states = ledger_states(settings)
+    for sample, named, values in (
+        (twice, "question 11 is answered 2 times, with different answers",
+         (tfn["Answer"], other_tfn)),
+        (verified, "the answer to question 13 is an object", (account_number,)),
+    ):  # fmt: skip
+        offer_id = str(sample.offer_id)
+        assert offer_id not in sims.hris_counts() and sims.pageup.processed[offer_id] == 0
+        state = states[offer_id]
+        assert state.status == Status.FAILED and state.stage == "map" and state.parked_at
+        assert named in state.last_error
+        assert not any(value in state.last_error for value in values)
+
+
 def test_crash_after_hris_accepted_only_marks_on_restart(
     sims: Sims, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,8 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from worker.config_file import load_settings_for_command
 from worker.inbound import pop
-from worker.settings import load_settings
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -34,7 +34,7 @@ def register(commands: Any) -> None:
 
 
 def _pop_config(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config, required=True)
+    settings = load_settings_for_command(args.config)
     if args.check is None:
         print(pop.build_config(settings.inbound, show_secret=args.show_secret))
         if not args.show_secret:
@@ -56,7 +56,7 @@ def _inbox(args: argparse.Namespace) -> int:
     from worker.runtime import open_store
     from worker.store.inbox import Inbox
 
-    engine = open_store(load_settings(args.config, required=True))
+    engine = open_store(load_settings_for_command(args.config))
     try:
         inbox = Inbox(engine)
         counts = inbox.counts()
@@ -81,7 +81,7 @@ def _inbox_retry(args: argparse.Namespace) -> int:
     from worker.runtime import open_store
     from worker.store.inbox import Inbox
 
-    engine = open_store(load_settings(args.config, required=True))
+    engine = open_store(load_settings_for_command(args.config))
     try:
         count = Inbox(engine).retry_parked(None if args.all_parked else args.id)
     finally:

@@ -6,8 +6,9 @@ import argparse
 import asyncio
 from typing import Any
 
+from worker.config_file import load_settings_for_command
 from worker.errors import ConfigError
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -30,7 +31,7 @@ def register(commands: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config, required=True)
+    settings = load_settings_for_command(args.config)
     if not settings.ats.enabled:
         raise ConfigError(["ats.enabled is false: job postings are not configured"])
     return settings

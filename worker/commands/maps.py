@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from worker.config_file import load_settings_for_command
 from worker.errors import ConfigError, HirebridgeError, MappingError
 from worker.mapping.engine import apply_map, planned_requests
 from worker.mapping.loader import load_field_map
 from worker.observability import configure_logging
 from worker.routing import choose_targets, compile_routes, no_route_reason
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -48,7 +49,7 @@ def register(commands: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.config)
+    settings = load_settings_for_command(args.config)
     configure_logging(settings.logging.level, settings.logging.format)
     return settings
 
@@ -56,7 +57,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _preview(args: argparse.Namespace) -> int:
     """Map one source document (live or saved) for each target its routes choose; print the
     routes and the payloads. Writes nothing."""
-    settings = load_settings(args.config, required=args.input is not None)
+    settings = load_settings_for_command(args.config)
     configure_logging(settings.logging.level, settings.logging.format)
     source = _one(settings.sources, args.source, "source")
     targets = [_one(settings.targets, args.target, "target")] if args.target else None
@@ -175,7 +176,7 @@ def _mapping_failed(exc: MappingError) -> int:
 def _validate_mappings(args: argparse.Namespace) -> int:
     paths: list[Path] = list(args.paths)
     if not paths:
-        settings = load_settings(args.config, required=True)
+        settings = load_settings_for_command(args.config)
         paths = list(dict.fromkeys(target.mapping for target in settings.targets.values()))
     problems: list[str] = []
     for path in paths:

@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from worker.config_file import load_settings_for_command
 from worker.errors import HirebridgeError
-from worker.settings import Settings, load_settings
+from worker.settings import Settings
 from worker.store.interventions import Interventions, OfferKey
 from worker.store.ledger import Ledger, OfferState
 from worker.store.runs import Runs
@@ -74,7 +75,7 @@ def _scope(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> Settings:
     from worker.observability import configure_logging
 
-    settings = load_settings(args.config)
+    settings = load_settings_for_command(args.config)
     configure_logging(settings.logging.level, settings.logging.format)
     return settings
 

@@ -131,6 +131,8 @@ def _evaluate(rule: FieldRule, field_map: FieldMap, document: Any) -> Any:
             value = rule.compiled.search(document, options=field_map.options)
         except _JMESPATH_FAILURES as exc:
             raise _FieldProblem(f"{rule.expression!r} failed: {_reason(exc)}") from None
+        if rule.type is None and isinstance(value, dict | list):
+            raise _FieldProblem(_structure_refused(rule.expression, value))
     if value is None or value == "":
         value = None if is_missing(rule.default) else copy.deepcopy(rule.default)
     if value is None:
@@ -143,6 +145,17 @@ def _evaluate(rule: FieldRule, field_map: FieldMap, document: Any) -> Any:
             f"expected {rule.type}, {rule.expression!r} gave {type(value).__name__}"
         )
     return value
+
+
+def _structure_refused(expression: str | None, value: dict[str, Any] | list[Any]) -> str:
+    """A field without ``type`` takes a single value: a structure from the document would
+    reach a text field of the target (as its JSON, or worse). The map declares it to take one.
+    Its constant and default are the map's own, so they are taken as written."""
+    kind = "object" if isinstance(value, dict) else "array"
+    return (
+        f"{expression!r} gave an {kind} where a single value is expected "
+        f"(declare type: {kind} if the target takes one)"
+    )
 
 
 def _reason(exc: Exception) -> str:

@@ -145,6 +145,8 @@ class MapFunctions(functions.Functions):
         """``lookup('table', value)``: the table's entry for ``value``, or null."""
         if key is None:
             return None
+        if isinstance(key, dict | list):
+            raise ValueError(f"lookup('{table}') takes a single value, not {_shape(key)}")
         entries = self._lookups.get(table)
         if entries is None:
             raise ValueError(f"unknown lookup table {table!r}")
@@ -152,27 +154,35 @@ class MapFunctions(functions.Functions):
 
     @functions.signature({"types": ["object", "array", "null"]}, {"types": ["string", "number"]})
     def _func_answer(self, form: Any, question: str | int) -> Any:
-        """``answer(form, `11`)`` by question id, ``answer(form, 'Bank BSB')`` by question text."""
-        if form is None:
-            return None
-        answers = form
-        if isinstance(form, dict):
-            answers = next((form[k] for k in _ANSWER_KEYS if isinstance(form.get(k), list)), [])
-        wanted = question.strip().casefold() if isinstance(question, str) else question
-        for item in answers:
-            if not isinstance(item, dict):
-                continue
-            if isinstance(wanted, str):
-                text = item.get("Question", item.get("question"))
-                if isinstance(text, str) and text.strip().casefold() == wanted:
-                    return item.get("Answer", item.get("answer"))
-            elif item.get("QuestionID", item.get("questionId")) == wanted:
-                return item.get("Answer", item.get("answer"))
-        return None
+        """``answer(form, `11`)`` by question id, ``answer(form, 'Bank BSB')`` by question text:
+        a single value (text, number, true/false). An object or a list is refused: the map
+        asks for one with ``answer_object``."""
+        value = _the_answer(form, question)
+        if isinstance(value, dict | list):
+            raise ValueError(
+                f"the answer to {_question(question)} is {_shape(value)}, not a single value "
+                "(use answer_object() if the map expects one)"
+            )
+        return value
+
+    @functions.signature({"types": ["object", "array", "null"]}, {"types": ["string", "number"]})
+    def _func_answer_object(self, form: Any, question: str | int) -> Any:
+        """``answer_object(form, `20`)``: an answer that is an object or a list, as it is
+        (``answer_object(form, `20`).Value`` picks a part); a single value is refused."""
+        value = _the_answer(form, question)
+        if value is not None and not isinstance(value, dict | list):
+            raise ValueError(
+                f"the answer to {_question(question)} is {_shape(value)}, not an object or a "
+                "list (use answer() for a single value)"
+            )
+        return value
 
     @functions.signature({"types": ["string"]}, {"types": ["array"]})
     def _func_join_present(self, separator: str, values: list[Any]) -> str | None:
         """``join_present(' ', [a, b])``: join the non-empty values; null if none."""
+        for index, value in enumerate(values, start=1):
+            if isinstance(value, dict | list):  # its text would be Python's, not the data's
+                raise ValueError(f"join_present(): item {index} is {_shape(value)}, not a value")
         parts = [str(v).strip() for v in values if v is not None and str(v).strip()]
         return separator.join(parts) if parts else None
 
@@ -194,6 +204,51 @@ class MapFunctions(functions.Functions):
     @functions.signature({"types": ["string", "null"]})
     def _func_trim(self, value: str | None) -> str | None:
         return None if value is None else value.strip()
+
+
+def _the_answer(form: Any, question: str | int) -> Any:
+    """The answer to ``question`` (an id, or a question's text); null if it is not there.
+    A question answered more than once must have the same answer each time."""
+    if form is None:
+        return None
+    answers = form
+    if isinstance(form, dict):
+        answers = next((form[k] for k in _ANSWER_KEYS if isinstance(form.get(k), list)), [])
+    wanted = question.strip().casefold() if isinstance(question, str) else question
+    found = []
+    for item in answers:
+        if not isinstance(item, dict):
+            continue
+        if isinstance(wanted, str):
+            text = item.get("Question", item.get("question"))
+            matches = isinstance(text, str) and text.strip().casefold() == wanted
+        else:
+            matches = item.get("QuestionID", item.get("questionId")) == wanted
+        if matches:
+            found.append(item.get("Answer", item.get("answer")))
+    if len(found) > 1 and len({json.dumps(v, sort_keys=True, default=str) for v in found}) > 1:
+        raise ValueError(
+            f"{_question(question)} is answered {len(found)} times, with different answers"
+        )
+    return found[0] if found else None
+
+
+def _question(question: str | int) -> str:
+    """How an error names a question: by its id or its text (the map's, never an answer)."""
+    if isinstance(question, str):
+        return f"question {question.strip()!r}"
+    return f"question {int(question) if float(question).is_integer() else question}"
+
+
+def _shape(value: Any) -> str:
+    """What a value is, for an error that must not quote it."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "true/false"
+    return "a number" if isinstance(value, int | float) else "text"
 
 
 def function_names() -> set[str]:

@@ -52,6 +52,7 @@ from worker.mapping.requests import (
     template,
 )
 from worker.mapping.types import TYPES, declared_type_problems
+from worker.yamlfile import read_yaml
 
 _SINGLE_KEYS = {"fields", "requires", "body", "find"}
 _TOP_KEYS = {"name", "description", "lookups", "steps"} | _SINGLE_KEYS
@@ -115,28 +116,18 @@ def load_field_map(path: Path) -> FieldMap:
         text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{path}: cannot read field map: {exc}"]) from None
-    data, marks = _parse(text, path)
+    data, marks, duplicates = _parse(text, path)
     version = hashlib.sha256(raw).hexdigest()[:12]
-    return _build(data, marks, path, version)
+    return _build(data, marks, path, version, duplicates)
 
 
-def _parse(text: str, path: Path) -> tuple[Any, dict[tuple[str, ...], str]]:
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError([f"{where}: YAML syntax: {exc.problem}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: YAML: {exc}"]) from None
-    finally:
-        loader.dispose()
+def _parse(text: str, path: Path) -> tuple[Any, dict[tuple[str, ...], str], list[str]]:
+    """The map's data, where each key is (file:line:col), and its keys given twice."""
+    document = read_yaml(text, path)
     marks: dict[tuple[str, ...], str] = {}
-    if node is not None:
-        _collect_marks(node, (), marks, path)
-    return data, marks
+    if document.node is not None:
+        _collect_marks(document.node, (), marks, path)
+    return document.data, marks, document.duplicates
 
 
 def _collect_marks(
@@ -155,8 +146,10 @@ def _collect_marks(
             _collect_marks(item, (*prefix, str(index)), marks, path)
 
 
-def _build(data: Any, marks: dict[tuple[str, ...], str], path: Path, version: str) -> FieldMap:
-    problems: list[str] = []
+def _build(
+    data: Any, marks: dict[tuple[str, ...], str], path: Path, version: str, duplicates: list[str]
+) -> FieldMap:
+    problems = list(duplicates)
 
     def at(*keys: str) -> str:
         for end in range(len(keys), -1, -1):
@@ -165,7 +158,9 @@ def _build(data: Any, marks: dict[tuple[str, ...], str], path: Path, version: st
         return str(path)
 
     if not isinstance(data, dict):
-        raise ConfigError([f"{at()}: a field map is a mapping with 'fields' (and 'lookups')"])
+        raise ConfigError(
+            [*problems, f"{at()}: a field map is a mapping with 'fields' (and 'lookups')"]
+        )
     for key in sorted(set(data) - _TOP_KEYS, key=str):
         problems.append(f"{at(str(key))}: unknown key {key!r} (allowed: {sorted(_TOP_KEYS)})")
     lookups = _lookups(data.get("lookups", {}), at, problems)

@@ -22,6 +22,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "array": (list,),
 }
 _JMESPATH_TYPE = {"integer": "number"}
+STRUCTURES = frozenset({"object", "array"})  # what a field must declare to be given
 _STRING, _NUMBER = frozenset({"string", "null"}), frozenset({"number", "null"})
 RETURNS: dict[str, frozenset[str]] = {
     **dict.fromkeys(
@@ -31,6 +32,8 @@ RETURNS: dict[str, frozenset[str]] = {
         ],
         _STRING,
     ),
+    "answer": frozenset({"string", "number", "boolean", "null"}),
+    "answer_object": frozenset({"object", "array", "null"}),
     **dict.fromkeys(["annual_to_hourly", "hourly_to_annual", "round", "to_number"], _NUMBER),
     **dict.fromkeys(["abs", "ceil", "floor", "sum", "length"], frozenset({"number"})),
     "avg": _NUMBER,
@@ -139,8 +142,12 @@ def declared_type_problems(
     lookups: Mapping[str, Mapping[str, Any]],
     missing: object,
 ) -> Iterator[str]:
-    """A constant, default or expression result that cannot have the field's declared type."""
-    if declared is None or declared not in TYPES:
+    """A constant, default or expression result that cannot have the field's declared type;
+    without a declared type, an expression that can only give an object or an array."""
+    if declared is None:
+        yield from _untyped_structure(parsed, lookups)
+        return
+    if declared not in TYPES:
         return
     if const is not missing and const is not None and not has_type(const, declared):
         yield f"declared type {declared}, but the constant is {type_of(const)}"
@@ -155,6 +162,19 @@ def declared_type_problems(
     if possible and _JMESPATH_TYPE.get(declared, declared) not in possible:
         source = f"{parsed['value']}()" if parsed.get("type") == "function_expression" else "it"
         yield f"declared type {declared}, but {source} gives {' or '.join(sorted(possible))}"
+
+
+def _untyped_structure(parsed: Any, lookups: Mapping[str, Mapping[str, Any]]) -> Iterator[str]:
+    """A field without ``type`` takes a single value (the engine refuses a structure at run
+    time); say so now when the expression can give nothing else."""
+    given = infer(parsed, lookups) if parsed is not None else None
+    possible = (given or frozenset()) - {"null"}
+    if possible and possible <= STRUCTURES:
+        kinds = sorted(possible)
+        yield (
+            f"it gives {' or '.join(f'an {kind}' for kind in kinds)}, and a field without "
+            f"'type' takes a single value: declare type: {kinds[0]} if the target takes one"
+        )
 
 
 def _base(type_name: str) -> str:

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, Self
 
-from pydantic import ValidationError, model_validator
+from pydantic import ModelWrapValidatorHandler, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     NestedSecretsSettingsSource,
@@ -134,6 +134,24 @@ class Settings(BaseSettings):
             "routes": [{"source": SINGLE_SOURCE, "target": SINGLE_TARGET}],
         }
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_missing_halves(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """With other problems in the way, the single-source form still says which half is
+        missing (``hris`` without ``pageup``...), not only what is wrong in the other half."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            missing = _missing_half(data)
+            if not missing:
+                raise
+            errors: list[Any] = [
+                {key: error[key] for key in ("type", "loc", "input", "ctx") if key in error}
+                for error in exc.errors()
+            ]
+            errors.append({"type": "missing", "loc": (missing,), "input": data})
+            raise ValidationError.from_exception_data(exc.title, errors) from None
+
     @model_validator(mode="after")
     def _topology(self) -> Self:
         problems = topology_problems(self)
@@ -146,6 +164,16 @@ class Settings(BaseSettings):
 
     def concurrency_of(self, source: str) -> int:
         return self.sources[source].concurrency or self.sync.concurrency
+
+
+def _missing_half(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    if data.get("pageup") and not (data.get("hris") or data.get("targets")):
+        return "hris"
+    if data.get("hris") and not (data.get("pageup") or data.get("sources")):
+        return "pageup"
+    return None
 
 
 def topology_problems(settings: Settings) -> list[str]:

@@ -24,7 +24,8 @@ from starlette.routing import Route
 
 from worker import alerts, metrics
 from worker.inbound.apna import lead_problems
-from worker.inbound.pop import valid_application_id
+from worker.inbound.body import BodyError, parse_json
+from worker.inbound.pop import valid_application_id, valid_report_id
 from worker.settings import InboundAuthSettings, InboundSettings
 from worker.store.inbox import Inbox
 
@@ -140,10 +141,11 @@ def _pop_handler(
         if problem is not None:
             alerts.push_refused(source="pop", problems=[{"field": "(body)", "message": problem}])
             return _refuse("pop", 400, problem)
-        report = str(details.get("report_id", "")) if details else ""
+        report = (details or {}).get("report_id")
+        key = f"{application_id}:{'' if report is None else report}"
         payload = {"application_id": application_id, "method": request.method, "details": details}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return await _store(store, "pop", f"{application_id}:{report}", text, {"status": "ok"})
+        return await _store(store, "pop", key, text, {"status": "ok"})
 
     return notify
 
@@ -152,14 +154,17 @@ def _details(body: bytes, application_id: str) -> tuple[dict[str, Any] | None, s
     if not body.strip():
         return None, None
     try:
-        details = json.loads(body)
-    except ValueError:
-        return None, "the body is not JSON"
+        details = parse_json(body)
+    except BodyError as exc:
+        return None, str(exc)
     if not isinstance(details, dict):
         return None, "the body is not a JSON object"
     named = details.get("application_id")
     if named is not None and str(named) != application_id:
         return None, "application_id in the body differs from the one in the URL"
+    report = details.get("report_id")
+    if report is not None and not valid_report_id(report):
+        return None, "report_id is not a string or integer of 1 to 64 visible ASCII characters"
     return details, None
 
 

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -36,6 +36,10 @@ Store = Callable[[str, str, str], Awaitable[bool]]
 
 class TooLarge(Exception):
     pass
+
+
+class Abandoned(Exception):
+    """The body never arrived in full: nothing to store, and no one to answer."""
 
 
 class InboxWriter:
@@ -94,6 +98,8 @@ def _apna_handler(
             body = await _read(request, settings.max_body_bytes)
         except TooLarge:
             return _refuse("apna", 413, f"body over {settings.max_body_bytes} bytes")
+        except Abandoned:
+            return _refuse("apna", 408, "the body did not arrive in full")
         lead, problems = lead_problems(body)
         if problems:
             log.warning("lead_refused", problems=problems)
@@ -137,6 +143,8 @@ def _pop_handler(
             body = await _read(request, settings.max_body_bytes)
         except TooLarge:
             return _refuse("pop", 413, f"body over {settings.max_body_bytes} bytes")
+        except Abandoned:
+            return _refuse("pop", 408, "the body did not arrive in full")
         details, problem = _details(body, application_id)
         if problem is not None:
             alerts.push_refused(source="pop", problems=[{"field": "(body)", "message": problem}])
@@ -194,11 +202,14 @@ async def _read(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge
+            chunks.append(chunk)
+    except ClientDisconnect:  # it hung up, or the server's request timeout answered 408
+        raise Abandoned from None
     return b"".join(chunks)
 
 

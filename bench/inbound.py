@@ -41,7 +41,8 @@ def serve(database: str, port_file: Path) -> None:
 
     from worker.inbound.server import APNA_SUCCESS, InboxWriter, inbound_routes
     from worker.observability import configure_logging
-    from worker.settings import DatabaseSettings, InboundSettings
+    from worker.service.server import server_config
+    from worker.settings import DatabaseSettings, InboundSettings, ServiceSettings
     from worker.store.db import create_store_engine, migrate
     from worker.store.inbox import Inbox
 
@@ -59,9 +60,9 @@ def serve(database: str, port_file: Path) -> None:
         return JSONResponse(APNA_SUCCESS)
 
     routes = [*inbound_routes(settings, writer.add), Route("/-/noop", noop, methods=["POST"])]
-    config = uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=0, log_level="warning",
-                            access_log=False, lifespan="off", http="httptools")  # fmt: skip
-    server = uvicorn.Server(config)
+    # The service's own server config: its header caps and request deadline are in the figures.
+    app = Starlette(routes=routes)
+    server = uvicorn.Server(server_config(app, ServiceSettings(port=0)))
 
     async def run() -> None:
         task = asyncio.create_task(server.serve())

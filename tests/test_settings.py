@@ -172,6 +172,7 @@ def test_config_example_loads_and_documents_every_key() -> None:
           "pop": {"enabled": True, "path": "/x", "auth": "u:p", "target": {"url": "https://t"}}},
          "apna.path and pop.path must differ"),
         ({"apna": {"path": "no-slash"}}, "inbound.apna.path"),
+        ({"pop": {"path": "/inbound/pop\n"}}, "inbound.pop.path"),  # the whole path must match
     ],
 )  # fmt: skip
 def test_inbound_sources_must_be_complete_when_enabled(

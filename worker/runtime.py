@@ -318,6 +318,7 @@ async def inbound_delivery(settings: Settings, inbox: Inbox) -> AsyncIterator[In
             pop_engine=engine,
             settings=settings.sync,
             concurrency=inbound.delivery_concurrency,
+            parked_retention_days=inbound.parked_retention_days,
         )
     finally:
         await client.aclose()

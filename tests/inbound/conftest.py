@@ -10,7 +10,8 @@ import pytest
 from starlette.applications import Starlette
 
 from worker.inbound.server import InboxWriter, inbound_routes
-from worker.settings import DatabaseSettings, InboundSettings
+from worker.service.server import server_config
+from worker.settings import DatabaseSettings, InboundSettings, ServiceSettings
 from worker.simulators.server import BackgroundServer
 from worker.store.db import create_store_engine, migrate
 from worker.store.inbox import Inbox
@@ -53,13 +54,19 @@ def make_rig(db_url: str) -> Iterator[Any]:
     migrate(engine)
     inbox = Inbox(engine)
 
-    def start(settings: InboundSettings | None = None, store: Any = None) -> Rig:
+    def start(
+        settings: InboundSettings | None = None,
+        store: Any = None,
+        service: ServiceSettings | None = None,
+    ) -> Rig:
+        """``service``: serve as ``hirebridge run`` does, with these limits."""
         stored: list[int] = []
         writer = InboxWriter(
             inbox, on_loop=engine.dialect.name == "sqlite", stored=lambda: stored.append(1)
         )
         app = Starlette(routes=inbound_routes(settings or inbound_settings(), store or writer.add))
-        server = BackgroundServer(app).start()
+        config = server_config(app, service) if service is not None else None
+        server = BackgroundServer(app, config=config).start()
         servers.append(server)
         return Rig(server.url, inbox, stored)
 

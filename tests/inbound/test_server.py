@@ -204,3 +204,90 @@ def test_the_engine_drops_a_notification_we_refuse_as_invalid(make_rig: Any) -> 
 
     result = asyncio.run(notify())  # the ids differ: 400, not in http_err
     assert result.outcome == "dropped" and result.statuses == [400]
+
+
+@pytest.mark.parametrize(
+    "url_id",
+    ["10013810%0A", "10013810%0D%0A", "%2010013810", "10013810%20", "+10013810", "%D9%A1%D9%A2"],
+    ids=["newline", "crlf", "leading-space", "trailing-space", "plus", "arabic-indic-digits"],
+)
+def test_an_application_id_is_matched_as_a_whole_so_no_variant_makes_a_second_key(
+    rig: Rig, url_id: str
+) -> None:
+    reply = httpx.post(pop_url(rig, url_id), json=None, auth=pop_auth())
+    assert reply.status_code == 400
+    assert httpx.post(pop_url(rig), json=DETAILS, auth=pop_auth()).status_code == 200
+    (item,) = rig.inbox.items()  # stored exactly once, under the one true id
+    assert item.dedup_key == "10013810:10012781" and item.repeats == 0
+
+
+@pytest.mark.parametrize(
+    "report_id",
+    ["10012781\n", " 10012781", "x" * 65, {"id": 1}, True],
+    ids=["newline", "space", "too-long", "object", "bool"],
+)
+def test_a_report_id_that_would_make_a_second_dedup_key_is_refused(
+    rig: Rig, report_id: Any
+) -> None:
+    reply = httpx.post(pop_url(rig), json={**DETAILS, "report_id": report_id}, auth=pop_auth())
+    assert reply.status_code == 400 and "report_id" in reply.json()["message"]
+    assert not rig.inbox.items()
+    assert httpx.post(pop_url(rig), json={**DETAILS, "report_id": 10012781},
+                      auth=pop_auth()).status_code == 200  # fmt: skip
+    assert [item.dedup_key for item in rig.inbox.items()] == ["10013810:10012781"]
+
+
+NOT_JSON = [("NaN", "NaN or Infinity"), ("Infinity", "NaN or Infinity"),
+            ("-Infinity", "NaN or Infinity"), ("1e400", "too large for a 64-bit float"),
+            ('"\\ud800"', "unpaired UTF-16 surrogate")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("value", "problem"), NOT_JSON)
+def test_values_json_has_not_are_refused_in_a_lead_even_where_the_map_does_not_look(
+    rig: Rig, value: str, problem: str
+) -> None:
+    lead = make_leads(1)[0]
+    text = json.dumps({**lead, "unread_extra": "PLACEHOLDER"}).replace('"PLACEHOLDER"', value)
+    reply = httpx.post(f"{rig.url}/inbound/apna", content=text, auth=APNA,
+                       headers={"Content-Type": "application/json"})  # fmt: skip
+    assert reply.status_code == 400
+    (error,) = reply.json()["errors"]
+    assert error["field"] == "(body)" and problem in error["message"]
+    assert not rig.inbox.items()
+    assert post_lead(rig, lead).status_code == 200 and len(rig.inbox.items()) == 1
+
+
+@pytest.mark.parametrize(("value", "problem"), NOT_JSON)
+def test_values_json_has_not_are_refused_anywhere_in_a_notification(
+    rig: Rig, value: str, problem: str
+) -> None:
+    text = json.dumps({**DETAILS, "extra": {"deep": ["PLACEHOLDER"]}}).replace('"PLACEHOLDER"',
+                                                                             value)  # fmt: skip
+    reply = httpx.post(pop_url(rig), content=text, auth=pop_auth())
+    assert reply.status_code == 400 and problem in reply.json()["message"]
+    assert not rig.inbox.items()
+
+
+def test_a_body_nested_100000_deep_is_a_400_not_a_500_that_the_engine_retries(
+    make_rig: Any,
+) -> None:
+    rig = make_rig(inbound_settings(max_body_bytes=1_048_576))
+    deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    notified = httpx.post(pop_url(rig), content=deep, auth=pop_auth())
+    leads = httpx.post(f"{rig.url}/inbound/apna", content=deep, auth=APNA,
+                       headers={"Content-Type": "application/json"})  # fmt: skip
+    assert (notified.status_code, leads.status_code) == (400, 400)
+    assert "nested deeper than 32 levels" in notified.json()["message"]
+    assert leads.json()["errors"][0]["message"] == "the body is nested deeper than 32 levels"
+    assert 400 not in pop.RETRY_STATUSES
+    assert not rig.inbox.items()
+
+
+def test_a_date_with_a_trailing_newline_is_not_an_iso_date(rig: Rig) -> None:
+    lead = {**make_leads(1)[0], "date_of_birth": "1996-06-22\n"}
+    reply = post_lead(rig, lead)
+    assert reply.status_code == 400
+    assert reply.json()["errors"] == [
+        {"field": "date_of_birth", "message": "has leading or trailing whitespace"}
+    ]
+    assert not rig.inbox.items()

@@ -192,3 +192,44 @@ def test_crash_after_the_target_accepted_resends_with_the_same_key(
 
     assert report.delivered == 1
     assert sims.hris.calls["idempotent_replay"] == 1 and len(sims.hris.collected["leads"]) == 1
+
+
+def test_a_delivery_cycle_first_purges_bodies_parked_past_retention(
+    sims: Sims, db_url: str, engine_sim: Any, captured_logs: io.StringIO
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from worker.store.ledger import Failure
+    from worker.store.tables import inbox as inbox_table
+
+    base = settings_for(sims, db_url, engine_sim[1])
+    inbound = base.inbound.model_copy(update={"parked_retention_days": 10})
+    settings = base.model_copy(update={"inbound": inbound})
+    inbox = inbox_of(settings)
+    leads = store_leads(inbox, 3)
+    expired, recent, fresh = (item.id for item in inbox.items())
+    for item_id, days in ((expired, 11), (recent, 9)):
+        inbox.record_failure(item_id, Failure("post", "permanent", "HTTP 422", 422, park=True))
+        with inbox.engine.begin() as conn:
+            parked_at = datetime.now(UTC) - timedelta(days=days)
+            conn.execute(
+                update(inbox_table).where(inbox_table.c.id == item_id).values(parked_at=parked_at)
+            )
+
+    report = deliver(settings)
+
+    assert report.delivered == 1  # the fresh lead; the parked ones are left parked
+    items = {item.id: item for item in inbox.items()}
+    assert items[expired].state == "purged" and items[expired].payload is None
+    assert items[expired].last_error == "HTTP 422"
+    assert items[recent].state == "parked" and items[recent].payload is not None
+    assert items[fresh].state == "delivered" and items[fresh].purged_at is None
+    assert [a["action"] for a in inbox.actions(expired)] == ["purged"]
+    assert inbox.actions(recent) == [] and inbox.actions(fresh) == []
+    assert "retention: parked over 10 days" in str(inbox.actions(expired)[0]["reason"])
+    purged = [json.loads(line) for line in captured_logs.getvalue().splitlines()
+              if '"parked_pushes_purged"' in line]  # fmt: skip
+    assert [(e["inbox_ids"], e["older_than_days"]) for e in purged] == [([expired], 10)]
+    assert leads[0]["full_name"] not in captured_logs.getvalue()

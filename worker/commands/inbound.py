@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.config_file import load_settings_for_command
 from worker.inbound import pop
+
+if TYPE_CHECKING:
+    from worker.store.inbox import InboxItem
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -71,7 +74,9 @@ def _inbox(args: argparse.Namespace) -> int:
     if waiting:
         print("\nnot delivered yet")
         for item in waiting:
-            state = "parked" if item.parked_at else item.status
+            state = item.state
+            if item.purged_at is not None:
+                state += f" (body deleted {item.purged_at:%Y-%m-%d}: cannot be delivered)"
             print(f"  #{item.id} {item.source} {state}, {item.attempts} attempts: "
                   f"{item.last_error or 'waiting for delivery'}")  # fmt: skip
     return EXIT_OK
@@ -83,8 +88,29 @@ def _inbox_retry(args: argparse.Namespace) -> int:
 
     engine = open_store(load_settings_for_command(args.config))
     try:
-        count = Inbox(engine).retry_parked(None if args.all_parked else args.id)
+        inbox = Inbox(engine)
+        count = inbox.retry_parked(None if args.all_parked else args.id)
+        purged = sum(n for (_, state), n in inbox.counts().items() if state == "purged")
+        item = None if args.all_parked or count else inbox.get(args.id)
     finally:
         engine.dispose()
+    if not args.all_parked and not count:
+        print(f"inbox #{args.id}: {_why_not_retried(item)}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"{count} parked push(es) due again; the running worker delivers them")
+    if args.all_parked and purged:
+        print(f"{purged} purged push(es) left: their bodies were deleted, they cannot be "
+              "delivered (the sender must push them again)")  # fmt: skip
     return EXIT_OK if count else EXIT_FAILED
+
+
+def _why_not_retried(item: InboxItem | None) -> str:
+    if item is None:
+        return "no such push (see `hirebridge inbox`)"
+    if item.purged_at is not None:
+        return (f"purged on {item.purged_at:%Y-%m-%d}: its body was deleted after "
+                "inbound.parked_retention_days, so it cannot be delivered; the sender "
+                f"({item.source}) must push it again")  # fmt: skip
+    if item.state == "delivered":
+        return "already delivered"
+    return f"not parked ({item.state}): the worker retries it on its own"

@@ -7,7 +7,6 @@ the field (``educations.0.start``) and never quote the value: leads are personal
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,10 +21,13 @@ from pydantic import (
     model_validator,
 )
 
+from worker.inbound.body import BodyError, parse_json
 from worker.mapping.functions import parse_date
 
 
 def _iso(value: str) -> str:
+    if value != value.strip():  # parse_date forgives it; the map would get it as sent
+        raise ValueError("has leading or trailing whitespace")
     parse_date(value)  # ValueError names the problem without the value
     return value
 
@@ -110,19 +112,21 @@ class ApnaLead(_Part):
 def lead_problems(body: bytes) -> tuple[Any, list[dict[str, str]]]:
     """The lead as JSON, or the problems (``field``, ``message``) that make it unusable."""
     try:
-        ApnaLead.model_validate_json(body)
+        lead = parse_json(body)
+    except BodyError as exc:
+        return None, [{"field": "(body)", "message": str(exc)}]
+    try:
+        ApnaLead.model_validate(lead)
     except ValidationError as exc:
         return None, [
             _problem(error) for error in exc.errors(include_input=False, include_url=False)
         ]
-    return json.loads(body), []
+    return lead, []
 
 
 def _problem(error: Any) -> dict[str, str]:
     field = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
     message = str(error["msg"])
-    if error["type"] == "json_invalid":
-        return {"field": "(body)", "message": "is not valid JSON"}
     if error["type"] == "model_type" or error["type"] == "model_attributes_type":
         message = "must be a JSON object"
     return {"field": field or "(body)", "message": message.removeprefix("Value error, ")}

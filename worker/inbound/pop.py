@@ -32,11 +32,23 @@ KNOWN_KEYS = ("ver", "url", "ext_notify", "auth", "rdc", "cmp", "not_method", "n
 # credentials after a rotation, overload). These must be in http_err, or the engine drops it.
 RETRY_STATUSES = (401, 429, 500, 502, 503, 504)
 MAX_APP_ID = 2**63 - 1
-_APP_ID = re.compile(r"^[0-9]{1,19}$")
+# Matched against the whole text (fullmatch): "$" would also match before a final newline, and
+# "123\n" would become a second dedup key for application 123.
+_APP_ID = re.compile(r"[0-9]{1,19}")
+# A report id is part of the dedup key: visible ASCII only, so that no variant of one id (a
+# trailing newline, a space) makes a second key, and short enough for the key's column.
+_REPORT_ID = re.compile(r"[!-~]{1,64}")
 
 
 def valid_application_id(text: str) -> bool:
-    return bool(_APP_ID.match(text)) and int(text) <= MAX_APP_ID
+    return bool(_APP_ID.fullmatch(text)) and int(text) <= MAX_APP_ID
+
+
+def valid_report_id(value: object) -> bool:
+    """A notification's ``report_id``: a string or an integer, as the engine's ids are."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return False
+    return bool(_REPORT_ID.fullmatch(str(value)))
 
 
 def notify_url(inbound: InboundSettings) -> str:

@@ -18,13 +18,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from worker import alerts, metrics
 from worker.inbound.apna import lead_problems
-from worker.inbound.pop import valid_application_id
+from worker.inbound.body import BodyError, parse_json
+from worker.inbound.pop import valid_application_id, valid_report_id
 from worker.settings import InboundAuthSettings, InboundSettings
 from worker.store.inbox import Inbox
 
@@ -35,6 +36,10 @@ Store = Callable[[str, str, str], Awaitable[bool]]
 
 class TooLarge(Exception):
     pass
+
+
+class Abandoned(Exception):
+    """The body never arrived in full: nothing to store, and no one to answer."""
 
 
 class InboxWriter:
@@ -93,6 +98,8 @@ def _apna_handler(
             body = await _read(request, settings.max_body_bytes)
         except TooLarge:
             return _refuse("apna", 413, f"body over {settings.max_body_bytes} bytes")
+        except Abandoned:
+            return _refuse("apna", 408, "the body did not arrive in full")
         lead, problems = lead_problems(body)
         if problems:
             log.warning("lead_refused", problems=problems)
@@ -136,14 +143,17 @@ def _pop_handler(
             body = await _read(request, settings.max_body_bytes)
         except TooLarge:
             return _refuse("pop", 413, f"body over {settings.max_body_bytes} bytes")
+        except Abandoned:
+            return _refuse("pop", 408, "the body did not arrive in full")
         details, problem = _details(body, application_id)
         if problem is not None:
             alerts.push_refused(source="pop", problems=[{"field": "(body)", "message": problem}])
             return _refuse("pop", 400, problem)
-        report = str(details.get("report_id", "")) if details else ""
+        report = (details or {}).get("report_id")
+        key = f"{application_id}:{'' if report is None else report}"
         payload = {"application_id": application_id, "method": request.method, "details": details}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return await _store(store, "pop", f"{application_id}:{report}", text, {"status": "ok"})
+        return await _store(store, "pop", key, text, {"status": "ok"})
 
     return notify
 
@@ -152,14 +162,17 @@ def _details(body: bytes, application_id: str) -> tuple[dict[str, Any] | None, s
     if not body.strip():
         return None, None
     try:
-        details = json.loads(body)
-    except ValueError:
-        return None, "the body is not JSON"
+        details = parse_json(body)
+    except BodyError as exc:
+        return None, str(exc)
     if not isinstance(details, dict):
         return None, "the body is not a JSON object"
     named = details.get("application_id")
     if named is not None and str(named) != application_id:
         return None, "application_id in the body differs from the one in the URL"
+    report = details.get("report_id")
+    if report is not None and not valid_report_id(report):
+        return None, "report_id is not a string or integer of 1 to 64 visible ASCII characters"
     return details, None
 
 
@@ -189,11 +202,14 @@ async def _read(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge
+            chunks.append(chunk)
+    except ClientDisconnect:  # it hung up, or the server's request timeout answered 408
+        raise Abandoned from None
     return b"".join(chunks)
 
 

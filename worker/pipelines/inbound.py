@@ -14,7 +14,7 @@ import random
 import socket
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -75,8 +75,10 @@ class InboundDelivery:
         pop_engine: PopEngineClient | None,
         settings: SyncSettings,
         concurrency: int,
+        parked_retention_days: int,
     ) -> None:
         self._inbox = inbox
+        self._retention_days = parked_retention_days
         self._targets = targets
         self._pop_engine = pop_engine
         self._settings = settings
@@ -98,7 +100,9 @@ class InboundDelivery:
         self._targets[source] = Target(target.sink, field_map)
 
     async def deliver_due(self) -> DeliveryReport:
-        """Deliver every item that is due now; returns when none is left."""
+        """Purge expired parked bodies, then deliver every item that is due now; returns when
+        none is left."""
+        await asyncio.to_thread(self._purge_expired)
         report = DeliveryReport()
         gate = asyncio.Semaphore(self._concurrency)
         started = datetime.now(UTC)
@@ -123,6 +127,15 @@ class InboundDelivery:
 
             await asyncio.gather(*(one(item) for item in items))
         return report
+
+    def _purge_expired(self) -> None:
+        days = self._retention_days
+        purged = self._inbox.purge_parked(
+            parked_before=datetime.now(UTC) - timedelta(days=days),
+            reason=f"retention: parked over {days} days (inbound.parked_retention_days)",
+        )
+        if purged:
+            log.info("parked_pushes_purged", inbox_ids=purged, older_than_days=days)
 
     async def _deliver(self, item: InboxItem) -> str:
         target = self._targets[item.source]

@@ -47,6 +47,7 @@ from worker.runtime import (
 from worker.service import systemd
 from worker.service.check import ats_health
 from worker.service.health import Liveness, Readiness, build_app
+from worker.service.server import server_config
 from worker.settings import Settings
 from worker.store.inbox import Inbox
 
@@ -104,14 +105,8 @@ class Service:
                 Inbox(engine), on_loop=engine.dialect.name == "sqlite", stored=self._wake.set
             )
             routes = inbound_routes(settings.inbound, writer.add)
-        config = uvicorn.Config(
-            build_app(self.liveness, self.readiness, self.reload, routes),
-            host=settings.service.host, port=settings.service.port, log_config=None,
-            access_log=False, lifespan="off", timeout_graceful_shutdown=5,
-            proxy_headers=bool(settings.service.trusted_proxies),
-            forwarded_allow_ips=",".join(settings.service.trusted_proxies) or None,
-        )  # fmt: skip
-        self.server = _Server(config)
+        app = build_app(self.liveness, self.readiness, self.reload, routes)
+        self.server = _Server(server_config(app, settings.service))
 
     # -- scheduled work -------------------------------------------------------------------
 

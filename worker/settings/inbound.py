@@ -69,6 +69,9 @@ class InboundSettings(Section):
     # Concurrent deliveries to the targets, and how often due retries are looked for.
     delivery_concurrency: int = Field(4, ge=1, le=64)
     poll_seconds: float = Field(5.0, gt=0)
+    # A parked push keeps its body (personal data) this many days after it was parked, for an
+    # admin to retry it; then the body is deleted (the row, its reason and an audit entry stay).
+    parked_retention_days: int = Field(30, ge=1)
     apna: ApnaSettings = ApnaSettings()
     pop: PopSettings = PopSettings()
 

@@ -71,6 +71,12 @@ class ServiceSettings(Section):
     # Reverse proxies whose X-Forwarded-For is believed (addresses), so that inbound allow_ips
     # see the pushing system's address, not the proxy's. Empty: the peer address is used.
     trusted_proxies: list[str] = []
+    # Every request: the request line and headers together in at most max_header_bytes, in at
+    # most max_headers headers (past either: 431), and all of it, body included, within
+    # request_timeout_seconds of its first byte or of the connection opening (past it: 408).
+    max_header_bytes: int = Field(16384, ge=1024)
+    max_headers: int = Field(100, ge=10)
+    request_timeout_seconds: float = Field(30.0, gt=0)
     schedule: ScheduleSettings = ScheduleSettings()
     # On SIGTERM/SIGINT: stop starting offers, let those in flight finish, exit within this.
     shutdown_grace_seconds: float = Field(25.0, gt=0)

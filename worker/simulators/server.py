@@ -23,8 +23,11 @@ class _Server(uvicorn.Server):
 class BackgroundServer:
     """``with BackgroundServer(app) as server: server.url`` serves ``app`` until the block ends."""
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        config = uvicorn.Config(
+    def __init__(
+        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, config: Any = None
+    ) -> None:
+        """``config``: a ``uvicorn.Config`` of ``app`` to serve with, instead of the default."""
+        config = config or uvicorn.Config(
             app,
             host=host,
             port=port,

@@ -4,6 +4,9 @@
        │  ▲
        ▼  │ (next_attempt_at)
      failed ──► parked (parked_at set: left alone until an admin retries it)
+                  │
+                  ▼ (parked over inbound.parked_retention_days)
+                purged (payload deleted, row and reason kept: can no longer be delivered)
 
 ``add`` is one statement: a repeated push (same source and dedup key) only counts a repeat,
 so Apna's retry or the engine's re-notification is never delivered twice.
@@ -15,12 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, and_, func, or_, select, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker.store.ledger import Failure
-from worker.store.tables import inbox
+from worker.store.tables import inbox, inbox_actions
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
@@ -38,6 +41,14 @@ class InboxItem:
     target_id: str | None
     received_at: datetime
     parked_at: datetime | None
+    purged_at: datetime | None = None
+
+    @property
+    def state(self) -> str:
+        """pending, failed, delivered, parked or purged."""
+        if self.purged_at is not None:
+            return "purged"
+        return "parked" if self.parked_at is not None else self.status
 
 
 def _now() -> datetime:
@@ -92,6 +103,7 @@ class Inbox:
             row.updated_at < untouched_since,
             row.status.in_([PENDING, FAILED]),
             row.parked_at.is_(None),
+            row.purged_at.is_(None),
             or_(row.next_attempt_at.is_(None), row.next_attempt_at <= now),
             or_(row.lease_until.is_(None), row.lease_until < now),
         )
@@ -140,8 +152,12 @@ class Inbox:
         return int(result.rowcount)
 
     def retry_parked(self, item_id: int | None = None) -> int:
-        """Make parked items due again (one, or all)."""
-        condition = [inbox.c.parked_at.is_not(None), inbox.c.status != DELIVERED]
+        """Make parked items due again (one, or all); never a purged one, which has no body."""
+        condition = [
+            inbox.c.parked_at.is_not(None),
+            inbox.c.status != DELIVERED,
+            inbox.c.purged_at.is_(None),
+        ]
         if item_id is not None:
             condition.append(inbox.c.id == item_id)
         with self._engine.begin() as conn:
@@ -150,6 +166,47 @@ class Inbox:
             )
         return int(result.rowcount)
 
+    def purge_parked(self, *, parked_before: datetime, reason: str) -> list[int]:
+        """Delete the payload (PII) of items parked before ``parked_before``; keep the row with
+        its reason, and audit each purge as done by "hirebridge". Returns the ids purged."""
+        row = inbox.c
+        due = and_(row.parked_at < parked_before, row.purged_at.is_(None), row.status != DELIVERED)
+        with self._engine.connect() as conn:  # most cycles find none: then nothing is written
+            if conn.execute(select(row.id).where(due).limit(1)).first() is None:
+                return []
+        now = _now()
+        with self._engine.begin() as conn:
+            purged = sorted(
+                conn.execute(
+                    update(inbox)
+                    .where(due)  # re-checked in the write: a replica purging too finds none
+                    .values(payload=None, purged_at=now, updated_at=now)
+                    .returning(row.id)
+                ).scalars()
+            )
+            if purged:
+                conn.execute(
+                    insert(inbox_actions),
+                    [{"inbox_id": item_id, "action": "purged", "actor": "hirebridge",
+                      "reason": reason, "at": now} for item_id in purged],
+                )  # fmt: skip
+        return purged
+
+    def get(self, item_id: int) -> InboxItem | None:
+        with self._engine.connect() as conn:
+            found = conn.execute(select(inbox).where(inbox.c.id == item_id)).first()
+        return None if found is None else _item(found)
+
+    def actions(self, item_id: int) -> list[dict[str, object]]:
+        """The audit trail of one item, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(inbox_actions)
+                .where(inbox_actions.c.inbox_id == item_id)
+                .order_by(inbox_actions.c.id)
+            ).all()
+        return [dict(row._mapping) for row in rows]
+
     def _set(self, item_id: int, **values: object) -> None:
         with self._engine.begin() as conn:
             conn.execute(
@@ -157,16 +214,14 @@ class Inbox:
             )
 
     def counts(self) -> dict[tuple[str, str], int]:
-        """(source, status) → count; parked items count under status "parked"."""
+        """(source, state) → count; the states of ``InboxItem.state``."""
+        flags = (inbox.c.source, inbox.c.status, inbox.c.parked_at.is_not(None),
+                 inbox.c.purged_at.is_not(None))  # fmt: skip
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(
-                    inbox.c.source, inbox.c.status, inbox.c.parked_at.is_not(None), func.count()
-                ).group_by(inbox.c.source, inbox.c.status, inbox.c.parked_at.is_not(None))
-            ).all()
+            rows = conn.execute(select(*flags, func.count()).group_by(*flags)).all()
         counts: dict[tuple[str, str], int] = {}
-        for source, status, parked, count in rows:
-            key = (str(source), "parked" if parked else str(status))
+        for source, status, parked, purged, count in rows:
+            key = (str(source), "purged" if purged else "parked" if parked else str(status))
             counts[key] = counts.get(key, 0) + int(count)
         return counts
 
@@ -189,5 +244,5 @@ def _item(row: object) -> InboxItem:
         id=m["id"], source=m["source"], dedup_key=m["dedup_key"], payload=m["payload"],
         status=m["status"], attempts=m["attempts"], repeats=m["repeats"],
         last_error=m["last_error"], target_id=m["target_id"], received_at=m["received_at"],
-        parked_at=m["parked_at"],
+        parked_at=m["parked_at"], purged_at=m["purged_at"],
     )  # fmt: skip

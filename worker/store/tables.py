@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     DateTime,
+    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -21,6 +22,7 @@ metadata = MetaData(
         "ix": "ix_%(column_0_label)s",
         "uq": "uq_%(table_name)s_%(column_0_name)s",
         "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
     }
 )
 
@@ -149,10 +151,24 @@ inbox = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("delivered_at", DateTime(timezone=True), nullable=True),
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
-    Column("parked_at", DateTime(timezone=True), nullable=True),
+    Column("parked_at", DateTime(timezone=True), nullable=True, index=True),
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", DateTime(timezone=True), nullable=True),
+    # A parked item's payload deleted after inbound.parked_retention_days: it cannot be sent.
+    Column("purged_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("source", "dedup_key", name="uq_inbox_source"),
+)
+
+# What was done to an inbox item, by whom (an admin, or "hirebridge" itself), when and why.
+inbox_actions = Table(
+    "inbox_actions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("inbox_id", Integer, ForeignKey("inbox.id"), nullable=False, index=True),
+    Column("action", String(32), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
 )
 
 # Job postings (issue 7): a source job, the ATS job it became, the hash of what was last sent.

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from worker.errors import PermanentError, RateLimitedError, RetriableError
+from worker.redact import scrub_text
 from worker.remote.http import (
     MAX_BODY_BYTES,
     Reply,
@@ -103,8 +104,10 @@ def run_exchange(handler: Any) -> Reply:
 
 def test_huge_bodies_are_refused() -> None:
     big = b"x" * (MAX_BODY_BYTES + 1)
-    with pytest.raises(PermanentError, match="larger than"):
+    with pytest.raises(PermanentError) as caught:
         run_exchange(lambda request: httpx.Response(200, content=big))
+    assert str(caught.value) == "HTTP 200 body larger than 8 MiB"
+    assert scrub_text(str(caught.value)) == str(caught.value)  # the size survives redaction
 
 
 def test_transport_failures_are_retriable() -> None:

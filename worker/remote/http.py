@@ -20,7 +20,8 @@ from worker.errors import PermanentError, RateLimitedError, RetriableError
 from worker.redact import scrub_text
 from worker.remote import lanes
 
-MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_BODY_MIB = 8
+MAX_BODY_BYTES = MAX_BODY_MIB * 1024 * 1024
 MAX_MESSAGE_CHARS = 400
 
 
@@ -125,8 +126,9 @@ async def _read_capped(response: httpx.Response, *, system: str, stage: str) -> 
 
 
 def _too_large(status: int, system: str, stage: str) -> PermanentError:
+    # In MiB: a byte count has enough digits for the PII scrubber to hide it as "[number]".
     return PermanentError(
-        f"HTTP {status} body larger than {MAX_BODY_BYTES} bytes",
+        f"HTTP {status} body larger than {MAX_BODY_MIB} MiB",
         system=system,
         status=status,
         stage=stage,

@@ -117,7 +117,8 @@ def test_transport_failures_are_retriable() -> None:
     def slow(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("slow", request=request)
 
-    with pytest.raises(RetriableError, match="connection failed: ConnectError"):
+    # Without a cause in the chain (a mock raises bare), the exception's type is all there is.
+    with pytest.raises(RetriableError, match=r"^cannot connect to sim:80: ConnectError$"):
         run_exchange(refuse)
-    with pytest.raises(RetriableError, match="timed out"):
+    with pytest.raises(RetriableError, match=r"^timed out after 1s waiting for sim:80 to answer$"):
         run_exchange(slow)

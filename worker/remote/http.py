@@ -18,7 +18,7 @@ import httpx
 from worker import metrics
 from worker.errors import PermanentError, RateLimitedError, RetriableError
 from worker.redact import scrub_text
-from worker.remote import lanes
+from worker.remote import failures, lanes
 
 MAX_BODY_MIB = 8
 MAX_BODY_BYTES = MAX_BODY_MIB * 1024 * 1024
@@ -88,14 +88,12 @@ async def exchange(
             body = await _read_capped(response, system=system, stage=stage)
         finally:
             await response.aclose()
-    except httpx.TimeoutException:
-        _count(system, stage, "timeout", started)
-        raise RetriableError(f"timed out after {timeout:g}s", system=system, stage=stage) from None
     except httpx.TransportError as exc:
-        _count(system, stage, "connection_error", started)
-        raise RetriableError(
-            f"connection failed: {type(exc).__name__}", system=system, stage=stage
-        ) from None
+        trust = lanes.trust_store(client)
+        failure = failures.describe(exc, request.url, timeout=timeout, trust=trust)
+        timed_out = isinstance(exc, httpx.TimeoutException)
+        _count(system, stage, "timeout" if timed_out else "connection_error", started)
+        raise RetriableError(failure.message, system=system, stage=stage) from None
     _count(system, stage, response.status_code, started)
     return Reply(response.status_code, response.headers, body, system, stage)
 

@@ -52,7 +52,9 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pat
 async def call(url: str, *, timeout: float = 2.0, ca_bundle: Path | None = None) -> Reply:
     client = new_client(2, ca_bundle)
     try:
-        return await exchange(client, "GET", url, system="hris", stage="post", timeout=timeout)
+        return await exchange(
+            client, "GET", url, system="hris", stage="post", route="/x", timeout=timeout
+        )
     finally:
         await client.aclose()
 

@@ -96,7 +96,7 @@ def run_exchange(handler: Any) -> Reply:
     async def go() -> Reply:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             return await exchange(
-                client, "GET", "http://sim/x", system="hris", stage="post", timeout=1
+                client, "GET", "http://sim/x", system="hris", stage="post", route="/x", timeout=1
             )
 
     return asyncio.run(go())

@@ -145,7 +145,7 @@ class OfferSync:
     async def run(self) -> RunReport:
         report = RunReport(run_id=uuid.uuid4().hex[:16])
         self._halt = None
-        with structlog.contextvars.bound_contextvars(run_id=report.run_id):
+        with alerts.record_scope(), structlog.contextvars.bound_contextvars(run_id=report.run_id):
             await self._db(self._ledger.start_run, report.run_id)
             if self._keep_days is not None:
                 cutoff = datetime.now(UTC) - timedelta(days=self._keep_days)
@@ -239,7 +239,10 @@ class OfferSync:
     async def _process(self, ref: OfferRef, snapshot_at: datetime) -> Outcome:
         """Take one offer as far as it can go."""
         offer_id = ref.offer_id
-        with structlog.contextvars.bound_contextvars(offer_id=offer_id, stage="claim"):
+        with (
+            alerts.record_scope(),
+            structlog.contextvars.bound_contextvars(offer_id=offer_id, stage="claim"),
+        ):
             state = await self._db(
                 self._ledger.claim,
                 offer_id,

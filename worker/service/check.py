@@ -14,7 +14,7 @@ from sqlalchemy import text
 from worker.errors import HirebridgeError
 from worker.mapping.loader import load_field_map
 from worker.remote.auth import OutboundAuth
-from worker.remote.http import exchange
+from worker.remote.http import exchange, route_of
 from worker.runtime import http_client
 from worker.settings import Settings
 from worker.sinks.ats import AtsClient
@@ -81,6 +81,7 @@ async def _hris(settings: Settings) -> str:
         ).headers()
         reply = await exchange(
             client, "HEAD", settings.hris.url, system="hris", stage="check",
+            route=route_of(settings.hris.url),
             timeout=settings.hris.retry.timeout_seconds, headers={**settings.hris.headers, **auth},
         )  # fmt: skip
     if reply.status in (401, 403):

@@ -19,10 +19,12 @@ from starlette.routing import Route
 from tests.conftest import Sims
 from tests.pipelines.test_offers import AREA
 from worker import alerts
+from worker.remote.http import route_of
 from worker.runtime import offer_worker
 from worker.service.runner import Service
 from worker.settings import Settings
 from worker.simulators.server import BackgroundServer
+from worker.sinks.http import HttpSink
 
 
 class FakeIngest:
@@ -110,6 +112,64 @@ def test_failures_and_check_ins_reach_sentry_grouped_and_without_pii(
                         if a["QuestionID"] not in AREA)):  # fmt: skip
             assert value not in everything
     assert sims.pageup.client_secret not in everything
+
+
+@pytest.mark.parametrize("sims", [{"offers": 6, "missing_tfn": frozenset({0})}], indirect=True)
+def test_a_failed_offer_carries_its_own_remote_calls_as_breadcrumbs_and_nothing_else(
+    sims: Sims, ingest: tuple[FakeIngest, str], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, dsn = ingest
+    sims.hris.faults.error_rate = 1.0  # every post answers 503, three tries each
+    settings = sims.settings(
+        f"sqlite:///{tmp_path / 's.sqlite'}",
+        sentry={"dsn": dsn},
+        sync={"circuit_breaker_failures": 100, "concurrency": 3},
+    )
+    # The first three posts wait for each other: three offers are surely in flight at once.
+    together, real_deliver, waits = asyncio.Barrier(3), HttpSink.deliver, [0]
+
+    async def deliver_together(self: HttpSink, payload: Any, key: str, **kw: Any) -> Any:
+        waits[0] += 1
+        if waits[0] <= 3:
+            await together.wait()
+        return await real_deliver(self, payload, key, **kw)
+
+    monkeypatch.setattr(HttpSink, "deliver", deliver_together)
+    assert alerts.init_sentry(settings.sentry)
+
+    async def run(settings: Settings) -> None:
+        async with offer_worker(settings) as worker:
+            await worker.run_once()
+
+    asyncio.run(run(settings))
+    alerts.flush()
+
+    paths = settings.sources["pageup"].paths
+    fetches = sorted(
+        ("pageup", "GET", path, 200, 1)
+        for path in (paths.offer, paths.onboarding_form, paths.application_form)
+    )
+    posts = [("hris", "POST", route_of(settings.targets["hris"].url), 503, n) for n in (1, 2, 3)]
+    events = fake.of("event")
+    assert len(events) == 6 and waits[0] == 5
+    for event in events:
+        crumbs = event["breadcrumbs"]["values"]
+        assert {(c["type"], c["category"]) for c in crumbs} == {("http", "remote_call")}
+        calls = [(c["data"]["system"], c["data"]["method"], c["data"]["url"],
+                  c["data"]["status_code"], c["data"]["attempt"]) for c in crumbs]  # fmt: skip
+        assert sorted(calls[:3]) == fetches, event["tags"]["offer_id"]
+        assert calls[3:] == ([] if event["tags"]["stage"] == "map" else posts)
+        assert all(c["data"]["duration_ms"] >= 0 for c in crumbs)
+        assert all(c["level"] == ("error" if c["data"]["status_code"] == 503 else "info")
+                   for c in crumbs)  # fmt: skip
+        text = json.dumps(crumbs)
+        for noise in ("PRAGMA", "SELECT", "INSERT", "127.0.0.1", "http://", "9001", "Bearer"):
+            assert noise not in text
+    everything = b"".join(fake.raw).decode("utf-8", "replace")
+    assert sims.pageup.client_secret not in everything
+    for sample in sims.samples:
+        assert sample.offer["Applicant"]["Email"] not in everything
+        assert sample.offer["Applicant"]["LastName"] not in everything
 
 
 def test_before_send_scrubs_values_and_secret_keys() -> None:

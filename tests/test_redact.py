@@ -8,6 +8,12 @@ def test_scrub_text_hides_emails_and_long_numbers_but_keeps_short_ones() -> None
     assert scrub_text(text) == "[email] TFN [number] BSB [number] born [number] HTTP 422 offer 12"
 
 
+def test_ipv4_addresses_survive_but_dotted_personal_numbers_do_not() -> None:
+    text = "cannot connect to 10.255.255.53:443; phone 04.12.345.678, born 14.04.1990"
+    assert scrub_text(text) == "cannot connect to 10.255.255.53:443; phone [number], born [number]"
+    assert scrub_text("TFN 123.456.782.999 or 123.456.078.001") == "TFN [number] or [number]"
+
+
 def test_redactor_hides_exact_values_of_the_record() -> None:
     redact = Redactor(["Nguyen", "Mia", "x"])
     assert (

@@ -4,15 +4,23 @@ Events carry tags (source, offer_id, target, stage, remote system, HTTP status) 
 stage and error kind, so one upstream outage is one Sentry issue, not one per offer. No PII:
 ``send_default_pii`` is off, local variables are not sent, and ``before_send`` scrubs every
 string value of an event (emails, long numbers) on top of the scrubbing done before logging.
+
+Breadcrumbs are the record's remote calls and nothing else (``remote_call``): system, method,
+path template, status, duration and attempt. Each record runs in its own isolation scope
+(``record_scope``), so concurrent offers never share breadcrumbs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sentry_sdk
 from sentry_sdk.crons import capture_checkin
+from sentry_sdk.integrations.httpx import HttpxIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
+from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
 
 from worker import __version__
 from worker.redact import SECRET_KEYS, scrub_text
@@ -25,6 +33,7 @@ _FREE_TEXT = {"message", "logentry", "contexts", "extra", "breadcrumbs", "except
 _KEEP = {"timestamp", "start_timestamp", "type", "category", "level", "event_id",
          "dynamic_sampling_context", "trace_id", "span_id", "parent_span_id", "release",
          "environment"}  # fmt: skip
+REMOTE_CALL = "remote_call"  # the category of our breadcrumbs, the only ones sent
 
 
 def init_sentry(settings: SentrySettings) -> bool:
@@ -38,11 +47,53 @@ def init_sentry(settings: SentrySettings) -> bool:
         # PII collection stays at the SDK's default, off (send_default_pii is deprecated).
         include_local_variables=False,
         before_send=scrub_event,
-        before_breadcrumb=lambda crumb, _hint: scrub_event(crumb, {}),
-        # Our own error events are explicit (below); log lines become breadcrumbs only.
+        before_breadcrumb=_keep_breadcrumb,
+        # Our own error events and breadcrumbs are explicit (below): log lines become neither.
         integrations=[LoggingIntegration(level=None, event_level=None)],
+        # SQLAlchemy's breadcrumbs are SQL statements; httpx's carry whole URLs (ids in paths,
+        # keys in queries), and it would send Sentry trace headers to PageUp and the HRIS.
+        disabled_integrations=[SqlalchemyIntegration(), HttpxIntegration()],
     )
     return True
+
+
+def _keep_breadcrumb(crumb: Any, _hint: Any) -> Any:
+    """Only our remote-call breadcrumbs, scrubbed; any other integration's are noise."""
+    if not isinstance(crumb, dict) or crumb.get("category") != REMOTE_CALL:
+        return None
+    return scrub_event(crumb, {})
+
+
+def remote_call(
+    *, system: str, stage: str, method: str, route: str, status: int | None, cause: str | None,
+    seconds: float, attempt: int,
+) -> None:  # fmt: skip
+    """A breadcrumb for one HTTP exchange; ``route`` is the path template (no ids, no query)."""
+    if not sentry_sdk.get_client().is_active():
+        return  # the common case without a DSN: no dict to build
+    failed = status is None or status >= 500
+    data: dict[str, Any] = {
+        "system": system, "stage": stage, "method": method, "url": route,
+        "status_code": status, "duration_ms": round(seconds * 1000, 1), "attempt": attempt,
+    }  # fmt: skip
+    if cause is not None:
+        data["error"] = cause
+    level = "error" if failed else "warning" if status is not None and status >= 400 else "info"
+    sentry_sdk.add_breadcrumb(type="http", category=REMOTE_CALL, level=level, data=data)
+
+
+@contextmanager
+def record_scope() -> Iterator[None]:
+    """An isolation scope for one record (offer, push, job) with no breadcrumbs yet.
+
+    sentry_sdk 2.x keeps breadcrumbs on the isolation scope, held in a context variable; an
+    asyncio task copies the reference, not the scope, so the offers running side by side in
+    one run would share (and mix) breadcrumbs without a scope each. Clearing drops what earlier
+    calls (the run's listing, another offer) left behind.
+    """
+    with sentry_sdk.isolation_scope() as scope:
+        scope.clear_breadcrumbs()
+        yield
 
 
 def scrub_event(event: Any, _hint: Any) -> Any:

@@ -7,6 +7,7 @@ tax file or bank numbers, birth dates. ``scrub_text`` removes the shapes of such
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 
@@ -29,7 +30,21 @@ _MIN_DIGITS = 6
 def _number(match: re.Match[str]) -> str:
     text = match.group(0)
     digits = sum(ch.isdigit() for ch in text)
-    return "[number]" if digits >= _MIN_DIGITS else text
+    if digits < _MIN_DIGITS or _ipv4(text):
+        return text
+    return "[number]"
+
+
+def _ipv4(text: str) -> bool:
+    """A server's address ("cannot connect to 10.1.2.3:443") is not personal. Dates and tax,
+    bank or phone numbers are not four dotted parts of 0-255 without leading zeros."""
+    if text.count(".") != 3:
+        return False
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def scrub_text(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import socket
 from typing import Any
 
 import pytest
@@ -295,3 +296,23 @@ def test_no_pii_or_secret_in_any_log_line(
     for value in secrets + pii:
         assert value not in text
     assert "access_token" not in text
+
+
+@pytest.mark.parametrize("sims", [{"offers": 2}], indirect=True)
+def test_an_unreachable_hris_is_named_in_the_stored_reason(
+    sims: Sims, db_url: str, captured_logs: io.StringIO
+) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    settings = sims.settings(db_url, hris={"url": f"http://127.0.0.1:{port}/api/employees"})
+
+    report = run_sync(settings)
+
+    reason = f"cannot connect to 127.0.0.1:{port}: connection refused"
+    assert report.failed == 2 and sims.pageup.processed.total() == 0
+    states = ledger_states(settings)
+    assert {states[str(s.offer_id)].last_error for s in sims.samples} == {reason}
+    failed = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    assert {e["error"] for e in failed if e["event"] == "offer_failed"} == {reason}

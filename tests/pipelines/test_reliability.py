@@ -126,7 +126,7 @@ def test_bad_pageup_answers_fail_their_offer_with_a_reason(sims: Sims, db_url: s
     assert "not valid JSON" in reasons[1]
     assert "not valid UTF-8" in reasons[2]
     assert "the offer document is a JSON string, not an object" in reasons[3]
-    assert "larger than" in reasons[4]
+    assert reasons[4] == "HTTP 200 body larger than 8 MiB"  # not "[number] bytes"
 
 
 def test_source_documents_are_kept_only_when_asked_and_expire(sims: Sims, db_url: str) -> None:

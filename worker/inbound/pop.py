@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from worker.errors import PermanentError
-from worker.remote.http import exchange, raise_for_status
+from worker.remote.http import exchange, raise_for_status, route_of
 from worker.remote.retry import with_retries
 from worker.settings import InboundSettings, PopEngineSettings
 
@@ -202,7 +202,8 @@ class PopEngineClient:
             headers = {"Authorization": self._authorization, "Accept": "application/json"}
             reply = await exchange(
                 self._client, "POST", self._settings.api_url, system="pop_engine",
-                stage="score", timeout=self._settings.retry.timeout_seconds,
+                stage="score", route=route_of(self._settings.api_url),
+                timeout=self._settings.retry.timeout_seconds,
                 headers=headers, json_body=body,
             )  # fmt: skip
             raise_for_status(reply, success=frozenset({200}), retry_after_cap=300.0)

@@ -141,7 +141,10 @@ class InboundDelivery:
         target = self._targets[item.source]
         stage = "score" if item.source == "pop" else "map"
         redact = scrub_text
-        with structlog.contextvars.bound_contextvars(inbox_id=item.id, source=item.source):
+        with (
+            alerts.record_scope(),
+            structlog.contextvars.bound_contextvars(inbox_id=item.id, source=item.source),
+        ):
             try:
                 score = None
                 if item.source == "pop":

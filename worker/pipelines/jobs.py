@@ -108,7 +108,10 @@ class JobSync:
                 if state is not None and _waiting(state, now):
                     report.not_due += 1
                     continue
-                with structlog.contextvars.bound_contextvars(source_job_id=job.source_id):
+                with (
+                    alerts.record_scope(),
+                    structlog.contextvars.bound_contextvars(source_job_id=job.source_id),
+                ):
                     await self._sync_one(job, state, report)
             if not (self._halt or self._stopping):
                 await self._close_missing(listing, states, report)
@@ -211,7 +214,10 @@ class JobSync:
             return
         for state in gone:
             assert state.ats_job_id is not None
-            with structlog.contextvars.bound_contextvars(source_job_id=state.source_id):
+            with (
+                alerts.record_scope(),
+                structlog.contextvars.bound_contextvars(source_job_id=state.source_id),
+            ):
                 try:
                     await asyncio.to_thread(self._ledger.begin_attempt, state.source_id)
                     await self._ats.update(state.ats_job_id, {"status": status})

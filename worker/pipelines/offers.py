@@ -93,7 +93,7 @@ class OfferProcessor:
         """Take one claimed offer as far as it can go; the ledger says where it stopped."""
         source = self.sources.get(offer.source)
         context = {"source": offer.source, "offer_id": offer.offer_id, "stage": "fetch"}
-        with structlog.contextvars.bound_contextvars(**context):
+        with alerts.record_scope(), structlog.contextvars.bound_contextvars(**context):
             try:
                 if source is None or offer.last_run_id in self.halted:
                     await self._release(offer, None)

@@ -107,7 +107,10 @@ class SourceRun:
     async def run(self) -> RunReport:
         ticket, report, context = self._ticket, self.report, self._context
         started = time.monotonic()
-        with structlog.contextvars.bound_contextvars(run_id=ticket.run_id, source=ticket.source):
+        with (
+            alerts.record_scope(),
+            structlog.contextvars.bound_contextvars(run_id=ticket.run_id, source=ticket.source),
+        ):
             log.info("run_started")
             self._parts.breaker.succeeded()
             await self._purge_documents()

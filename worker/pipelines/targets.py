@@ -30,7 +30,8 @@ async def send_step(
     scope = {**context, "payload": payload} if isinstance(context, dict) else {"payload": payload}
     if step.find is not None:
         url = sink.url_for(fill_path(field_map, step.find.path, scope))
-        found = await sink.look_up(url, step.find.id_expression, stage=f"{stage}:find")
+        route = sink.route_for(step.find.path.text)
+        found = await sink.look_up(url, step.find.id_expression, route=route, stage=f"{stage}:find")
         if found is not None:
             target = fill_path(field_map, step.find.update_path, {**scope, "id": found})
             delivered = await sink.deliver(
@@ -38,6 +39,7 @@ async def send_step(
                 f"{idempotency_key}:update",
                 method=step.find.update_method,
                 url=sink.url_for(target),
+                route=sink.route_for(step.find.update_path.text),
                 stage=f"{stage}:update",
             )
             log.info("record_found_and_updated", step=step.name, hris_id=found)
@@ -48,6 +50,7 @@ async def send_step(
         idempotency_key,
         method=step.method,
         url=create_url,
+        route=sink.route_for(step.path.text if step.path else None),
         record_id=step.record_id,
         stage=stage,
     )

@@ -12,15 +12,18 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from worker import metrics
+from worker import alerts, metrics
 from worker.errors import PermanentError, RateLimitedError, RetriableError
 from worker.redact import scrub_text
-from worker.remote import lanes
+from worker.remote import failures, lanes
+from worker.remote.retry import current_attempt
 
-MAX_BODY_BYTES = 8 * 1024 * 1024
+MAX_BODY_MIB = 8
+MAX_BODY_BYTES = MAX_BODY_MIB * 1024 * 1024
 MAX_MESSAGE_CHARS = 400
 
 
@@ -59,6 +62,11 @@ class Reply:
         )
 
 
+def route_of(url: str) -> str:
+    """The path of a URL from the settings, as the route of calls to it (no host, no query)."""
+    return urlsplit(url).path or "/"
+
+
 async def exchange(
     client: httpx.AsyncClient,
     method: str,
@@ -66,6 +74,7 @@ async def exchange(
     *,
     system: str,
     stage: str,
+    route: str,
     timeout: float,
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str | int] | None = None,
@@ -74,36 +83,58 @@ async def exchange(
 ) -> Reply:
     """Send one request and read its body (capped). Transport failures become RetriableError.
 
-    Inside a worker lane (see ``worker.remote.lanes``) the lane's client is used instead.
+    ``route`` is the path template the caller filled in (``offers/{offer_id}``), or the path
+    of a URL that comes from the settings: it names the call in Sentry breadcrumbs, where the
+    URL itself may not go (ids in paths can be personal). Inside a worker lane (see
+    ``worker.remote.lanes``) the lane's client is used instead of ``client``.
     """
     client = lanes.current(client)
     started = time.perf_counter()
     request = client.build_request(
         method, url, headers=headers, params=params, json=json_body, data=form, timeout=timeout
     )
+    call = (system, stage, method, route)
     try:
         response = await client.send(request, stream=True)
         try:
             body = await _read_capped(response, system=system, stage=stage)
+        except PermanentError:
+            _record(call, response.status_code, started)
+            raise
         finally:
             await response.aclose()
-    except httpx.TimeoutException:
-        _count(system, stage, "timeout", started)
-        raise RetriableError(f"timed out after {timeout:g}s", system=system, stage=stage) from None
     except httpx.TransportError as exc:
-        _count(system, stage, "connection_error", started)
-        raise RetriableError(
-            f"connection failed: {type(exc).__name__}", system=system, stage=stage
-        ) from None
-    _count(system, stage, response.status_code, started)
+        trust = lanes.trust_store(client)
+        failure = failures.describe(exc, request.url, timeout=timeout, trust=trust)
+        timed_out = isinstance(exc, httpx.TimeoutException)
+        _record(call, "timeout" if timed_out else "connection_error", started, failure.cause)
+        raise RetriableError(failure.message, system=system, stage=stage) from None
+    _record(call, response.status_code, started)
     return Reply(response.status_code, response.headers, body, system, stage)
 
 
-def _count(system: str, stage: str, status: int | str, started: float) -> None:
+def _record(
+    call: tuple[str, str, str, str], status: int | str, started: float, cause: str | None = None
+) -> None:
+    """Metrics and a Sentry breadcrumb for one exchange."""
+    system, stage, method, route = call
+    seconds = time.perf_counter() - started
     metrics.REQUESTS.labels(system, stage, str(status)).inc()
-    metrics.REQUEST_SECONDS.labels(system).observe(time.perf_counter() - started)
+    metrics.REQUEST_SECONDS.labels(system).observe(seconds)
     if status == 429:
         metrics.RATE_LIMITED.labels(system).inc()
+    alerts.remote_call(
+        system=system, stage=stage, method=method, route=_template(route),
+        status=status if isinstance(status, int) else None, cause=cause, seconds=seconds,
+        attempt=current_attempt(),
+    )  # fmt: skip
+
+
+def _template(route: str) -> str:
+    """A route without scheme, host or query, whatever the caller passed."""
+    if "://" in route:
+        route = urlsplit(route).path
+    return route.split("?", 1)[0].split("#", 1)[0]
 
 
 async def _read_capped(response: httpx.Response, *, system: str, stage: str) -> bytes:
@@ -125,8 +156,9 @@ async def _read_capped(response: httpx.Response, *, system: str, stage: str) -> 
 
 
 def _too_large(status: int, system: str, stage: str) -> PermanentError:
+    # In MiB: a byte count has enough digits for the PII scrubber to hide it as "[number]".
     return PermanentError(
-        f"HTTP {status} body larger than {MAX_BODY_BYTES} bytes",
+        f"HTTP {status} body larger than {MAX_BODY_MIB} MiB",
         system=system,
         status=status,
         stage=stage,

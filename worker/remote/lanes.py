@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import ssl
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,9 @@ _lane: contextvars.ContextVar[httpx.AsyncClient | None] = contextvars.ContextVar
     "hirebridge_http_lane", default=None
 )
 CONNECTIONS_PER_LANE = 8  # three parallel fetches, a post, a token call, room to spare
+# The CA bundle each client was built with, so that a failed verification can say what it
+# was checked against. httpx keeps the SSL context out of reach.
+_bundles: weakref.WeakKeyDictionary[httpx.AsyncClient, Path | None] = weakref.WeakKeyDictionary()
 
 
 @functools.cache
@@ -47,12 +51,24 @@ def new_client(max_connections: int, ca_bundle: Path | None = None) -> httpx.Asy
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         limits=limits,
         headers={"User-Agent": f"hirebridge/{__version__}"},
         follow_redirects=False,
         verify=tls_context(ca_bundle),
     )
+    _bundles[client] = ca_bundle
+    return client
+
+
+def trust_store(client: httpx.AsyncClient) -> str:
+    """The CA certificates ``client`` verifies servers against, in words."""
+    if client not in _bundles:
+        return "the HTTP client's own CA store"
+    bundle = _bundles[client]
+    if bundle is None:
+        return "the system's default CA store"
+    return f"the system's CA store plus tls.ca_bundle {bundle}"
 
 
 def current(default: httpx.AsyncClient) -> httpx.AsyncClient:

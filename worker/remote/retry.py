@@ -7,6 +7,7 @@ limit is daily, so hammering it cannot help; the caller backs off for the run an
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -25,6 +26,13 @@ from worker.settings import RetrySettings
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
+# Which try of the innermost ``with_retries`` is running (1 outside any): for breadcrumbs.
+_attempt: contextvars.ContextVar[int] = contextvars.ContextVar("hirebridge_attempt", default=1)
+
+
+def current_attempt() -> int:
+    """The number of the try in progress of the innermost retried call (1 if none)."""
+    return _attempt.get()
 
 
 def _should_retry(exc: BaseException) -> bool:
@@ -35,10 +43,21 @@ def _should_retry(exc: BaseException) -> bool:
 
 async def with_retries(call: Callable[[], Awaitable[T]], policy: RetrySettings) -> T:
     """Run ``call`` until it succeeds, fails permanently, or ``policy.attempts`` run out."""
+    tries = 0
+
+    async def numbered() -> T:
+        nonlocal tries
+        tries += 1
+        token = _attempt.set(tries)
+        try:
+            return await call()
+        finally:
+            _attempt.reset(token)
+
     try:
         # The first try runs bare: building tenacity's machinery on every call costs more CPU
         # than the rest of a request's bookkeeping.
-        return await call()
+        return await numbered()
     except RetriableError as exc:
         if policy.attempts <= 1 or not _should_retry(exc):
             raise
@@ -69,7 +88,7 @@ async def with_retries(call: Callable[[], Awaitable[T]], policy: RetrySettings) 
         before_sleep=before_sleep,
         reraise=True,
     )
-    result: T = await retrying(call)
+    result: T = await retrying(numbered)
     return result
 
 

@@ -13,7 +13,7 @@ import structlog
 
 from worker import metrics
 from worker.errors import PermanentError
-from worker.remote.http import exchange, raise_for_status
+from worker.remote.http import exchange, raise_for_status, route_of
 from worker.remote.retry import with_retries
 from worker.settings import RetrySettings
 
@@ -88,6 +88,7 @@ class ClientCredentials:
             self._token_url,
             system=self._system,
             stage="token",
+            route=route_of(self._token_url),
             timeout=self._retry.timeout_seconds,
             form=form,
         )

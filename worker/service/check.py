@@ -15,7 +15,7 @@ from sqlalchemy import text
 from worker.errors import HirebridgeError
 from worker.mapping.loader import load_field_map
 from worker.remote.auth import OutboundAuth
-from worker.remote.http import exchange
+from worker.remote.http import exchange, route_of
 from worker.runtime import http_client
 from worker.settings import Settings
 from worker.sinks.ats import AtsClient
@@ -92,7 +92,7 @@ async def _target(settings: Settings, name: str) -> str:
     async with http_client(settings, 1) as client:
         auth = await OutboundAuth(target.auth, client, system=name, retry=target.retry).headers()
         reply = await exchange(
-            client, "HEAD", target.url, system=name, stage="check",
+            client, "HEAD", target.url, system=name, stage="check", route=route_of(target.url),
             timeout=target.retry.timeout_seconds, headers={**target.headers, **auth},
         )  # fmt: skip
     if reply.status in (401, 403):

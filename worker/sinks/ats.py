@@ -132,7 +132,7 @@ class AtsClient:
     async def _call(self, method: str, path: str, body: Any, *, stage: str) -> Reply:
         async def once() -> Reply:
             reply = await exchange(
-                self._client, method, self._base + path, system="ats", stage=stage,
+                self._client, method, self._base + path, system="ats", stage=stage, route=path,
                 timeout=self._settings.retry.timeout_seconds,
                 headers={**self._headers, "Accept": "application/json"},
                 params=self._params or None, json_body=body,

@@ -17,7 +17,7 @@ import structlog
 from worker.errors import PermanentError
 from worker.mapping.requests import RecordId
 from worker.remote.auth import OutboundAuth
-from worker.remote.http import Reply, exchange, raise_for_status
+from worker.remote.http import Reply, exchange, raise_for_status, route_of
 from worker.remote.retry import with_retries
 from worker.settings import HrisSettings
 
@@ -49,8 +49,15 @@ class HttpSink:
         base = self._settings.url
         return base.rstrip("/") + path if path.startswith("/") else base + path
 
-    async def look_up(self, url: str, id_expression: Any, *, stage: str = "find") -> str | None:
-        """GET ``url``; the id ``id_expression`` finds in the reply, or None (also on a 404)."""
+    def route_for(self, template: str | None) -> str:
+        """The route of calls to ``url_for(<template filled in>)``, or to ``hris.url``."""
+        return route_of(self.url_for(template) if template else self._settings.url)
+
+    async def look_up(
+        self, url: str, id_expression: Any, *, route: str, stage: str = "find"
+    ) -> str | None:
+        """GET ``url``; the id ``id_expression`` finds in the reply, or None (also on a 404).
+        ``route`` is the path template ``url`` was filled from."""
 
         async def once() -> Reply:
             for attempt in (1, 2):
@@ -62,6 +69,7 @@ class HttpSink:
                     url,
                     system=self._system,
                     stage=stage,
+                    route=route,
                     timeout=self._settings.retry.timeout_seconds,
                     headers=headers,
                 )
@@ -84,11 +92,16 @@ class HttpSink:
         *,
         method: str | None = None,
         url: str | None = None,
+        route: str | None = None,
         record_id: RecordId | None = None,
         stage: str = "post",
     ) -> Delivered:
-        """Send ``payload`` (to hris.url unless ``url``); retries transient failures with the
-        same idempotency key. ``record_id`` overrides where the new record's id is read."""
+        """Send ``payload`` (to hris.url unless ``url``, filled from the template ``route``);
+        retries transient failures with the same idempotency key. ``record_id`` overrides where
+        the new record's id is read."""
+        if url is not None and route is None:
+            raise TypeError("deliver(url=...) needs the route it was filled from")
+        route = route or self.route_for(None)
 
         async def once() -> Reply:
             for attempt in (1, 2):
@@ -105,6 +118,7 @@ class HttpSink:
                     url or self._settings.url,
                     system=self._system,
                     stage=stage,
+                    route=route,
                     timeout=self._settings.retry.timeout_seconds,
                     headers=headers,
                     json_body=payload,

@@ -18,7 +18,7 @@ import jmespath
 
 from worker.errors import ConfigError, PermanentError
 from worker.remote.auth import OutboundAuth
-from worker.remote.http import exchange, raise_for_status
+from worker.remote.http import exchange, raise_for_status, route_of
 from worker.remote.retry import with_retries
 from worker.settings import JobSourceSettings
 
@@ -52,7 +52,8 @@ async def _http_records(settings: JobSourceSettings, client: httpx.AsyncClient) 
     async def once() -> Any:
         headers = {**settings.headers, **await auth.headers(), "Accept": "application/json"}
         reply = await exchange(client, "GET", url, system="job_source", stage="list_jobs",
-                               timeout=settings.retry.timeout_seconds, headers=headers)  # fmt: skip
+                               route=route_of(url), timeout=settings.retry.timeout_seconds,
+                               headers=headers)  # fmt: skip
         raise_for_status(reply, success=frozenset({200}), retry_after_cap=300.0)
         return reply.json()
 

@@ -100,30 +100,37 @@ class PageUpClient:
         return reference_id(self._application_id.search(document))
 
     async def get_offer(self, offer_id: str) -> Any:
-        path = self._settings.paths.offer.format(offer_id=offer_id)
-        return (await self._call("GET", path, "fetch_offer")).json()
+        template = self._settings.paths.offer
+        path = template.format(offer_id=offer_id)
+        return (await self._call("GET", path, "fetch_offer", route=template)).json()
 
     async def get_onboarding_form(self, offer_id: str) -> Any:
-        path = self._settings.paths.onboarding_form.format(offer_id=offer_id)
-        return (await self._call("GET", path, "fetch_onboarding_form")).json()
+        template = self._settings.paths.onboarding_form
+        path = template.format(offer_id=offer_id)
+        return (await self._call("GET", path, "fetch_onboarding_form", route=template)).json()
 
     async def get_application_form(self, application_id: str) -> Any:
-        path = self._settings.paths.application_form.format(application_id=application_id)
-        return (await self._call("GET", path, "fetch_application_form")).json()
+        template = self._settings.paths.application_form
+        path = template.format(application_id=application_id)
+        reply = await self._call("GET", path, "fetch_application_form", route=template)
+        return reply.json()
 
     async def mark_processed(self, offer_id: str) -> None:
         """Tell PageUp the offer is done, so it leaves the queue."""
-        path = self._settings.paths.mark_processed.format(offer_id=offer_id)
+        template = self._settings.paths.mark_processed
+        path = template.format(offer_id=offer_id)
         params: dict[str, str | int] = {}
         if self._settings.offer_action_type_id is not None:
             params["offerActionTypeId"] = self._settings.offer_action_type_id
-        await self._call("POST", path, "mark_processed", params=params, success=_MARKED)
+        await self._call(
+            "POST", path, "mark_processed", route=template, params=params, success=_MARKED
+        )
 
     async def _list_pages(self) -> list[list[Any]]:
         paging = self._settings.paging
         path = self._settings.paths.offers
         if paging.mode == "none":
-            return [self._entries(await self._call("GET", path, "list_offers"))]
+            return [self._entries(await self._call("GET", path, "list_offers", route=path))]
         pages: list[list[Any]] = []
         page = paging.first_page
         url: str | None = path
@@ -133,7 +140,8 @@ class PageUpClient:
             params: dict[str, str | int] = {}
             if paging.mode == "page_number":
                 params = {paging.page_param: page, paging.size_param: paging.page_size}
-            reply = await self._call("GET", url, "list_offers", params=params)
+            # A next link is PageUp's (it may carry a cursor): the route is the list's path.
+            reply = await self._call("GET", url, "list_offers", route=path, params=params)
             entries = self._entries(reply)
             pages.append(entries)
             if paging.mode == "page_number":
@@ -173,6 +181,7 @@ class PageUpClient:
         path: str,
         stage: str,
         *,
+        route: str,
         params: dict[str, str | int] | None = None,
         success: frozenset[int] = _OK,
     ) -> Reply:
@@ -187,6 +196,7 @@ class PageUpClient:
                     url,
                     system=SYSTEM,
                     stage=stage,
+                    route=route,
                     timeout=self._settings.retry.timeout_seconds,
                     headers={"Authorization": header, "Accept": "application/json"},
                     params=params,

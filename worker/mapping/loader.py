@@ -40,21 +40,24 @@ import jmespath
 import yaml
 
 from worker.errors import ConfigError
+from worker.mapping.account_checks import AccountCheck, account_checks
 from worker.mapping.expressions import BUILTINS, At, Context, compile_checked, walk
 from worker.mapping.functions import function_names, options_for
 from worker.mapping.requests import (
     METHODS,
+    Accept,
     Find,
     RecordId,
     UrlTemplate,
+    accept_rule,
     find_rule,
     record_id_rule,
     template,
 )
 from worker.mapping.types import TYPES, declared_type_problems
 
-_SINGLE_KEYS = {"fields", "requires", "body", "find"}
-_TOP_KEYS = {"name", "description", "lookups", "steps"} | _SINGLE_KEYS
+_SINGLE_KEYS = {"fields", "requires", "body", "find", "accept"}
+_TOP_KEYS = {"name", "description", "lookups", "steps", "check"} | _SINGLE_KEYS
 _STEP_KEYS = {"name", "description", "method", "path", "when", "record_id"} | _SINGLE_KEYS
 _RULE_KEYS = {"expr", "const", "default", "required", "type", "pii", "description", "when"}
 _STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
@@ -90,6 +93,7 @@ class Step:
     record_id: RecordId | None = None  # None: hris.id_from / hris.id_path
     find: Find | None = None
     when: Any = None  # a compiled condition: the step is left out when it is falsy
+    accept: Accept | None = None  # None: a success status is enough
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,7 @@ class FieldMap:
     steps: tuple[Step, ...]
     options: jmespath.Options
     multi_step: bool = False  # declared with `steps:` (payloads are keyed by step name)
+    checks: tuple[AccountCheck, ...] = ()  # what `hirebridge check` reads from the account
 
     @property
     def rules(self) -> tuple[FieldRule, ...]:
@@ -177,11 +182,14 @@ def _build(data: Any, marks: dict[tuple[str, ...], str], path: Path, version: st
         steps = _steps(data["steps"], at, context)
     else:
         steps = [_step("record", data, lambda *k: at(*k), context, single=True)]
+    checks = account_checks(data["check"], at, context) if "check" in data else ()
     if problems:
         raise ConfigError(problems)
     name = data.get("name") if isinstance(data.get("name"), str) else path.stem
     valid = tuple(step for step in steps if step is not None)
-    return FieldMap(str(name), path, version, valid, options, multi_step="steps" in data)
+    return FieldMap(
+        str(name), path, version, valid, options, multi_step="steps" in data, checks=checks
+    )
 
 
 def _steps(raw: Any, at: At, context: Context) -> list[Step | None]:
@@ -256,6 +264,7 @@ def _step(
     record_id = (
         record_id_rule(spec["record_id"], at, label, problems) if "record_id" in spec else None
     )
+    accept = accept_rule(spec["accept"], at, label, context) if "accept" in spec else None
     for rule in rules:
         _check_step_refs(rule, earlier or set(), problems)
     if len(problems) > start:
@@ -269,6 +278,7 @@ def _step(
         record_id=record_id,
         find=find,
         when=when,
+        accept=accept,
     )
 
 

@@ -39,6 +39,8 @@ async def send_step(
                 method=step.find.update_method,
                 url=sink.url_for(target),
                 stage=f"{stage}:update",
+                accept=step.accept,
+                options=field_map.options,
             )
             log.info("record_found_and_updated", step=step.name, hris_id=found)
             return Delivered(found, delivered.status, updated=True)
@@ -50,4 +52,6 @@ async def send_step(
         url=create_url,
         record_id=step.record_id,
         stage=stage,
+        accept=step.accept,
+        options=field_map.options,
     )

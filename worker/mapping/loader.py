@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,7 @@ class FieldMap:
     options: jmespath.Options
     multi_step: bool = False  # declared with `steps:` (payloads are keyed by step name)
     checks: tuple[AccountCheck, ...] = ()  # what `hirebridge check` reads from the account
+    lookups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def rules(self) -> tuple[FieldRule, ...]:
@@ -187,9 +188,7 @@ def _build(data: Any, marks: dict[tuple[str, ...], str], path: Path, version: st
         raise ConfigError(problems)
     name = data.get("name") if isinstance(data.get("name"), str) else path.stem
     valid = tuple(step for step in steps if step is not None)
-    return FieldMap(
-        str(name), path, version, valid, options, multi_step="steps" in data, checks=checks
-    )
+    return FieldMap(str(name), path, version, valid, options, "steps" in data, checks, lookups)
 
 
 def _steps(raw: Any, at: At, context: Context) -> list[Step | None]:

@@ -16,6 +16,7 @@ from worker.mapping.loader import load_field_map
 from worker.remote.auth import OutboundAuth
 from worker.remote.http import exchange
 from worker.runtime import http_client
+from worker.service.account import account_lists
 from worker.settings import Settings
 from worker.sinks.ats import AtsClient
 from worker.sources.pageup import PageUpClient
@@ -35,6 +36,8 @@ async def run_checks(settings: Settings) -> list[Check]:
         ("field map", _field_map), ("database", _database),
         ("pageup token", _pageup_token), ("hris", _hris),
     ]  # fmt: skip
+    if _has_account_checks(settings):
+        steps.append(("hris account lists", _account_lists))
     if settings.inbound.apna.enabled or settings.inbound.pop.enabled:
         steps.append(("inbound maps", _inbound_maps))
     if settings.ats.enabled:
@@ -52,6 +55,17 @@ async def run_checks(settings: Settings) -> list[Check]:
 async def _field_map(settings: Settings) -> str:
     field_map = load_field_map(settings.hris.mapping)
     return f"{settings.hris.mapping} ({len(field_map.rules)} fields, version {field_map.version})"
+
+
+def _has_account_checks(settings: Settings) -> bool:
+    try:
+        return bool(load_field_map(settings.hris.mapping).checks)
+    except HirebridgeError:
+        return False  # the field map check reports it
+
+
+async def _account_lists(settings: Settings) -> str:
+    return await account_lists(settings, load_field_map(settings.hris.mapping))
 
 
 async def _database(settings: Settings) -> str:

@@ -121,7 +121,9 @@ class SuccessFactors:
         key = f"{entity}/" + ",".join(f"{k}={record.get(k)}" for k in sorted(keys))
         problem = self.problem(entity, record, keys, dates, state)
         if problem is None and entity in state.refuse_entities:
-            problem = f"{entity} was refused by a business rule of this tenant"
+            # SAP's messages quote the record's values: this one lets tests see them scrubbed.
+            quoted = ", ".join(f"{k}={v}" for k, v in record.items() if isinstance(v, str))
+            problem = f"{entity} was refused by a business rule of this tenant ({quoted})"
         if problem is not None:
             return {"key": key, "status": "ERROR", "editStatus": None, "message": problem,
                     "index": index, "httpCode": 400, "inlineResults": None}  # fmt: skip

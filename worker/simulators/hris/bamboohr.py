@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from worker.simulators.hris.core import HrisState, Server, basic_pair, missing, read_json
+from worker.simulators.hris.core import HrisState, Server, basic_pair, missing
 
 DOMAIN_PATH = "/api/gateway.php/acme/v1"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -82,7 +82,7 @@ class BambooHR:
             early = await server.entry(request, "post")
             if early is not None:
                 return early
-            payload, ok = await read_json(request)
+            payload, ok = await server.read(request)
             if not ok:
                 return refused("Malformed JSON")
             problems = self.problems(payload, state)

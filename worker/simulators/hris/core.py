@@ -67,6 +67,9 @@ class HrisState:
     # successfactors: entity names whose upserts are answered ERROR inside the HTTP 200.
     refuse_entities: set[str] = field(default_factory=set)
     entities: dict[str, dict[str, Any]] = field(default_factory=dict)  # successfactors' store
+    # Every JSON body received, as (method, path, body): what the worker really sent, for the
+    # tests that check it against the vendors' published schemas.
+    received: list[tuple[str, str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from worker.simulators.hris import FLAVOURS  # the registry imports every flavour
@@ -160,6 +163,13 @@ class Server:
         if body is None:
             return Response(status_code=status, headers=headers)
         return JSONResponse(body, status_code=status, headers=headers)
+
+    async def read(self, request: Request) -> tuple[Any, bool]:
+        """The body as JSON and whether it parsed; a parsed body is kept in ``received``."""
+        body, ok = await read_json(request)
+        if ok:
+            self.state.received.append((request.method, request.url.path, body))
+        return body, ok
 
     async def maybe_slow(self) -> None:
         """The committed record's answer arrives late for a share of posts (slow_rate)."""

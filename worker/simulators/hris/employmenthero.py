@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from worker.simulators.hris.core import HrisState, Server, basic_pair, read_json
+from worker.simulators.hris.core import HrisState, Server, basic_pair
 
 BUSINESS_ID = "10001"
 BASE = f"/api/v2/business/{BUSINESS_ID}/employee/unstructured"
@@ -123,7 +123,7 @@ class EmploymentHero:
             early = await server.entry(request, "post")
             if early is not None:
                 return early
-            payload, ok = await read_json(request)
+            payload, ok = await server.read(request)
             if not ok or not isinstance(payload, dict):
                 return invalid({"employee": "The request body must be an employee object."})
             problems = self.problems(payload, state)
@@ -155,7 +155,7 @@ class EmploymentHero:
             record_id = request.path_params["employee_id"]
             if record_id not in state.records:
                 return JSONResponse({"message": "Employee not found."}, status_code=404)
-            payload, ok = await read_json(request)
+            payload, ok = await server.read(request)
             if not ok or not isinstance(payload, dict):
                 return invalid({"employee": "The request body must be an employee object."})
             problems = self.problems(payload, state)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from worker.simulators.hris.core import HrisState, Server, missing, read_json
+from worker.simulators.hris.core import HrisState, Server, missing
 
 SUB_RESOURCES = ("bank-accounts", "tax-declaration", "superannuation")
 NOT_JSON = JSONResponse({"message": "body is not JSON"}, status_code=400)
@@ -41,7 +41,7 @@ class Generic:
             early = await server.entry(request, "post")
             if early is not None:
                 return early
-            payload, ok = await read_json(request)
+            payload, ok = await server.read(request)
             if not ok:
                 return NOT_JSON
             if not isinstance(payload, dict):
@@ -75,7 +75,7 @@ class Generic:
             record_id = request.path_params["record_id"]
             if record_id not in state.records:
                 return JSONResponse({"message": "no such employee"}, status_code=404)
-            payload, ok = await read_json(request)
+            payload, ok = await server.read(request)
             if not ok:
                 return NOT_JSON
             state.records[record_id] = payload
@@ -89,7 +89,7 @@ class Generic:
             record_id = request.path_params["record_id"]
             if kind not in SUB_RESOURCES or record_id not in state.records:
                 return JSONResponse({"message": "not found"}, status_code=404)
-            payload, ok = await read_json(request)
+            payload, ok = await server.read(request)
             if not ok:
                 return NOT_JSON
             state.children.setdefault(record_id, []).append((kind, payload))
@@ -102,7 +102,7 @@ class Generic:
             early = await server.entry(request, f"post_{collection}")
             if early is not None:
                 return early
-            payload, ok = await read_json(request)
+            payload, ok = await server.read(request)
             if not ok:
                 return NOT_JSON
             items: list[Any] = state.collected.setdefault(collection, [])

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from worker.simulators.hris.core import HrisState, Server, basic_pair, dig, missing, read_json
+from worker.simulators.hris.core import HrisState, Server, basic_pair, dig, missing
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 LIST_FIELDS = {"work.site": "site", "work.department": "department", "work.title": "title"}
@@ -100,7 +100,7 @@ class HiBob:
             early = await server.entry(request, "post")
             if early is not None:
                 return early
-            payload, ok = await read_json(request)
+            payload, ok = await server.read(request)
             if not ok:
                 return refused("body", "Malformed JSON")
             problem = self.problem(payload, state)

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from worker.simulators.hris.core import HrisState, Server, basic_pair, bearer_known, read_json
+from worker.simulators.hris.core import HrisState, Server, basic_pair, bearer_known
 
 _MS_DATE = re.compile(r"^/Date\((-?\d+)\)/$")
 # entity -> (key properties, other properties this simulator accepts, date properties)
@@ -92,7 +92,7 @@ class SuccessFactors:
             early = await server.entry(request, "post")
             if early is not None:
                 return early
-            payload, ok = await read_json(request)
+            payload, ok = await server.read(request)
             records = payload if isinstance(payload, list) else [payload]
             if not ok or not records or not all(isinstance(r, dict) for r in records):
                 return odata_error("COE_GENERAL_BAD_REQUEST", "Malformed JSON payload")

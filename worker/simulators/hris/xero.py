@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from worker.simulators.hris.core import HrisState, Server, bearer_known, dig, missing, read_json
+from worker.simulators.hris.core import HrisState, Server, bearer_known, dig, missing
 
 _MS_DATE = re.compile(r"^/Date\(-?\d+(\+\d{4})?\)/$")
 STATES = ("ACT", "NSW", "NT", "QLD", "SA", "TAS", "VIC", "WA")
@@ -71,7 +71,7 @@ class Xero:
             early = await server.entry(request, "post")
             if early is not None:
                 return early
-            payload, ok = await read_json(request)
+            payload, ok = await server.read(request)
             if not ok or not isinstance(payload, list) or len(payload) != 1:
                 return validation({}, ["The body must be an array of one employee"])
             employee = payload[0]

@@ -73,3 +73,14 @@ def test_refused_credentials_fail_the_check(sims: Sims) -> None:
 def test_maps_without_a_check_section_add_no_check(sims: Sims) -> None:
     names = [c.name for c in asyncio.run(run_checks(sims.settings(DB)))]
     assert "hris account lists" not in names
+
+
+@pytest.mark.parametrize(
+    "sims",
+    [{"target": t} for t in ("bamboohr", "hibob", "xero", "successfactors", "employmenthero")],
+    indirect=True,
+    ids=lambda options: options["target"],
+)
+def test_check_passes_against_each_vendor_simulator(sims: Sims) -> None:
+    failed = [c for c in asyncio.run(run_checks(sims.settings(DB))) if not c.ok]
+    assert failed == []

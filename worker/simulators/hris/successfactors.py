@@ -105,7 +105,15 @@ class SuccessFactors:
             await server.maybe_slow()
             return response
 
-        return [Route(self.path, upsert, methods=["POST"])]
+        async def service_document(request: Request) -> Response:
+            """OData v2's service document: what a GET (or HEAD) on the service root answers."""
+            early = await server.gate(request)
+            return early or JSONResponse({"d": {"EntitySets": sorted(ENTITIES)}})
+
+        return [
+            Route(self.path, upsert, methods=["POST"]),
+            Route("/odata/v2", service_document, methods=["GET"]),
+        ]
 
     def unknown(self, record: dict[str, Any]) -> str | None:
         entity = entity_of(record)

@@ -87,7 +87,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="demo state folder")
     demo.add_argument(
         "--target",
-        choices=["example", "steps", "bamboohr", "hibob", "xero"],
+        # worker.demo.TARGETS, named here so that the CLI does not import the simulators
+        choices=[
+            "example",
+            "steps",
+            "bamboohr",
+            "hibob",
+            "xero",
+            "successfactors",
+            "employmenthero",
+        ],
         default="example",
         help="the HRIS the simulator behaves like, with its shipped map (default example)",
     )

@@ -44,6 +44,10 @@ TARGETS = {
     "bamboohr": DemoTarget("bamboohr", "bamboohr.yaml", hris.FLAVOURS["bamboohr"].path),
     "hibob": DemoTarget("hibob", "hibob.yaml", hris.FLAVOURS["hibob"].path),
     "xero": DemoTarget("xero", "xero_payroll_au.yaml", hris.FLAVOURS["xero"].path),
+    "successfactors": DemoTarget("successfactors", "successfactors.yaml", "/odata/v2"),
+    "employmenthero": DemoTarget(
+        "employmenthero", "employmenthero.yaml", hris.FLAVOURS["employmenthero"].path
+    ),
 }
 
 
@@ -67,6 +71,12 @@ def hris_settings(target: str, hris_url: str, sim: hris.HrisState) -> dict[str, 
         data.update(id_from="location", success_statuses=[201])
     elif spec.flavour == "hibob":
         data["auth"] = {"type": "basic", "username": sim.username, "password": key}
+        data.update(id_path="id", success_statuses=[200])
+    elif spec.flavour == "successfactors":  # Basic; the simulator also takes a bearer token
+        data["auth"] = {"type": "basic", "username": sim.username, "password": key}
+        data.update(success_statuses=[200])
+    elif spec.flavour == "employmenthero":
+        data["auth"] = {"type": "basic", "username": key, "password": "x"}
         data.update(id_path="id", success_statuses=[200])
     else:
         data["auth"] = {
@@ -203,6 +213,9 @@ def _summarise(
     children = sum(len(c) for c in sim_hris.children.values())
     if children:
         print(f"HRIS follow-up records (bank, tax, super): {children}")
+    if sim_hris.entities:  # SuccessFactors: each hire is several upserted records
+        counts = ", ".join(f"{name} {len(kept)}" for name, kept in sim_hris.entities.items())
+        print(f"SuccessFactors records upserted: {counts}")
     if expected < total:
         print(f"expected: {expected} of {total} offers through (the others cannot be mapped)")
     ok = marked == expected and duplicates == 0 and len(sim_hris.records) == expected

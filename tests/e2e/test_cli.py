@@ -287,11 +287,23 @@ def test_preview_diff_shows_what_a_map_change_does(sims: Sims, tmp_path: Path) -
     assert sims.hris.calls["post"] == 0
 
 
-@pytest.mark.parametrize("target", ["steps", "bamboohr", "hibob", "xero"])
+DEMO_OUTCOMES = {
+    "steps": "HRIS records created:         11",
+    "bamboohr": "HRIS records created:         12",
+    "hibob": "HRIS records created:         12",
+    "xero": "HRIS records created:         12",
+    "successfactors": "SuccessFactors records upserted: PerPerson 12, EmpEmployment 12, EmpJob 12, "
+    "PerPersonal 12, PerEmail 12, PerPhone 12",
+    "employmenthero": "offer 900105: parked at map: field 'taxFileNumber': required",
+}
+
+
+@pytest.mark.parametrize("target", list(DEMO_OUTCOMES))
 def test_demo_targets_each_shipped_map(tmp_path: Path, target: str) -> None:
     result = hirebridge("demo", "--target", target, "--dir", str(tmp_path / "demo"), cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HRIS duplicate employees:     0" in result.stdout
+    assert DEMO_OUTCOMES[target] in result.stdout
     assert "demo OK" in result.stdout
 
 

@@ -41,6 +41,9 @@ def mapped(tmp_path: Path, expression: str, document: Any) -> Any:
         ("to_string(missing)", {}, None),
         ("xero_date(d)", {"d": "1990-01-01"}, "/Date(631152000000+0000)/"),
         ("xero_date(d)", {"d": "2027-01-18T09:30:00"}, "/Date(1800230400000+0000)/"),
+        ("sap_date(d)", {"d": "1990-01-01"}, "/Date(631152000000)/"),
+        ("sap_date(d)", {"d": "2027-01-18T23:30:00+10:00"}, "/Date(1800230400000)/"),
+        ("sap_date(d)", {}, None),
     ],
 )  # fmt: skip
 def test_functions(tmp_path: Path, expression: str, document: Any, expected: Any) -> None:

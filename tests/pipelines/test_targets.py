@@ -33,9 +33,11 @@ def hris_ids(sims: Sims, db_url: str) -> dict[str, str | None]:
         ({**FOUR, "target": "bamboohr"}, lambda r: r["firstName"] and r["employeeNumber"]),
         ({**FOUR, "target": "hibob"}, lambda r: r["work"]["site"] and r["work"]["startDate"]),
         ({**FOUR, "target": "xero"}, lambda r: r["DateOfBirth"].startswith("/Date(")),
+        ({**FOUR, "target": "successfactors"}, lambda r: r["dateOfBirth"].startswith("/Date(")),
+        ({**FOUR, "target": "employmenthero"}, lambda r: r["taxFileNumber"] and r["externalId"]),
     ],
     indirect=["sims"],
-    ids=["bamboohr", "hibob", "xero"],
+    ids=["bamboohr", "hibob", "xero", "successfactors", "employmenthero"],
 )
 def test_each_shipped_map_creates_employees_and_keeps_their_ids(
     sims: Sims, db_url: str, check: Any
@@ -55,9 +57,11 @@ def test_each_shipped_map_creates_employees_and_keeps_their_ids(
         ({**FOUR, "target": "bamboohr"}, {"password": "x", "username": "wrong-key"}),
         ({**FOUR, "target": "hibob"}, {"password": "wrong-token"}),
         ({**FOUR, "target": "xero"}, {"client_secret": "wrong"}),
+        ({**FOUR, "target": "successfactors"}, {"password": "wrong"}),
+        ({**FOUR, "target": "employmenthero"}, {"username": "wrong-key"}),
     ],
     indirect=["sims"],
-    ids=["bamboohr", "hibob", "xero"],
+    ids=["bamboohr", "hibob", "xero", "successfactors", "employmenthero"],
 )
 def test_refused_credentials_halt_the_run_and_post_nothing(
     sims: Sims, db_url: str, auth: dict[str, str]
@@ -86,3 +90,67 @@ def test_xero_needs_its_tenant_header(sims: Sims, db_url: str) -> None:
     assert not report.ok and not sims.hris.records
     state = ledger_states(Settings(**data))[str(sims.samples[0].offer_id)]
     assert state.http_status == 403 and "xero-tenant-id" in state.last_error
+
+
+@pytest.mark.parametrize("sims", [{**FOUR, "target": "successfactors"}], indirect=True)
+def test_successfactors_upserts_each_entity_in_order_once(sims: Sims, db_url: str) -> None:
+    report = run_sync(sims.settings(db_url))
+
+    assert report.ok and report.succeeded == 4
+    entities = sims.hris.entities
+    assert {name: len(kept) for name, kept in entities.items()} == {
+        "PerPerson": 4, "EmpEmployment": 4, "EmpJob": 4, "PerPersonal": 4, "PerEmail": 4,
+        "PerPhone": 4,
+    }  # fmt: skip
+    assert sims.hris.calls["post"] == 24  # six upserts per hire, none repeated
+    assert all(key.startswith("PerPerson/personIdExternal=PU") for key in sims.hris.records)
+
+
+@pytest.mark.parametrize("sims", [{**FOUR, "target": "successfactors"}], indirect=True)
+def test_a_record_refused_inside_a_200_parks_the_offer_with_sap_message_scrubbed(
+    sims: Sims, db_url: str, captured_logs: Any
+) -> None:
+    settings = sims.settings(db_url, sync={"circuit_breaker_failures": 100})
+    sims.hris.refuse_entities = {"PerEmail"}
+
+    report = run_sync(settings)
+
+    assert report.parked == 4 and report.succeeded == 0
+    assert sum(sims.pageup.processed.values()) == 0, "a 200 alone is not success"
+    state = ledger_states(settings)[str(sims.samples[0].offer_id)]
+    assert state.parked_at is not None and state.stage == "post:email"
+    assert state.http_status == 200
+    assert "HTTP 200 but the record was refused: PerEmail was refused" in state.last_error
+    email = sims.samples[0].offer["Applicant"]["Email"].lower()
+    assert "[email]" in state.last_error and email not in state.last_error
+    assert email not in captured_logs.getvalue()
+    assert len(sims.hris.entities["PerPersonal"]) == 4 and "PerPhone" not in sims.hris.entities
+
+
+@pytest.mark.parametrize("sims", [{**FOUR, "target": "successfactors"}], indirect=True)
+def test_successfactors_bearer_token_is_accepted_too(sims: Sims, db_url: str) -> None:
+    data = sims.settings_data(db_url)
+    data["hris"]["auth"] = {
+        "type": "oauth2", "token_url": f"{sims.hris_url}/oauth/token",
+        "client_id": sims.hris.client_id, "client_secret": sims.hris.client_secret,
+    }  # fmt: skip
+
+    report = run_sync(Settings(**data))
+
+    assert report.ok and len(sims.hris.records) == 4
+
+
+@pytest.mark.parametrize("sims", [{**FOUR, "target": "employmenthero"}], indirect=True)
+def test_employment_hero_updates_an_employee_that_already_has_the_external_id(
+    sims: Sims, db_url: str
+) -> None:
+    existing = str(sims.samples[0].offer_id)
+    sims.hris.store({"externalId": existing, "firstName": "Earlier"}, existing, record_id="1000")
+
+    report = run_sync(sims.settings(db_url))
+
+    assert report.ok and report.succeeded == 4
+    assert sims.hris.calls["find"] == 4 and sims.hris.calls["put"] == 1
+    assert sims.hris.calls["post"] == 3 and len(sims.hris.records) == 4
+    assert sims.hris.records["1000"]["taxFileNumber"]  # the update carried the whole record
+    assert hris_ids(sims, db_url)[existing] == "1000"

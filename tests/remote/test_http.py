@@ -68,10 +68,28 @@ def test_429_carries_retry_after() -> None:
         (b'{"errors": [{"field": "email", "message": "mia@example.org is taken"}]}',
          "email: [email] is taken"),
         (b'{"detail": "TFN 123 456 782 invalid"}', "TFN [number] invalid"),
+        (b'{"error": {"code": "COE_X", "message": {"lang": "en-US", "value": "Bad key"}}}',
+         "Bad key"),
+        (b'{"message": "The request is invalid.", "modelState": {"employee.Surname": '
+         b'["The Surname field is required."]}}',
+         "The request is invalid.; employee.Surname: The Surname field is required."),
+        (b'{"Message": "A validation exception occurred", "Employees": [{"ValidationErrors":'
+         b' [{"Message": "The Last Name is required."}]}]}',
+         "A validation exception occurred; The Last Name is required."),
+        (b'{"key": "work.site", "error": "no item with id 9"}', "no item with id 9"),
     ],
+    ids=["pageup-list", "pageup-message", "errors", "detail", "odata", "modelstate",
+         "xero-validation", "hibob"],
 )  # fmt: skip
 def test_error_detail_in_every_shape_scrubbed(body: bytes, expected: str) -> None:
     assert error_detail(reply(400, body)) == expected
+
+
+def test_an_error_header_is_read_when_the_body_is_empty() -> None:
+    bare = Reply(400, httpx.Headers({"X-BambooHR-Error-Message": "Invalid value for field x"}),
+                 b"", "hris", "post")  # fmt: skip
+    assert error_detail(bare) == "Invalid value for field x"
+    assert error_detail(reply(400)) == ""
 
 
 def test_html_error_page_is_described_not_echoed() -> None:

@@ -41,6 +41,13 @@ def parse_date(value: str) -> date | datetime:
         raise ValueError("value is not an ISO 8601 date or date-time") from None
 
 
+def _midnight_ms(value: str) -> int:
+    """Milliseconds since the epoch at midnight UTC of the date in ``value``."""
+    parsed = parse_date(value)
+    day = parsed.date() if isinstance(parsed, datetime) else parsed
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)
+
+
 class MapFunctions(functions.Functions):
     """The functions of one field map (lookup tables are per map)."""
 
@@ -73,12 +80,13 @@ class MapFunctions(functions.Functions):
     @functions.signature({"types": ["string", "null"]})
     def _func_xero_date(self, value: str | None) -> str | None:
         """``xero_date(value)``: a date as Xero's /Date(milliseconds+0000)/ (midnight UTC)."""
-        if value is None:
-            return None
-        parsed = parse_date(value)
-        day = parsed.date() if isinstance(parsed, datetime) else parsed
-        midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return f"/Date({int(midnight.timestamp() * 1000)}+0000)/"
+        return None if value is None else f"/Date({_midnight_ms(value)}+0000)/"
+
+    @functions.signature({"types": ["string", "null"]})
+    def _func_sap_date(self, value: str | None) -> str | None:
+        """``sap_date(value)``: a date as OData v2 JSON's /Date(milliseconds)/ (midnight UTC),
+        which SAP SuccessFactors reads as that calendar day."""
+        return None if value is None else f"/Date({_midnight_ms(value)})/"
 
     @functions.signature({"types": ["string", "null"]}, {"types": ["string"]})
     def _func_split_name(self, full: str | None, part: str) -> str | None:

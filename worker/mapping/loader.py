@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +40,16 @@ import jmespath
 import yaml
 
 from worker.errors import ConfigError
+from worker.mapping.account_checks import AccountCheck, account_checks
 from worker.mapping.expressions import BUILTINS, At, Context, compile_checked, walk
 from worker.mapping.functions import function_names, options_for
 from worker.mapping.requests import (
     METHODS,
+    Accept,
     Find,
     RecordId,
     UrlTemplate,
+    accept_rule,
     find_rule,
     record_id_rule,
     template,
@@ -54,8 +57,8 @@ from worker.mapping.requests import (
 from worker.mapping.types import TYPES, declared_type_problems
 from worker.yamlfile import read_yaml
 
-_SINGLE_KEYS = {"fields", "requires", "body", "find"}
-_TOP_KEYS = {"name", "description", "lookups", "steps"} | _SINGLE_KEYS
+_SINGLE_KEYS = {"fields", "requires", "body", "find", "accept"}
+_TOP_KEYS = {"name", "description", "lookups", "steps", "check"} | _SINGLE_KEYS
 _STEP_KEYS = {"name", "description", "method", "path", "when", "record_id"} | _SINGLE_KEYS
 _RULE_KEYS = {"expr", "const", "default", "required", "type", "pii", "description", "when"}
 _STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
@@ -91,6 +94,7 @@ class Step:
     record_id: RecordId | None = None  # None: hris.id_from / hris.id_path
     find: Find | None = None
     when: Any = None  # a compiled condition: the step is left out when it is falsy
+    accept: Accept | None = None  # None: a success status is enough
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,8 @@ class FieldMap:
     steps: tuple[Step, ...]
     options: jmespath.Options
     multi_step: bool = False  # declared with `steps:` (payloads are keyed by step name)
+    checks: tuple[AccountCheck, ...] = ()  # what `hirebridge check` reads from the account
+    lookups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def rules(self) -> tuple[FieldRule, ...]:
@@ -172,11 +178,12 @@ def _build(
         steps = _steps(data["steps"], at, context)
     else:
         steps = [_step("record", data, lambda *k: at(*k), context, single=True)]
+    checks = account_checks(data["check"], at, context) if "check" in data else ()
     if problems:
         raise ConfigError(problems)
     name = data.get("name") if isinstance(data.get("name"), str) else path.stem
     valid = tuple(step for step in steps if step is not None)
-    return FieldMap(str(name), path, version, valid, options, multi_step="steps" in data)
+    return FieldMap(str(name), path, version, valid, options, "steps" in data, checks, lookups)
 
 
 def _steps(raw: Any, at: At, context: Context) -> list[Step | None]:
@@ -251,6 +258,7 @@ def _step(
     record_id = (
         record_id_rule(spec["record_id"], at, label, problems) if "record_id" in spec else None
     )
+    accept = accept_rule(spec["accept"], at, label, context) if "accept" in spec else None
     for rule in rules:
         _check_step_refs(rule, earlier or set(), problems)
     if len(problems) > start:
@@ -264,6 +272,7 @@ def _step(
         record_id=record_id,
         find=find,
         when=when,
+        accept=accept,
     )
 
 

@@ -1,4 +1,5 @@
-"""The request parts of a field-map step: its path template, upsert look-up and record id."""
+"""The request parts of a field-map step: its path template, upsert look-up, record id and the
+``accept`` rule that a reply must meet before the step counts as done."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from jmespath.exceptions import JMESPathError
 from worker.mapping.expressions import At, Context, compile_checked
 
 FIND_KEYS = {"path", "id", "update"}
+ACCEPT_KEYS = {"when", "reason"}
 METHODS = ("POST", "PUT", "PATCH")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
@@ -40,6 +42,58 @@ class RecordId:
 
     source: str  # body | location | none
     compiled: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accept:
+    """A reply in a success status is accepted only if ``when`` (JMESPath over its JSON body)
+    holds; otherwise ``reason`` (JMESPath over the same body) says why, e.g. the per-record
+    status and message that OData upserts answer inside an HTTP 200."""
+
+    when: Any
+    reason: Any = None
+
+    def refusal(self, body: Any, options: Any) -> str | None:
+        """None when the reply is accepted, else the reason (the remote's own words)."""
+        try:
+            if _truthy(self.when.search(body, options=options)):
+                return None
+        except (JMESPathError, ValueError, TypeError):
+            return "the reply does not have the shape the map's accept rule reads"
+        return self._reason(body, options) or "the reply did not meet the map's accept rule"
+
+    def _reason(self, body: Any, options: Any) -> str | None:
+        if self.reason is None:
+            return None
+        try:
+            value = self.reason.search(body, options=options)
+        except (JMESPathError, ValueError, TypeError):
+            return None
+        if isinstance(value, list):
+            value = "; ".join(str(v) for v in value if v not in (None, ""))
+        return str(value) if value not in (None, "", [], {}) else None
+
+
+def _truthy(value: Any) -> bool:
+    return value not in (None, False, "", [], {}, 0)
+
+
+def accept_rule(raw: Any, at: At, label: str, context: Context) -> Accept | None:
+    if not isinstance(raw, dict) or "when" not in raw:
+        context.problems.append(
+            f"{at('accept')}: {label}'accept' is {{when: <JMESPath over the reply>, "
+            "reason: <JMESPath giving the refusal message>}"
+        )
+        return None
+    for key in sorted(set(raw) - ACCEPT_KEYS, key=str):
+        context.problems.append(f"{at('accept', str(key))}: {label}unknown key {key!r} in 'accept'")
+    when = compile_checked(f"{label}accept when", raw["when"], context, at("accept", "when"))
+    reason = None
+    if "reason" in raw:
+        reason = compile_checked(
+            f"{label}accept reason", raw["reason"], context, at("accept", "reason")
+        )
+    return Accept(when, reason) if when is not None else None
 
 
 def template(raw: Any, where: str, label: str, context: Context) -> UrlTemplate | None:

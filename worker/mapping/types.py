@@ -27,8 +27,8 @@ _STRING, _NUMBER = frozenset({"string", "null"}), frozenset({"number", "null"})
 RETURNS: dict[str, frozenset[str]] = {
     **dict.fromkeys(
         [
-            "date", "date_in", "xero_date", "split_name", "title", "phone_e164", "country_code",
-            "upper", "lower", "trim", "join_present", "to_string",
+            "date", "date_in", "xero_date", "sap_date", "split_name", "title", "phone_e164",
+            "country_code", "upper", "lower", "trim", "join_present", "to_string",
         ],
         _STRING,
     ),

@@ -41,6 +41,8 @@ async def send_step(
                 url=sink.url_for(target),
                 route=sink.route_for(step.find.update_path.text),
                 stage=f"{stage}:update",
+                accept=step.accept,
+                options=field_map.options,
             )
             log.info("record_found_and_updated", step=step.name, hris_id=found)
             return Delivered(found, delivered.status, updated=True)
@@ -53,4 +55,6 @@ async def send_step(
         route=sink.route_for(step.path.text if step.path else None),
         record_id=step.record_id,
         stage=stage,
+        accept=step.accept,
+        options=field_map.options,
     )

@@ -213,12 +213,34 @@ def error_detail(reply: Reply) -> str:
     except (UnicodeDecodeError, ValueError):
         data = None
     if data is None:
-        if not reply.body:
-            return ""
+        # BambooHR answers errors with an empty body and the text in X-BambooHR-Error-Message.
+        header = next((v for k, v in reply.headers.items() if k.endswith("error-message")), "")
+        if header or not reply.body:
+            return scrub_text(header)[:MAX_MESSAGE_CHARS]
         kind = reply.headers.get("content-type", "").split(";")[0] or "unknown"
         return f"non-JSON {kind} body"
-    text = "; ".join(_messages(data))
+    text = "; ".join(_messages(data) + _field_errors(data))
     return scrub_text(text)[:MAX_MESSAGE_CHARS]
+
+
+def _field_errors(data: Any) -> list[str]:
+    """Per-field details some APIs put beside a generic message: ASP.NET's ``modelState``
+    (Employment Hero) and Xero's ``ValidationErrors`` inside the records it sends back."""
+    if not isinstance(data, dict):
+        return []
+    found: list[str] = []
+    model_state = data.get("modelState") or data.get("ModelState")
+    if isinstance(model_state, dict):
+        for name, texts in list(model_state.items())[:10]:
+            listed = texts if isinstance(texts, list) else [texts]
+            found.extend(f"{name}: {text}" for text in listed[:3] if isinstance(text, str))
+    for key in ("Employees", "Elements"):
+        for record in data.get(key) or []:
+            errors = record.get("ValidationErrors") if isinstance(record, dict) else None
+            for error in (errors or [])[:10]:
+                if isinstance(error, dict) and isinstance(error.get("Message"), str):
+                    found.append(error["Message"])
+    return found
 
 
 def _messages(data: Any, depth: int = 0) -> list[str]:
@@ -231,11 +253,15 @@ def _messages(data: Any, depth: int = 0) -> list[str]:
     if not isinstance(data, dict):
         return []
     lowered = {str(k).lower(): v for k, v in data.items()}
-    for key in ("message", "error_description", "error", "detail", "title", "error_text"):
+    for key in ("message", "error_description", "error", "detail", "title", "error_text", "value"):
         value = lowered.get(key)
         if isinstance(value, str) and value:
             field = lowered.get("field")
             return [f"{field}: {value}" if isinstance(field, str) and field else value]
+        if isinstance(value, dict):  # OData: {"error": {"message": {"value": ...}}}
+            nested = _messages(value, depth + 1)
+            if nested:
+                return nested
     for key in ("errors", "messages", "validationerrors"):
         if key in lowered:
             return _messages(lowered[key], depth + 1)

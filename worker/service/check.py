@@ -17,6 +17,7 @@ from worker.mapping.loader import load_field_map
 from worker.remote.auth import OutboundAuth
 from worker.remote.http import exchange, route_of
 from worker.runtime import http_client
+from worker.service.account import account_lists
 from worker.settings import Settings
 from worker.sinks.ats import AtsClient
 from worker.sources.pageup import PageUpClient
@@ -40,6 +41,8 @@ async def run_checks(settings: Settings) -> list[Check]:
     for name in settings.targets:
         steps.append((f"map {name}", partial(_field_map, settings, name)))
         steps.append((f"target {name}", partial(_target, settings, name)))
+        if _has_account_checks(settings, name):
+            steps.append((f"account {name}", partial(_account_lists, settings, name)))
     if settings.inbound.apna.enabled or settings.inbound.pop.enabled:
         steps.append(("inbound maps", lambda: _inbound_maps(settings)))
     if settings.ats.enabled:
@@ -64,6 +67,18 @@ async def _field_map(settings: Settings, name: str) -> str:
     path = settings.targets[name].mapping
     field_map = load_field_map(path)
     return f"{path} ({len(field_map.rules)} fields, version {field_map.version})"
+
+
+def _has_account_checks(settings: Settings, name: str) -> bool:
+    try:
+        return bool(load_field_map(settings.targets[name].mapping).checks)
+    except HirebridgeError:
+        return False  # the field map check reports it
+
+
+async def _account_lists(settings: Settings, name: str) -> str:
+    field_map = load_field_map(settings.targets[name].mapping)
+    return await account_lists(settings, name, field_map)
 
 
 async def _database(settings: Settings) -> str:

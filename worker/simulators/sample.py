@@ -24,6 +24,7 @@ NZ_LOCATIONS = [("Auckland", "AUK"), ("Wellington", "WGN"), ("Christchurch", "CA
 IRD_QUESTION = 21
 EMPLOYMENT = ["Full Time", "Part Time", "Casual", "Fixed Term"]
 TFN_QUESTION, BSB_QUESTION, ACCOUNT_QUESTION, BIRTH_QUESTION = 11, 12, 13, 14
+USIS = ["SIM0001AU", "SIM0002AU", "SIM0003AU"]  # made-up fund identifiers in the USI shape
 
 
 @dataclass
@@ -112,6 +113,7 @@ def make_offers(
             {"QuestionID": 17, "Question": "State", "Answer": state},
             {"QuestionID": 18, "Question": "Postcode", "Answer": f"{rng.randrange(2000, 6999)}"},
         ]
+        answers += _declaration(random.Random(seed * 1000 + index))
         if new_zealand:
             ird = str(rng.randrange(10_000_000, 150_000_000))
             answers.insert(0, {"QuestionID": IRD_QUESTION, "Question": "IRD number", "Answer": ird})
@@ -134,6 +136,22 @@ def make_offers(
         }
         offers.append(SampleOffer(offer_id, application_id, offer, onboarding, application_form))
     return offers
+
+
+def _declaration(rng: random.Random) -> list[dict[str, Any]]:
+    """The TFN declaration answers and the chosen super fund (their own generator, so that the
+    values drawn above stay as they were before these questions existed)."""
+    residency = rng.choice(["Australian resident"] * 8 + ["Foreign resident", "Working holiday"])
+    return [
+        {"QuestionID": 19, "Question": "Residency for tax purposes", "Answer": residency},
+        {"QuestionID": 20, "Question": "Claim the tax-free threshold",
+         "Answer": rng.choice(["Yes", "Yes", "No"])},
+        {"QuestionID": 21, "Question": "Study or training support loan (HELP, VSL, SSL, TSL)",
+         "Answer": rng.choice(["No", "No", "Yes"])},
+        {"QuestionID": 22, "Question": "Superannuation fund (USI)", "Answer": rng.choice(USIS)},
+        {"QuestionID": 23, "Question": "Superannuation member number",
+         "Answer": str(rng.randrange(10_000_000, 99_999_999))},
+    ]  # fmt: skip
 
 
 def _mobile(n: int) -> str:

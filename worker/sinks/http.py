@@ -15,9 +15,10 @@ import jmespath
 import structlog
 
 from worker.errors import PermanentError
-from worker.mapping.requests import RecordId
+from worker.mapping.requests import Accept, RecordId
+from worker.redact import scrub_text
 from worker.remote.auth import OutboundAuth
-from worker.remote.http import Reply, exchange, raise_for_status, route_of
+from worker.remote.http import MAX_MESSAGE_CHARS, Reply, exchange, raise_for_status, route_of
 from worker.remote.retry import with_retries
 from worker.settings import HrisSettings
 
@@ -58,6 +59,12 @@ class HttpSink:
     ) -> str | None:
         """GET ``url``; the id ``id_expression`` finds in the reply, or None (also on a 404).
         ``route`` is the path template ``url`` was filled from."""
+        body = await self.get_json(url, route=route, stage=stage)
+        return None if body is None else _as_id(id_expression.search(body))
+
+    async def get_json(self, url: str, *, route: str, stage: str) -> Any:
+        """GET ``url`` (with this target's auth and retries); its JSON body, or None on a 404.
+        ``route`` is the path template ``url`` was filled from (for breadcrumbs)."""
 
         async def once() -> Reply:
             for attempt in (1, 2):
@@ -83,7 +90,7 @@ class HttpSink:
         reply = await with_retries(once, self._settings.retry)
         if reply.status == 404 or not reply.body:
             return None
-        return _as_id(id_expression.search(reply.json()))
+        return reply.json()
 
     async def deliver(
         self,
@@ -95,10 +102,13 @@ class HttpSink:
         route: str | None = None,
         record_id: RecordId | None = None,
         stage: str = "post",
+        accept: Accept | None = None,
+        options: Any = None,
     ) -> Delivered:
         """Send ``payload`` (to hris.url unless ``url``, filled from the template ``route``);
         retries transient failures with the same idempotency key. ``record_id`` overrides where
-        the new record's id is read."""
+        the new record's id is read. ``accept`` (with the map's JMESPath ``options``) must hold
+        on a successful reply."""
         if url is not None and route is None:
             raise TypeError("deliver(url=...) needs the route it was filled from")
         route = route or self.route_for(None)
@@ -130,6 +140,8 @@ class HttpSink:
             raise AssertionError("unreachable")  # pragma: no cover
 
         reply = await with_retries(once, self._settings.retry)
+        if accept is not None:
+            _check_accepted(reply, accept, options)
         return Delivered(self._record_id(reply, record_id), reply.status)
 
     def _record_id(self, reply: Reply, rule: RecordId | None) -> str | None:
@@ -154,6 +166,22 @@ class HttpSink:
         if found is None and source != "none":
             log.warning("record_id_missing", system=self._system, source=source)
         return found
+
+
+def _check_accepted(reply: Reply, accept: Accept, options: Any) -> None:
+    """A success status is not enough for some APIs (OData upserts answer each record's status
+    inside an HTTP 200): the map's accept rule decides, and its reason is the remote's message,
+    scrubbed of what looks like personal data before anyone logs or stores it."""
+    body = reply.json() if reply.body else None
+    refusal = accept.refusal(body, options)
+    if refusal is not None:
+        reason = scrub_text(refusal)[:MAX_MESSAGE_CHARS]
+        raise PermanentError(
+            f"HTTP {reply.status} but the record was refused: {reason}",
+            system=reply.system,
+            status=reply.status,
+            stage=reply.stage,
+        )
 
 
 def _as_id(value: Any) -> str | None:

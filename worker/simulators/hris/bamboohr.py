@@ -1,0 +1,129 @@
+"""BambooHR "Add employee" and the account's option lists.
+
+From BambooHR's public documentation:
+- ``POST /api/gateway.php/{companyDomain}/v1/employees``, HTTP Basic with the API key as the
+  user name and any password; ``firstName`` and ``lastName`` are required; 201 with the new
+  employee's id only in the ``Location`` header;
+- errors carry their text in the ``X-BambooHR-Error-Message`` response header;
+- ``GET .../v1/meta/lists``: each list field (``fieldId``, ``alias``, ``name``) with its
+  ``options`` (``id``, ``name``, ``archived`` "yes"/"no").
+
+Assumed (not documented): a value outside a list field's options, or a date that is not
+``YYYY-MM-DD``, is refused with 400 rather than stored as given.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from worker.simulators.hris.core import HrisState, Server, basic_pair, missing
+
+DOMAIN_PATH = "/api/gateway.php/acme/v1"
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_FIELDS = ("hireDate", "dateOfBirth")
+# alias -> option names; the shipped map's lookup tables hold these values.
+DEFAULT_LISTS: dict[str, list[Any]] = {
+    "department": ["Finance", "Clinical", "Technology", "Retail"],
+    "location": ["Sydney Office", "Melbourne Office", "Brisbane Office", "Perth Office"],
+    "division": ["Corporate", "Health Services", "Retail Operations"],
+    "employmentHistoryStatus": ["Full-Time", "Part-Time", "Contractor"],
+    "payType": ["Salary", "Hourly"],
+    "payPer": ["Year", "Hour"],
+}
+ARCHIVED = {"department": "Legacy Sales"}  # an archived option: listed, never valid
+
+
+def refused(message: str, status: int = 400) -> Response:
+    return Response(status_code=status, headers={"X-BambooHR-Error-Message": message})
+
+
+class BambooHR:
+    name = "bamboohr"
+    path = f"{DOMAIN_PATH}/employees"
+    required: tuple[str, ...] = ("firstName", "lastName")
+
+    def authorise(self, request: Request, state: HrisState) -> Response | None:
+        pair = basic_pair(request)
+        if pair is not None and pair[0] == state.api_key:
+            return None
+        return refused("Invalid API key", 401)
+
+    def lists(self, state: HrisState) -> dict[str, list[Any]]:
+        return state.lists if state.lists is not None else DEFAULT_LISTS
+
+    def problems(self, payload: Any, state: HrisState) -> list[str]:
+        if not isinstance(payload, dict):
+            return ["the body must be a JSON object of field names and values"]
+        required = state.required or self.required
+        found = [f"{name} is required" for name in missing(payload, required)]
+        for name, value in payload.items():
+            if not isinstance(value, str):
+                found.append(f"{name} must be a string")
+        lists = self.lists(state)
+        for alias, options in lists.items():
+            value = payload.get(alias)
+            if value is not None and value not in options:
+                found.append(f"Invalid value for field {alias}")
+        for name in DATE_FIELDS:
+            value = payload.get(name)
+            if isinstance(value, str) and not _DATE.match(value):
+                found.append(f"{name} must be YYYY-MM-DD")
+        return found
+
+    def routes(self, server: Server) -> list[Route]:
+        state = server.state
+
+        async def create(request: Request) -> Response:
+            early = await server.entry(request, "post")
+            if early is not None:
+                return early
+            payload, ok = await server.read(request)
+            if not ok:
+                return refused("Malformed JSON")
+            problems = self.problems(payload, state)
+            if problems:
+                return refused(", ".join(problems))
+            record_id = state.store(payload, str(payload.get("employeeNumber")))
+            response = server.remember(request, 201, None, {"Location": f"{self.path}/{record_id}"})
+            await server.maybe_slow()
+            return response
+
+        async def meta_lists(request: Request) -> Response:
+            state.calls["meta_lists"] += 1
+            early = await server.gate(request)
+            if early is not None:
+                return early
+            return JSONResponse(list_metadata(self.lists(state)))
+
+        return [
+            Route(self.path, create, methods=["POST"]),
+            Route(f"{DOMAIN_PATH}/meta/lists", meta_lists, methods=["GET"]),
+        ]
+
+
+def list_metadata(lists: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """``GET /v1/meta/lists`` as BambooHR documents it."""
+    answer = []
+    for field_id, (alias, names) in enumerate(sorted(lists.items()), start=1):
+        options = [
+            {"id": field_id * 100 + n, "archived": "no", "name": name}
+            for n, name in enumerate(names, start=1)
+        ]
+        if alias in ARCHIVED:
+            options.append({"id": field_id * 100 + 99, "archived": "yes", "name": ARCHIVED[alias]})
+        answer.append(
+            {
+                "fieldId": field_id,
+                "alias": alias,
+                "manageable": "yes",
+                "multiple": "no",
+                "name": alias,
+                "options": options,
+            }
+        )
+    return answer

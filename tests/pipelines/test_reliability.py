@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -190,16 +191,21 @@ def test_three_replicas_post_and_mark_every_offer_once(
     sims.pageup.on_mark = lambda offer_id: (
         None if sims.hris.by_external_id[offer_id] else marked_before_posted.append(offer_id)
     )
-    replicas = [
-        subprocess.Popen(
-            [sys.executable, "-m", "worker", "--config", str(config), "sync", "--once"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(3)
-    ]
-    outputs = [replica.communicate(timeout=300) for replica in replicas]
+    # Output to files, not pipes: a replica blocked on a full pipe while the test reads another
+    # one stops beating, and the others would (rightly) take its run over.
+    logs = [(tmp_path / f"out{n}.txt", tmp_path / f"err{n}.txt") for n in range(3)]
+    with contextlib.ExitStack() as files:
+        replicas = [
+            subprocess.Popen(
+                [sys.executable, "-m", "worker", "--config", str(config), "sync", "--once"],
+                stdout=files.enter_context(out.open("w")),
+                stderr=files.enter_context(err.open("w")),
+            )
+            for out, err in logs
+        ]
+        for replica in replicas:
+            replica.wait(timeout=300)
+    outputs = [(out.read_text(), err.read_text()) for out, err in logs]
 
     assert [replica.returncode for replica in replicas] == [0, 0, 0], outputs
     # One replica led each run; the others helped with its offers while it lasted.

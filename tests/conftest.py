@@ -117,3 +117,56 @@ def captured_logs() -> Iterator[io.StringIO]:
     configure_logging("debug", "json", stream=stream)
     yield stream
     configure_logging("warning", "json")
+
+
+class RoutedSims:
+    """The routing example (examples/routes.yaml) on simulators: two PageUp tenants on one port
+    (au: Australian hires; group: Australian and New Zealand hires) and one HRIS simulator per
+    target (payroll_au, payroll_nz, hris)."""
+
+    def __init__(self) -> None:
+        from worker.demo_routes import TARGETS, tenants
+
+        self.tenants, self.samples = tenants()
+        self.targets = {name: hris.HrisState() for name in TARGETS}
+        self._servers = {"pageup": BackgroundServer(pageup.build_app(list(self.tenants.values())))}
+        self._servers |= {name: BackgroundServer(hris.build_app(state))
+                          for name, state in self.targets.items()}  # fmt: skip
+
+    def start(self) -> RoutedSims:
+        for server in self._servers.values():
+            server.start()
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers.values():
+            server.stop()
+
+    def settings_data(self, db_url: str, **overrides: Any) -> dict[str, Any]:
+        from worker.demo_routes import routes_settings
+
+        urls = {name: self._servers[name].url for name in self.targets}
+        data = routes_settings(self._servers["pageup"].url, urls, db_url, self.targets["hris"])
+        retry = {"attempts": 3, "backoff_initial_seconds": 0.0, "backoff_max_seconds": 0.01,
+                 "timeout_seconds": 2.0}  # fmt: skip
+        for section in (*data["sources"].values(), *data["targets"].values()):
+            section["retry"] = retry
+        for section, values in overrides.items():
+            data.setdefault(section, {}).update(values)
+        return data
+
+    def settings(self, db_url: str, **overrides: Any) -> Settings:
+        return Settings(**self.settings_data(db_url, **overrides))
+
+    def country(self, tenant: str, offer_id: str) -> str:
+        sample = next(s for s in self.samples[tenant] if str(s.offer_id) == offer_id)
+        return str(sample.offer["Location"]["Country"])
+
+
+@pytest.fixture
+def routed() -> Iterator[RoutedSims]:
+    started = RoutedSims().start()
+    try:
+        yield started
+    finally:
+        started.stop()

@@ -185,3 +185,118 @@ def test_inbound_sources_must_be_complete_when_enabled(
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
     assert any(problem in p for p in caught.value.problems), caught.value.problems
+
+
+ROUTED = """
+sources:
+  au: {tenant_id: "218", client_id: au-client, client_secret: from-file}
+  nz: {tenant_id: "431", client_id: nz-client, client_secret: from-file,
+       schedule: {interval_seconds: 600}, concurrency: 2}
+targets:
+  payroll: {url: "https://payroll.example/api", mapping: maps/payroll.yaml}
+  hris: {url: "https://hris.example/api", mapping: maps/hris.yaml}
+routes:
+  - {source: au, target: payroll}
+  - {source: nz, target: payroll, when: "offer.Location.Country == 'New Zealand'"}
+  - {source: nz, target: hris}
+"""
+
+
+def test_sources_targets_and_routes_with_secrets_per_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(ROUTED)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "sources__nz__client_secret").write_text("nz-from-secret-file")
+    monkeypatch.setenv("HIREBRIDGE_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("HIREBRIDGE_SOURCES__AU__CLIENT_SECRET", "au-from-env")
+    monkeypatch.setenv("HIREBRIDGE_TARGETS__HRIS__AUTH__TYPE", "bearer")
+    monkeypatch.setenv("HIREBRIDGE_TARGETS__HRIS__AUTH__TOKEN", "t0k")
+
+    settings = load_settings(config)
+
+    assert settings.sources["au"].client_secret.get_secret_value() == "au-from-env"
+    assert settings.sources["nz"].client_secret.get_secret_value() == "nz-from-secret-file"
+    assert settings.targets["hris"].auth.type == "bearer"
+    assert settings.targets["payroll"].mapping == tmp_path / "maps" / "payroll.yaml"
+    assert settings.schedule_of("nz").interval_seconds == 600
+    assert settings.schedule_of("au") == settings.service.schedule
+    assert (settings.concurrency_of("nz"), settings.concurrency_of("au")) == (2, 8)
+    assert [r.when for r in settings.routes] == [None, "offer.Location.Country == 'New Zealand'",
+                                                 None]  # fmt: skip
+
+
+def test_the_single_source_form_is_one_source_one_target_one_route(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(MINIMAL)
+    settings = load_settings(config)
+    assert list(settings.sources) == ["pageup"] and list(settings.targets) == ["hris"]
+    assert [(r.source, r.target, r.when) for r in settings.routes] == [("pageup", "hris", None)]
+    assert settings.pageup is None and settings.hris is None
+
+
+def test_a_folder_of_tenants_adds_one_source_per_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "tenants"
+    folder.mkdir()
+    for name, tenant in (("acme", "501"), ("globex", "502")):
+        (folder / f"{name}.yaml").write_text(
+            f"tenant_id: '{tenant}'\nclient_id: {name}\nclient_secret: placeholder\n"
+        )
+    config = tmp_path / "config.yaml"
+    data = yaml.safe_load(ROUTED)
+    data["sources_dir"] = "tenants"
+    data["routes"] += [{"source": "acme", "target": "hris"}, {"source": "globex", "target": "hris"}]
+    config.write_text(yaml.safe_dump(data))
+    monkeypatch.setenv("HIREBRIDGE_SOURCES__GLOBEX__CLIENT_SECRET", "globex-secret")
+
+    settings = load_settings(config)
+
+    assert sorted(settings.sources) == ["acme", "au", "globex", "nz"]
+    assert settings.sources["acme"].tenant_id == "501"
+    assert settings.sources["globex"].client_secret.get_secret_value() == "globex-secret"
+    (folder / "au.yaml").write_text("tenant_id: '999'\nclient_id: x\nclient_secret: y\n")
+    (folder / "broken.yaml").write_text("tenant_id: [\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    joined = "\n".join(caught.value.problems)
+    assert f"{folder / 'au.yaml'}: source 'au' is also defined in the config file" in joined
+    assert f"{folder / 'broken.yaml'}" in joined
+
+
+def test_routes_and_sources_that_cannot_work_are_all_refused(tmp_path: Path) -> None:
+    data = yaml.safe_load(ROUTED)
+    data["sources"]["Bad-Name"] = {"tenant_id": "7", "client_id": "x", "client_secret": "y"}
+    data["sources"]["au_again"] = {"tenant_id": "218", "client_id": "x", "client_secret": "y"}
+    data["routes"] += [
+        {"source": "nowhere", "target": "hris"},
+        {"source": "au", "target": "payrol"},
+        {"source": "au", "target": "hris", "when": "offer.Country =="},
+        {"source": "au_again", "target": "hris"},
+    ]
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    problems = caught.value.problems
+    assert "sources.Bad-Name: a name is lower-case letters, digits and _ (at most 40), " \
+           "starting with a letter" in problems  # fmt: skip
+    assert "routes.3: unknown source 'nowhere' (sources: Bad-Name, au, au_again, nz)" in problems
+    assert "routes.4: unknown target 'payrol' (targets: hris, payroll)" in problems
+    assert any(p.startswith("routes.5: when: bad expression") for p in problems)
+    assert "sources.Bad-Name: no route takes its offers anywhere (add one to routes)" in problems
+    assert (
+        "sources.au_again: same tenant and offer_action_type_id as sources.au (both would "
+        "take the same offers: give each consumer its own action type)"
+    ) in problems
+
+
+def test_both_forms_at_once_are_refused(tmp_path: Path) -> None:
+    data = {**yaml.safe_load(ROUTED), **yaml.safe_load(MINIMAL)}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"give both pageup and hris .* or use sources, targets"):
+        load_settings(config)

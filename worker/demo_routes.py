@@ -74,12 +74,12 @@ def run_routes_demo(*, folder: Path) -> int:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    tenants, samples = _tenants()
+    states, samples = tenants()
     sims = {name: hris.HrisState() for name in TARGETS}
     with ExitStack() as stack, (folder / "hirebridge.log").open("w") as log_file:
         configure_logging("info", "json", stream=log_file)
         pageup_server = stack.enter_context(
-            BackgroundServer(pageup.build_app(list(tenants.values())))
+            BackgroundServer(pageup.build_app(list(states.values())))
         )
         urls = {name: stack.enter_context(BackgroundServer(hris.build_app(sim))).url
                 for name, sim in sims.items()}  # fmt: skip
@@ -89,17 +89,17 @@ def run_routes_demo(*, folder: Path) -> int:
         print(f"config   {example_config()} (pointed at the simulators: {folder / 'config.yaml'})")
         print(f"PageUp   {pageup_server.url}  tenants: " + ", ".join(
             f"{name} ({state.tenant}, {len(state.offers)} offers)"
-            for name, state in tenants.items()))  # fmt: skip
+            for name, state in states.items()))  # fmt: skip
         for name, url in urls.items():
             print(f"target   {name:<11} {url}")
         reports = asyncio.run(_run(Settings(**data)))
     for report in reports:
         print(f"\nrun of {report.source}: {report.outcome}; listed {report.listed}, "
               f"processed {report.succeeded}, failed {report.failed}")  # fmt: skip
-    return _summarise(tenants, samples, sims)
+    return _summarise(states, samples, sims)
 
 
-def _tenants() -> tuple[dict[str, pageup.PageUpState], dict[str, list[SampleOffer]]]:
+def tenants() -> tuple[dict[str, pageup.PageUpState], dict[str, list[SampleOffer]]]:
     tenants, samples = {}, {}
     for name, spec in TENANTS.items():
         state = pageup.PageUpState(tenant=spec.tenant, client_id=f"sim-{name}")

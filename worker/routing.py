@@ -25,6 +25,7 @@ from worker.mapping.functions import function_names, options_for
 from worker.settings.targets import RouteSettings
 
 _FAILURES = (JMESPathError, ValueError, TypeError, OverflowError)
+EVERY_SOURCE = "*"  # a route's source: every source (a folder of tenants, all to one payroll)
 _SHOWN_CHARS = 60
 
 
@@ -60,7 +61,7 @@ def compile_routes(routes: Iterable[RouteSettings], source: str) -> Routes:
     compiled = tuple(
         Route(r.target, jmespath.compile(r.when) if r.when else None, r.when)
         for r in routes
-        if r.source == source
+        if r.source in (source, EVERY_SOURCE)
     )
     return Routes(source, compiled, options_for({}))
 
@@ -140,7 +141,7 @@ def route_problems(
     served = set()
     for index, route in enumerate(routes):
         where = f"routes.{index}"
-        if route.source not in sources:
+        if route.source not in sources and route.source != EVERY_SOURCE:
             problems.append(f"{where}: unknown source {route.source!r} (sources: "
                             f"{', '.join(sorted(sources)) or 'none'})")  # fmt: skip
         if route.target not in targets:
@@ -152,6 +153,6 @@ def route_problems(
     problems += [
         f"sources.{name}: no route takes its offers anywhere (add one to routes)"
         for name in sources
-        if name not in served
+        if name not in served and EVERY_SOURCE not in served
     ]
     return problems

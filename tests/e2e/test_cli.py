@@ -368,3 +368,35 @@ def test_demo_runs_against_the_simulators(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HRIS duplicate employees:     0" in result.stdout
     assert "demo OK" in result.stdout
+
+
+def test_routes_demo_then_the_commands_scoped_by_source_and_target(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    result = hirebridge("demo", "--routes", "--dir", str(folder), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo OK" in result.stdout
+    rows = re.findall(r"^(au|group)\s+(\d+)\s+(Australia|New Zealand)\s+(\S+), (\S+)\s+(\d+)$",
+                      result.stdout, re.MULTILINE)  # fmt: skip
+    assert len(rows) == 12
+    for _tenant, _offer, country, payroll, other, marked in rows:
+        assert (payroll, other, marked) == (
+            "payroll_au" if country == "Australia" else "payroll_nz",
+            "hris",
+            "1",
+        )
+    kiwis = sum(country == "New Zealand" for _t, _o, country, *_ in rows)
+    config = str(folder / "config.yaml")
+    status = hirebridge("--config", config, "status", "--source", "group", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    assert "offers by state (source group)" in status.stdout
+    assert re.search(r"^  processed\s+8$", status.stdout, re.MULTILINE), status.stdout
+    per_target = hirebridge("--config", config, "status", "--target", "payroll_nz", cwd=tmp_path)
+    assert re.search(rf"^  payroll_nz\s+posted {kiwis}$", per_target.stdout, re.MULTILINE), (
+        per_target.stdout
+    )
+    unknown = hirebridge("--config", config, "parked", "--source", "nowhere", cwd=tmp_path)
+    assert unknown.returncode == 2 and "unknown source 'nowhere'" in unknown.stderr
+    preview = hirebridge("--config", config, "preview", "--source", "group", "--offer", "910101",
+                         cwd=tmp_path)  # fmt: skip
+    assert preview.returncode == 1  # the simulators are gone with the demo: fetch fails cleanly
+    assert "offer 910101:" in preview.stderr

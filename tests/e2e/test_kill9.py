@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -103,3 +104,80 @@ def run_trial(sims: Sims, trial: int, rng: random.Random, folder: Path) -> tuple
     assert {k: v for k, v in sims.pageup.processed.items() if v} == dict.fromkeys(every, 1)
     assert marked_before_posted == [], f"trial {trial}: marked before posted"
     return runs, was_killed
+
+
+ROUTED_TRIALS = 10
+
+
+def test_kill_9_between_targets_and_before_the_mark_never_duplicates_or_loses_a_hire(
+    tmp_path: Path,
+) -> None:
+    """Two tenants, three targets (examples/routes.yaml): each offer goes to the HRIS and its
+    country's payroll. The worker is killed right after one target stored the k-th offer (the
+    other target may or may not have it yet), or while PageUp marks the k-th offer (every target
+    has it). After restarts every offer is in each of its targets once, and marked once, never
+    before all of them had it."""
+    from tests.conftest import RoutedSims
+
+    rng = random.Random(SEED + 1)
+    killed = 0
+    for trial in range(ROUTED_TRIALS):
+        routed = RoutedSims().start()
+        try:
+            killed += routed_trial(routed, rng, tmp_path / f"routed{trial}")
+        finally:
+            routed.stop()
+    assert killed >= ROUTED_TRIALS * 3 // 4, f"only {killed} of {ROUTED_TRIALS} were killed"
+
+
+def routed_trial(routed: Any, rng: random.Random, folder: Path) -> bool:
+    folder.mkdir()
+    data = routed.settings_data(
+        f"sqlite:///{folder / 'state.sqlite'}",
+        sync={"concurrency": 4, "retry_backoff_initial_seconds": 0, "max_attempts": 100},
+    )
+    config = folder / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    kill_on, kill_at = rng.choice(["first_target", "mark"]), rng.randint(1, 10)
+    seen = Counter[str]()
+    victim: list[subprocess.Popen[str]] = []
+    early: list[str] = []
+
+    def targets_of(offer_id: str) -> int:
+        return sum(sim.external_ids()[offer_id] for sim in routed.targets.values())
+
+    def stored(offer_id: str) -> None:
+        if targets_of(offer_id) == 1:  # the first of its two targets just stored it
+            seen["first_target"] += 1
+            if kill_on == "first_target" and seen["first_target"] == kill_at and victim:
+                os.kill(victim[0].pid, signal.SIGKILL)
+
+    def marking(offer_id: str) -> None:
+        seen["mark"] += 1
+        if targets_of(offer_id) != 2:
+            early.append(offer_id)
+        if kill_on == "mark" and seen["mark"] == kill_at and victim:
+            os.kill(victim[0].pid, signal.SIGKILL)
+
+    for sim in routed.targets.values():
+        sim.on_record = stored
+    for state in routed.tenants.values():
+        state.on_mark = marking
+    victim.append(worker(config))
+    was_killed = victim[0].wait(timeout=120) == -signal.SIGKILL
+    victim.clear()
+    for _ in range(15):
+        if worker(config).wait(timeout=120) == 0:
+            break
+
+    for tenant, samples in routed.samples.items():
+        for sample in samples:
+            offer_id = str(sample.offer_id)
+            payroll = (
+                "payroll_au" if routed.country(tenant, offer_id) == "Australia" else "payroll_nz"
+            )
+            assert routed.targets["hris"].external_ids()[offer_id] == 1, offer_id
+            assert routed.targets[payroll].external_ids()[offer_id] == 1, offer_id
+            assert routed.tenants[tenant].processed[offer_id] == 1, offer_id
+    assert early == [], "marked before every target had it"
+    return was_killed

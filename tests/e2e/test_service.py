@@ -242,3 +242,53 @@ def test_allow_ips_behind_a_trusted_proxy_use_the_forwarded_address(
     finally:
         with contextlib.suppress(ProcessLookupError):
             worker.process.kill()
+
+
+def test_sighup_reads_the_folder_of_tenants_and_their_secrets_again(tmp_path: Path) -> None:
+    """An integrator adds a tenant file, and fixes a tenant's secret file, while the service
+    runs: SIGHUP takes both in, with no restart."""
+    from tests.conftest import RoutedSims
+
+    routed = RoutedSims().start()
+    try:
+        data = routed.settings_data(f"sqlite:///{tmp_path / 'state.sqlite'}")
+        tenants, secrets = tmp_path / "tenants", tmp_path / "secrets"
+        tenants.mkdir()
+        secrets.mkdir()
+        sources = data.pop("sources")
+        for source in sources.values():
+            source.pop("client_secret")
+            source.pop("schedule", None)  # every second, like the service's schedule here
+        (tenants / "au.yaml").write_text(yaml.safe_dump(sources["au"]))
+        (secrets / "sources__au__client_secret").write_text("sim-secret")
+        data["sources_dir"] = str(tenants)
+        data["routes"] = [{"source": "*", "target": "hris"}]
+        data["service"] = {"port": 0, "schedule": {"interval_seconds": 1}}
+        data["logging"] = {"format": "json"}
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(data))
+        env = {**os.environ, "HIREBRIDGE_SECRETS_DIR": str(secrets)}
+        worker = Worker(config, env)
+        try:
+            worker.wait_for("run_finished", source="au", timeout=20)
+            # A new tenant, with its secret wrong.
+            (secrets / "sources__group__client_secret").write_text("a-wrong-secret")
+            (tenants / "group.yaml").write_text(yaml.safe_dump(sources["group"]))
+            worker.process.send_signal(signal.SIGHUP)
+            worker.wait_for("mapping_reloaded", sources=2)
+            refused = worker.wait_for("run_finished", source="group")
+            assert refused["halted"] == "pageup token failed: HTTP 401: invalid_client"
+            (secrets / "sources__group__client_secret").write_text("sim-secret")  # fixed
+            worker.process.send_signal(signal.SIGHUP)
+            worker.wait_for("mapping_reloaded", sources=2)
+            done = worker.wait_for("run_finished", source="group", outcome="ok", listed=8)
+            assert done["succeeded"] == 8
+            worker.process.send_signal(signal.SIGTERM)
+            assert worker.process.wait(timeout=30) == 0
+        finally:
+            if worker.process.poll() is None:
+                worker.process.kill()
+        assert routed.targets["hris"].external_ids().total() == 12
+        assert all(n == 1 for n in routed.targets["hris"].external_ids().values())
+    finally:
+        routed.stop()

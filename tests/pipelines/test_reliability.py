@@ -265,3 +265,18 @@ def test_documents_of_the_wrong_shape_say_what_they_were(sims: Sims, db_url: str
     assert states[ids[2]].last_error == (
         "the new-starter form's Answers is a JSON object, not a list"
     )
+
+
+@pytest.mark.parametrize("sims", [{"offers": 7}], indirect=True)
+def test_a_list_entry_without_an_id_is_counted_once_per_run_and_shown_in_status(
+    sims: Sims, db_url: str, tmp_path: Path
+) -> None:
+    sims.pageup.junk_entries = [{"OfferAccepted": True, "Applications": {"PUReferenceID": 1}}]
+    sims.pageup.faults.page_size = 3  # the run lists three times (3 + 3 + 1), then once more
+    report = run_sync(sims.settings(db_url))
+    assert report.succeeded == 7 and sims.pageup.calls["list_offers"] == 4
+    assert report.invalid_entries == ["page 1 entry 4"] and not report.ok
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(sims.settings_data(db_url)))
+    status = hirebridge(config, "status")
+    assert "unreadable list entries 1 (page 1 entry 4)" in status.stdout, status.stdout

@@ -30,8 +30,9 @@ TargetSettings = HrisSettings  # a ``targets`` entry (the ``hris`` section is th
 
 
 class RouteSettings(Section):
-    """Offers of ``source`` go to ``target`` when ``when`` (JMESPath over the source document
-    the maps see: offer, onboarding, application) is true, or always without one."""
+    """Offers of ``source`` (``*``: of every source) go to ``target`` when ``when`` (JMESPath
+    over the source document the maps see: offer, onboarding, application) is true, or always
+    without one."""
 
     source: str
     target: str

@@ -61,6 +61,8 @@ class PageUpState:
     # (document, id asked for) -> the id whose document is served instead; document is
     # "offer", "onboarding" or "application" (a PageUp answering about the wrong record)
     misdirect: dict[tuple[str, str], str] = field(default_factory=dict)
+    # Entries appended to every listing, as a PageUp with a bad record would (no id...).
+    junk_entries: list[Any] = field(default_factory=list)
     # When each offer entered the queue and was first marked (wall clock): its lag.
     loaded_at: dict[str, float] = field(default_factory=dict)
     marked_at: dict[str, float] = field(default_factory=dict)
@@ -185,7 +187,7 @@ async def _list_offers(state: PageUpState, request: Request) -> Response:
             "OfferProcessed": False,
         }
         for o in queue
-    ]
+    ] + state.junk_entries
     body: Any = {"Offers": entries, "Paging": {}} if state.faults.envelope else entries
     return JSONResponse(body)
 

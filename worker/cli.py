@@ -119,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--offers", type=int, default=100)
     simulate.add_argument("--latency-ms", type=float, default=0.0)
     simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument(
+        "--tenants", type=int, default=1, help="PageUp tenants served on one port (default 1)"
+    )
     simulate.set_defaults(handler=_simulate)
     return parser
 
@@ -247,4 +250,5 @@ def _demo(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from worker.demo import serve_simulators
 
-    return serve_simulators(offers=args.offers, latency=args.latency_ms / 1000, seed=args.seed)
+    return serve_simulators(offers=args.offers, latency=args.latency_ms / 1000, seed=args.seed,
+                            tenants=args.tenants)  # fmt: skip

@@ -223,19 +223,35 @@ def _summarise(
     return 0 if ok else 1
 
 
-def serve_simulators(*, offers: int, latency: float, seed: int) -> int:
-    """Serve both simulators until SIGTERM/SIGINT; print their URLs as one JSON line."""
+def simulated_tenant(index: int) -> pageup.PageUpState:
+    """Tenant ``index`` of a multi-tenant simulator (``simulate --tenants N``): its own id and
+    client id, the usual simulator secret."""
+    return pageup.PageUpState(tenant=f"{1000 + index}", client_id=f"tenant-{index:04d}")
+
+
+def serve_simulators(*, offers: int, latency: float, seed: int, tenants: int = 1) -> int:
+    """Serve both simulators until SIGTERM/SIGINT; print their URLs as one JSON line. With
+    ``tenants`` above 1 PageUp serves that many tenants (``simulated_tenant``), each with
+    ``offers`` offers, on one port."""
     # Two servers share this process's GIL; with the default 5 ms switch interval a response
     # could wait that long for the other server's thread, adding latency nobody asked for.
     sys.setswitchinterval(0.0005)
-    sim_pageup = pageup.PageUpState(faults=pageup.PageUpFaults(latency_seconds=latency, seed=seed))
-    sim_pageup.load(make_offers(offers, seed=seed))
+    faults = pageup.PageUpFaults(latency_seconds=latency, seed=seed)
+    if tenants > 1:
+        states = [simulated_tenant(n) for n in range(tenants)]
+        for n, state in enumerate(states):
+            state.faults = faults
+            state.load(make_offers(offers, seed=seed + n, first_id=1_000_000 + 1000 * n))
+    else:
+        states = [pageup.PageUpState(faults=faults)]
+        states[0].load(make_offers(offers, seed=seed))
+    sim_pageup = states
     sim_hris = hris.HrisState(faults=hris.HrisFaults(latency_seconds=latency, seed=seed))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     with (
-        BackgroundServer(pageup.build_app(sim_pageup)) as p,
+        BackgroundServer(pageup.build_app(sim_pageup, loader=tenants > 1)) as p,
         BackgroundServer(hris.build_app(sim_hris)) as h,
     ):
         print(json.dumps({"pageup": p.url, "hris": h.url}), flush=True)

@@ -52,10 +52,11 @@ def test_a_halt_is_said_once_and_progress_counts_what_is_left(db_url: str) -> No
     ticket = rig.start("au", ["1", "2", "3"])
     (row,) = rig.runs.rows(["au"])
     assert row.listed_at is not None
-    assert rig.runs.progress(ticket, row.listed_at) == (3, 0)
+    assert rig.runs.progress(ticket, row.listed_at) == (3, 0, None)
     rig.claim(limit=2)
-    assert rig.runs.progress(ticket, row.listed_at) == (1, 2)
+    assert rig.runs.progress(ticket, row.listed_at) == (1, 2, None)
     assert rig.runs.halt(ticket, "pageup rate limit reached")
     assert not rig.runs.halt(ticket, "again"), "the first worker to halt it says so"
     assert rig.runs.halted(ticket) == "pageup rate limit reached"
+    assert rig.runs.progress(ticket, row.listed_at)[2] == "pageup rate limit reached"
     assert rig.claim() == [], "a halted run's offers are not taken"

@@ -54,8 +54,12 @@ class OfferPool:
         self._changed = asyncio.Condition()
         self._wake = asyncio.Event()
         self._stopping = False
-        self.progressed = asyncio.Event()  # set whenever an offer is done with (runs wait on it)
+        self._progressed: dict[str, asyncio.Event] = {}  # per source: an offer is done with
         self.processed_here: Counter[str] = Counter()  # per source, offers this worker processed
+
+    def progress_of(self, source: str) -> asyncio.Event:
+        """Set each time this worker is done with one of ``source``'s offers (its run waits)."""
+        return self._progressed.setdefault(source, asyncio.Event())
 
     @property
     def stopping(self) -> bool:
@@ -167,7 +171,7 @@ class OfferPool:
                               offer_id=offer.offer_id, source=offer.source)  # fmt: skip
                 finally:
                     self._running[offer.source] -= 1
-                    self.progressed.set()
+                    self.progress_of(offer.source).set()
                     async with self._changed:
                         self._changed.notify_all()
                     self._wake.set()

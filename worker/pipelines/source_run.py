@@ -175,22 +175,23 @@ class SourceRun:
 
     async def _drained(self, snapshot: datetime) -> None:
         """Wait until no offer of the listing is left to try and none is in flight."""
-        context = self._context
+        context, source = self._context, self._ticket.source
+        progressed = context.pool.progress_of(source)
         while not self._done():
-            waiting, in_flight = await self._call(context.sources.progress, self._ticket, snapshot)
-            if not waiting and not in_flight:
+            progressed.clear()
+            waiting, in_flight, halted = await self._call(
+                context.sources.progress, self._ticket, snapshot
+            )
+            if halted or (not waiting and not in_flight):
                 return
-            if await self._call(context.sources.halted, self._ticket):
-                return
-            if (resting := context.all_targets_resting(self._ticket.source)) is not None:
+            if (resting := context.all_targets_resting(source)) is not None:
                 self.report.halted = resting
                 await self._call(context.sources.halt, self._ticket, resting)
                 return
-            context.pool.progressed.clear()
+            # Woken as soon as this worker finishes one of the source's offers; offers other
+            # replicas process are seen at the next poll.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    context.pool.progressed.wait(), context.settings.poll_seconds
-                )
+                await asyncio.wait_for(progressed.wait(), context.settings.poll_seconds)
 
     def _done(self) -> bool:
         return self._stopping or self._lost or self.report.halted is not None

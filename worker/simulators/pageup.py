@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from worker.simulators.sample import SampleOffer
+from worker.simulators.sample import SampleOffer, make_offers
 
 API = "/v3/{tenant}/recruitment/hire"
 
@@ -80,9 +80,11 @@ class PageUpState:
         return [o for key, o in self.offers.items() if not self.processed[key]]
 
 
-def build_app(tenants: PageUpState | Sequence[PageUpState]) -> Starlette:
+def build_app(tenants: PageUpState | Sequence[PageUpState], *, loader: bool = False) -> Starlette:
     """The simulator as an ASGI app, serving one tenant or several on one port (each with its
-    own client credentials, tokens, queue and faults)."""
+    own client credentials, tokens, queue and faults). ``loader``: also ``POST /_sim/load``
+    (offers enter a tenant's queue now) and ``GET /_sim/marks`` (when each entered and was
+    marked), for a benchmark driving the simulator from another process."""
     states = [tenants] if isinstance(tenants, PageUpState) else list(tenants)
     by_tenant = {state.tenant: state for state in states}
     by_client = {state.client_id: state for state in states}
@@ -131,7 +133,26 @@ def build_app(tenants: PageUpState | Sequence[PageUpState]) -> Starlette:
             }
         )
 
+    async def load(request: Request) -> Response:
+        query = request.query_params
+        state = by_tenant.get(query.get("tenant", ""))
+        if state is None:
+            return _errors(404, "Unknown tenant")
+        count, first_id = int(query.get("count", "1")), int(query.get("first_id", "900101"))
+        state.load(make_offers(count, seed=first_id, first_id=first_id))
+        return JSONResponse({"queue": len(state.queue())})
+
+    async def marks(_: Request) -> Response:
+        return JSONResponse({
+            state.tenant: [[state.loaded_at[key], state.marked_at.get(key), state.processed[key]]
+                           for key in state.offers]
+            for state in states
+        })  # fmt: skip
+
+    extra = [Route("/_sim/load", load, methods=["POST"]),
+             Route("/_sim/marks", marks, methods=["GET"])] if loader else []  # fmt: skip
     routes = [
+        *extra,
         Route("/connect/token", token, methods=["POST"]),
         Route(f"{API}/offers", endpoint("list_offers", _list_offers), methods=["GET"]),
         Route(f"{API}/offers/{{offer_id}}", endpoint("get_offer", _get_offer), methods=["GET"]),

@@ -165,8 +165,9 @@ class SourceRuns:
             )
         return result.rowcount == 1
 
-    def progress(self, ticket: RunTicket, listed_at: datetime) -> tuple[int, int]:
-        """(offers of the run's listing not yet tried in it and due, offers in flight)."""
+    def progress(self, ticket: RunTicket, listed_at: datetime) -> tuple[int, int, str | None]:
+        """(offers of the run's listing not yet tried in it and due, offers in flight, why the
+        run halted if it did), in one round trip."""
         now = _now()
         o = offers.c
         due = and_(
@@ -179,14 +180,20 @@ class SourceRuns:
         )  # fmt: skip
         in_flight = and_(o.last_run_id == ticket.run_id, o.lease_owner.is_not(None),
                          alive_owner(o.lease_owner, now, self._timeout))  # fmt: skip
+        s = source_state.c
         with self._engine.connect() as conn:
-            waiting = conn.execute(
-                select(func.count()).where(o.source == ticket.source, due)
-            ).scalar_one()
-            flying = conn.execute(
-                select(func.count()).where(o.source == ticket.source, in_flight)
-            ).scalar_one()
-        return int(waiting), int(flying)
+            waiting, flying, halted = conn.execute(
+                select(
+                    select(func.count()).where(o.source == ticket.source, due).scalar_subquery(),
+                    select(func.count())
+                    .where(o.source == ticket.source, in_flight)
+                    .scalar_subquery(),
+                    select(s.halted)
+                    .where(s.source == ticket.source, s.run_id == ticket.run_id)
+                    .scalar_subquery(),
+                )
+            ).one()
+        return int(waiting), int(flying), None if halted is None else str(halted)
 
     def rows(self, sources: Sequence[str] | None = None) -> list[SourceRow]:
         query = select(source_state).order_by(source_state.c.source)

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from worker.demo import TARGETS, simulator_settings
 from worker.observability import configure_logging
 from worker.settings import Settings
-from worker.simulators import hris, pageup
+from worker.simulators import hris, pageup, storage
 from worker.simulators.sample import make_offers
 from worker.simulators.server import BackgroundServer
 from worker.store.db import normalise_url
@@ -62,12 +62,14 @@ class Sims:
         self._servers = [
             BackgroundServer(pageup.build_app(self.pageup)),
             BackgroundServer(hris.build_app(self.hris)),
+            BackgroundServer(storage.build_app(self.pageup.storage)),
         ]
 
     def start(self) -> Sims:
         for server in self._servers:
             server.start()
-        self.pageup_url, self.hris_url = (s.url for s in self._servers)
+        self.pageup_url, self.hris_url, self.storage_url = (s.url for s in self._servers)
+        self.pageup.storage.url = self.storage_url
         return self
 
     def stop(self) -> None:

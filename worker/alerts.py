@@ -150,6 +150,19 @@ def offer_failed(
     )  # fmt: skip
 
 
+def document_failed(
+    *, source: str, offer_id: str, target: str, document_id: str, stage: str, kind: str,
+    message: str, system: str | None, status: int | None,
+) -> None:  # fmt: skip
+    """An optional offer document did not get in; the offer was marked all the same."""
+    tags = {"source": source, "offer_id": offer_id, "target": target, "document_id": document_id}
+    _failure(
+        f"optional document failed at {stage}: {kind}", ["document-failed", stage, kind,
+        system or "none"], tags, stage=stage, kind=kind, message=message, system=system,
+        status=status, parked=False,
+    )  # fmt: skip
+
+
 def inbound_failed(
     *, source: str, item_id: int, stage: str, kind: str, message: str, system: str | None,
     status: int | None, parked: bool,

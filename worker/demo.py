@@ -22,7 +22,7 @@ from worker.mapping.loader import FieldMap, load_field_map
 from worker.observability import configure_logging
 from worker.runtime import offer_worker
 from worker.settings import Settings
-from worker.simulators import hris, pageup
+from worker.simulators import hris, pageup, storage
 from worker.simulators.sample import SampleOffer, make_offers
 from worker.simulators.server import BackgroundServer
 
@@ -125,6 +125,8 @@ def simulator_settings(
         },
         "database": {"url": database_url},
         "sync": {"concurrency": concurrency},
+        # The storage simulator serves its download links over plain http on loopback.
+        "documents": {"allow_http": True},
     }
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)
@@ -145,6 +147,8 @@ def run_demo(*, offers: int, folder: Path, target: str = "example") -> int:
         configure_logging("info", "json", stream=log_file)
         pageup_server = stack.enter_context(BackgroundServer(pageup.build_app(sim_pageup)))
         hris_server = stack.enter_context(BackgroundServer(hris.build_app(sim_hris)))
+        storage_server = stack.enter_context(BackgroundServer(storage.build_app(sim_pageup.storage)))
+        sim_pageup.storage.url = storage_server.url
         database_url = f"sqlite:///{(folder / 'hirebridge.sqlite').resolve()}"
         data = simulator_settings(pageup_server.url, hris_server.url, database_url, target=target)
         (folder / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))

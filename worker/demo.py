@@ -147,8 +147,8 @@ def run_demo(*, offers: int, folder: Path, target: str = "example") -> int:
         configure_logging("info", "json", stream=log_file)
         pageup_server = stack.enter_context(BackgroundServer(pageup.build_app(sim_pageup)))
         hris_server = stack.enter_context(BackgroundServer(hris.build_app(sim_hris)))
-        storage_server = stack.enter_context(BackgroundServer(storage.build_app(sim_pageup.storage)))
-        sim_pageup.storage.url = storage_server.url
+        storage_app = storage.build_app(sim_pageup.storage)
+        sim_pageup.storage.url = stack.enter_context(BackgroundServer(storage_app)).url
         database_url = f"sqlite:///{(folder / 'hirebridge.sqlite').resolve()}"
         data = simulator_settings(pageup_server.url, hris_server.url, database_url, target=target)
         (folder / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
@@ -217,14 +217,37 @@ def _summarise(
     children = sum(len(c) for c in sim_hris.children.values())
     if children:
         print(f"HRIS follow-up records (bank, tax, super): {children}")
+    file_duplicates = _show_files(sim_hris)
     if sim_hris.entities:  # SuccessFactors: each hire is several upserted records
         counts = ", ".join(f"{name} {len(kept)}" for name, kept in sim_hris.entities.items())
         print(f"SuccessFactors records upserted: {counts}")
     if expected < total:
         print(f"expected: {expected} of {total} offers through (the others cannot be mapped)")
     ok = marked == expected and duplicates == 0 and len(sim_hris.records) == expected
+    ok = ok and file_duplicates == 0
     print("\ndemo " + ("OK" if ok else "FAILED: unexpected outcome"))
     return 0 if ok else 1
+
+
+def _show_files(sim_hris: hris.HrisState) -> int:
+    """The files attached to each employee (BambooHR: the offer's documents); duplicates."""
+    if not sim_hris.files:
+        return 0
+    from worker.simulators.hris.bamboohr import FILE_CATEGORIES
+    from worker.simulators.hris.files import duplicates
+
+    names: dict[Any, Any] = dict(FILE_CATEGORIES)
+    print("\nfiles attached to each employee (file name, category, size):")
+    for record_id, files in sorted(sim_hris.files.items()):
+        listed = "; ".join(
+            f"{f['name']} ({names.get(f.get('category'), f.get('category'))}, "
+            f"{f['size']:,} bytes)"
+            for f in files
+        )
+        print(f"  {record_id}: {listed}")
+    twice = duplicates(sim_hris)
+    print(f"HRIS files: {sum(len(f) for f in sim_hris.files.values())}, duplicate files: {twice}")
+    return twice
 
 
 def serve_simulators(*, offers: int, latency: float, seed: int) -> int:
@@ -241,8 +264,10 @@ def serve_simulators(*, offers: int, latency: float, seed: int) -> int:
     with (
         BackgroundServer(pageup.build_app(sim_pageup)) as p,
         BackgroundServer(hris.build_app(sim_hris)) as h,
+        BackgroundServer(storage.build_app(sim_pageup.storage)) as s,
     ):
-        print(json.dumps({"pageup": p.url, "hris": h.url}), flush=True)
+        sim_pageup.storage.url = s.url
+        print(json.dumps({"pageup": p.url, "hris": h.url, "storage": s.url}), flush=True)
         stop.wait()
     print(json.dumps({"stopped": True}), file=sys.stderr)
     return 0

@@ -239,11 +239,10 @@ def _show_files(sim_hris: hris.HrisState) -> int:
     names: dict[Any, Any] = dict(FILE_CATEGORIES)
     print("\nfiles attached to each employee (file name, category, size):")
     for record_id, files in sorted(sim_hris.files.items()):
-        listed = "; ".join(
-            f"{f['name']} ({names.get(f.get('category'), f.get('category'))}, "
-            f"{f['size']:,} bytes)"
-            for f in files
-        )
+        shown = [
+            (f["name"], names.get(f.get("category"), f.get("category")), f["size"]) for f in files
+        ]
+        listed = "; ".join(f"{name} ({category}, {size:,} bytes)" for name, category, size in shown)
         print(f"  {record_id}: {listed}")
     twice = duplicates(sim_hris)
     print(f"HRIS files: {sum(len(f) for f in sim_hris.files.values())}, duplicate files: {twice}")

@@ -86,21 +86,7 @@ class Downloader:
 
     def refusal(self, wanted: Wanted) -> str | None:
         """Why PageUp's own description of the document is refused before any download."""
-        allowed = self.settings.extensions_of(wanted.mime)
-        if not allowed:
-            shown = wanted.mime or "no type"
-            return f"document {wanted.document_id}: type {shown} is not allowed (documents.types)"
-        if wanted.extension not in allowed:
-            return (
-                f"document {wanted.document_id}: extension {wanted.extension or '(none)'} does "
-                f"not fit its type {wanted.mime} (documents.types allows {', '.join(allowed)})"
-            )
-        if wanted.declared_bytes is not None and wanted.declared_bytes > self.settings.max_bytes:
-            return (
-                f"document {wanted.document_id}: PageUp declares {mib(wanted.declared_bytes)}, "
-                f"over documents.max_bytes ({mib(self.settings.max_bytes)})"
-            )
-        return None
+        return refusal(self.settings, wanted)
 
     @contextlib.asynccontextmanager
     async def fetch(self, pageup: PageUpClient, wanted: Wanted) -> AsyncIterator[Downloaded]:
@@ -229,6 +215,25 @@ class Downloader:
             text = (f"document {wanted.document_id}: its content is not a {wanted.mime} file "
                     "(its first bytes do not match the declared type)")  # fmt: skip
             raise _refused(wanted, text)
+
+
+def refusal(settings: DocumentSettings, wanted: Wanted) -> str | None:
+    """Why a document is refused on what PageUp declares (type, extension, size), or None."""
+    allowed = settings.extensions_of(wanted.mime)
+    if not allowed:
+        shown = wanted.mime or "no type"
+        return f"document {wanted.document_id}: type {shown} is not allowed (documents.types)"
+    if wanted.extension not in allowed:
+        return (
+            f"document {wanted.document_id}: extension {wanted.extension or '(none)'} does not "
+            f"fit its type {wanted.mime} (documents.types allows {', '.join(allowed)})"
+        )
+    if wanted.declared_bytes is not None and wanted.declared_bytes > settings.max_bytes:
+        return (
+            f"document {wanted.document_id}: PageUp declares {mib(wanted.declared_bytes)}, over "
+            f"documents.max_bytes ({mib(settings.max_bytes)})"
+        )
+    return None
 
 
 def content_types(head: bytes) -> set[str]:

@@ -73,7 +73,9 @@ class LinkRefused(Exception):
 
 
 def mib(size: float) -> str:
-    # In MiB: a byte count has enough digits for the PII scrubber to hide it as "[number]".
+    """A size in KiB or MiB: a byte count has enough digits for the PII scrubber to hide."""
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
     return f"{size / 1024 / 1024:.1f} MiB"
 
 

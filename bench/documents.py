@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -159,8 +158,8 @@ def main() -> int:
             data = settings_data(urls, folder, size)
             config = Path(folder) / "settings.json"
             config.write_text(json.dumps(data))
-            out = subprocess.run([sys.executable, __file__, "--worker", str(config)],
-                                 capture_output=True, text=True, check=True, env=os.environ)  # fmt: skip
+            command = [sys.executable, __file__, "--worker", str(config)]
+            out = subprocess.run(command, capture_output=True, text=True, check=True)
             run = json.loads(out.stdout.strip().splitlines()[-1])
             down, up = asyncio.run(bare_links(data, urls["contract"], size))
     finally:

@@ -14,7 +14,8 @@ import yaml
 
 from tests.conftest import REPO, Sims
 from tests.pipelines.test_offers import Crash, ledger_states, run_sync
-from worker import metrics
+from tests.test_alerts import FakeIngest, ingest  # noqa: F401 (a fixture)
+from worker import alerts, metrics
 from worker.cli import main
 from worker.runtime import open_store
 from worker.settings import Settings
@@ -319,3 +320,53 @@ def test_json_with_base64_content_and_the_key_honoured_after_a_crash(
 def record_of_generic(sims: Sims, index: int) -> str:
     number = str(sims.samples[index].offer_id)
     return next(k for k, v in sims.hris.records.items() if v["externalId"] == number)
+
+
+@pytest.mark.parametrize("sims", [BAMBOO], indirect=True)
+def test_an_optional_failure_reaches_sentry_without_the_document(
+    sims: Sims,
+    db_url: str,
+    ingest: tuple[FakeIngest, str],  # noqa: F811
+) -> None:
+    fake, dsn = ingest
+    _, letter = ids_of(sims, 1)
+    sims.pageup.storage.documents[letter] = SimDocument(letter, body=b"MZ not a pdf at all")
+    settings = doc_settings(sims, db_url, sentry={"dsn": dsn, "environment": "test"})
+    assert alerts.init_sentry(settings.sentry)
+
+    report = run_sync(settings)
+    alerts.flush()
+
+    assert report.ok and report.succeeded == 3
+    (event,) = fake.of("event")
+    assert event["fingerprint"] == ["document-failed", "document", "document_refused", "pageup"]
+    assert event["tags"]["document_id"] == letter and event["tags"]["target"] == "hris"
+    assert (
+        f"document {letter}: its content is not a application/pdf file"
+        in (event["contexts"]["failure"]["message"])
+    )
+    everything = b"".join(fake.raw).decode("utf-8", "replace")
+    for secret in (*TITLES, *FILE_NAMES, "Placeholder", "MZ not a pdf", "X-Sim-Signature"):
+        assert secret not in everything
+
+
+@pytest.mark.parametrize("sims", [BAMBOO], indirect=True)
+def test_preview_lists_the_documents_without_their_content(
+    sims: Sims, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(sims.settings_data(f"sqlite:///{tmp_path / 's.db'}")))
+    offer_id = str(sims.samples[0].offer_id)
+    contract, letter = ids_of(sims, 0)
+    sims.samples[0].offer["Documents"][1]["FileSizeKB"] = 30_000
+
+    assert main(["--config", str(config), "preview", "--offer", offer_id]) == 0
+
+    shown = capsys.readouterr().err
+    assert f"#   {contract}  'Signed employment contract'  category 'Contract'  pdf" in shown
+    assert "required (signed_contract)  POST " in shown
+    assert "/employees/<record.id>/files as 'employment-contract-signed.pdf'" in shown
+    assert f"#   {letter}  'Offer letter'" in shown and "optional (offer_letter)" in shown
+    assert f"would be refused: document {letter}: PageUp declares 29.3 MiB" in shown
+    assert sims.pageup.calls["get_document"] == 0 and not sims.pageup.storage.requests
+    assert sims.hris.calls["post"] == 0

@@ -71,13 +71,14 @@ def main() -> int:
     parser.add_argument("--period", type=float, default=60.0)
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--kill", action="store_true", help="kill -9 one worker mid-way")
+    parser.add_argument("--logs", type=Path, help="keep each worker's log (info) in this folder")
     parser.add_argument("--database-url", default=os.environ.get("HIREBRIDGE_TEST_DATABASE_URL"))
     args = parser.parse_args()
     if not args.database_url:
         parser.error("needs PostgreSQL: --database-url or $HIREBRIDGE_TEST_DATABASE_URL")
     results = [
         measure(int(count), args.offers, args.workers, args.period, args.latency_ms,
-                args.database_url, kill=args.kill)
+                args.database_url, kill=args.kill, logs=args.logs)
         for count in args.tenants.split(",")
     ]  # fmt: skip
     report(results, args.period, args.workers)
@@ -86,7 +87,7 @@ def main() -> int:
 
 def measure(
     tenants: int, offers: int, workers: int, period: float, latency_ms: float, url: str,
-    *, kill: bool,
+    *, kill: bool, logs: Path | None = None,
 ) -> Measured:  # fmt: skip
     database = fresh_database(url)
     with tempfile.TemporaryDirectory() as folder_name:
@@ -99,9 +100,9 @@ def measure(
         assert sims.stdout is not None
         urls = json.loads(sims.stdout.readline())
         try:
-            config = write_config(folder, urls, database, tenants, period)
+            config = write_config(folder, urls, database, tenants, period, logs is not None)
             return drive(config, urls["pageup"], database, tenants, offers, workers, period,
-                         kill=kill)  # fmt: skip
+                         kill=kill, logs=logs)  # fmt: skip
         finally:
             sims.send_signal(signal.SIGTERM)
             sims.wait(timeout=30)
@@ -118,7 +119,7 @@ def fresh_database(url: str) -> str:
 
 
 def write_config(folder: Path, urls: dict[str, str], database: str, tenants: int,
-                 period: float) -> Path:  # fmt: skip
+                 period: float, verbose: bool = False) -> Path:  # fmt: skip
     from worker.demo import simulated_tenant
 
     sources = folder / "tenants"
@@ -145,13 +146,13 @@ def write_config(folder: Path, urls: dict[str, str], database: str, tenants: int
         "sync": {"concurrency": 16},
         "service": {"port": 0, "schedule": {"interval_seconds": period}},
         "sentry": {"cron_monitor_slug": None},
-        "logging": {"level": "warning", "format": "json"},
+        "logging": {"level": "info" if verbose else "warning", "format": "json"},
     }))  # fmt: skip
     return config
 
 
 def drive(config: Path, pageup: str, database: str, tenants: int, offers: int, workers: int,
-          period: float, *, kill: bool) -> Measured:  # fmt: skip
+          period: float, *, kill: bool, logs: Path | None = None) -> Measured:  # fmt: skip
     from worker.demo import simulated_tenant
 
     rng = random.Random(SEED)
@@ -162,9 +163,13 @@ def drive(config: Path, pageup: str, database: str, tenants: int, offers: int, w
             load(sim, tenant, first_half, 1_000_000 + 1000 * n)
         later = sorted((rng.uniform(0, period), tenant, n) for n, tenant in enumerate(ids))
         started = time.time()
+        if logs is not None:
+            logs.mkdir(parents=True, exist_ok=True)
         procs = [subprocess.Popen([sys.executable, "-m", "worker", "--config", str(config), "run"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for _ in range(workers)]  # fmt: skip
+                                  stdout=subprocess.DEVNULL,
+                                  stderr=(logs / f"worker{n}.log").open("w") if logs else
+                                  subprocess.DEVNULL)
+                 for n in range(workers)]  # fmt: skip
         sampler = Sampler(procs, database)
         sampler.start()
         killed_at = None

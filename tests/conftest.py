@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -11,12 +13,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sentry_sdk
 from sqlalchemy import create_engine, text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from worker.demo import TARGETS, simulator_settings
 from worker.observability import configure_logging
 from worker.settings import Settings
-from worker.simulators import hris, pageup
+from worker.simulators import hris, pageup, storage
 from worker.simulators.sample import make_offers
 from worker.simulators.server import BackgroundServer
 from worker.store.db import normalise_url
@@ -62,12 +69,14 @@ class Sims:
         self._servers = [
             BackgroundServer(pageup.build_app(self.pageup)),
             BackgroundServer(hris.build_app(self.hris)),
+            BackgroundServer(storage.build_app(self.pageup.storage)),
         ]
 
     def start(self) -> Sims:
         for server in self._servers:
             server.start()
-        self.pageup_url, self.hris_url = (s.url for s in self._servers)
+        self.pageup_url, self.hris_url, self.storage_url = (s.url for s in self._servers)
+        self.pageup.storage.url = self.storage_url
         return self
 
     def stop(self) -> None:
@@ -170,3 +179,37 @@ def routed() -> Iterator[RoutedSims]:
         yield started
     finally:
         started.stop()
+
+
+class FakeIngest:
+    """A Sentry ingest on loopback that records every envelope."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, dict[str, Any]]] = []
+        self.raw: list[bytes] = []
+
+    def app(self) -> Starlette:
+        async def envelope(request: Request) -> Response:
+            body = await request.body()
+            if request.headers.get("content-encoding") == "gzip":
+                body = gzip.decompress(body)
+            self.raw.append(body)
+            lines = body.split(b"\n")
+            for header, payload in zip(lines[1::2], lines[2::2], strict=False):
+                if header.strip():
+                    self.items.append((json.loads(header)["type"], json.loads(payload)))
+            return JSONResponse({})
+
+        return Starlette(routes=[Route("/api/{project}/envelope/", envelope, methods=["POST"])])
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [payload for item, payload in self.items if item == kind]
+
+
+@pytest.fixture
+def ingest() -> Iterator[tuple[FakeIngest, str]]:
+    fake = FakeIngest()
+    with BackgroundServer(fake.app()) as server:
+        yield fake, f"{server.url.replace('http://', 'http://public@')}/42"
+        sentry_sdk.get_client().close()
+    sentry_sdk.init()  # no DSN: later tests send nothing

@@ -3,60 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import json
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sentry_sdk
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from tests.conftest import Sims
+from tests.conftest import FakeIngest, Sims
 from tests.pipelines.test_offers import AREA
 from worker import alerts
 from worker.remote.http import route_of
 from worker.runtime import offer_worker
 from worker.service.runner import Service
 from worker.settings import Settings
-from worker.simulators.server import BackgroundServer
 from worker.sinks.http import HttpSink
-
-
-class FakeIngest:
-    def __init__(self) -> None:
-        self.items: list[tuple[str, dict[str, Any]]] = []
-        self.raw: list[bytes] = []
-
-    def app(self) -> Starlette:
-        async def envelope(request: Request) -> Response:
-            body = await request.body()
-            if request.headers.get("content-encoding") == "gzip":
-                body = gzip.decompress(body)
-            self.raw.append(body)
-            lines = body.split(b"\n")
-            for header, payload in zip(lines[1::2], lines[2::2], strict=False):
-                if header.strip():
-                    self.items.append((json.loads(header)["type"], json.loads(payload)))
-            return JSONResponse({})
-
-        return Starlette(routes=[Route("/api/{project}/envelope/", envelope, methods=["POST"])])
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [payload for item, payload in self.items if item == kind]
-
-
-@pytest.fixture
-def ingest() -> Iterator[tuple[FakeIngest, str]]:
-    fake = FakeIngest()
-    with BackgroundServer(fake.app()) as server:
-        yield fake, f"{server.url.replace('http://', 'http://public@')}/42"
-        sentry_sdk.get_client().close()
-    sentry_sdk.init()  # no DSN: later tests send nothing
 
 
 @pytest.mark.parametrize("sims", [{"offers": 6, "missing_tfn": frozenset({0})}], indirect=True)

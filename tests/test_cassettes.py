@@ -28,3 +28,8 @@ def test_cassette_holds_no_secret_or_pii(path: Path) -> None:
         assert token == "REDACTED"
     assert not re.search(r"@(?!invalid)[\w-]+\.[a-z]{2,}", text), "an email address"
     assert not re.search(r'Answer\\?"\s*:\s*\\?"\d', text), "a real form answer (TFN, bank...)"
+    # Offer documents: a download link's signature is a credential, and a document body in a
+    # cassette is placeholder bytes, never a generated (or real) document.
+    assert set(re.findall(r"X-Sim-Signature=([^&'\"\s]*)", text)) <= {"REDACTED"}
+    for body in re.findall(r"string: '(%PDF[^']*)'", text):
+        assert "placeholder bytes" in body and "/Type /Page" not in body

@@ -143,7 +143,7 @@ def _yaml_keys(data: dict[str, object], prefix: str = "") -> set[str]:
         if name in NAMED and isinstance(value, dict | list):
             for entry in value.values() if isinstance(value, dict) else value:
                 keys |= _yaml_keys(entry, f"{prefix}{name}.*.")
-        elif isinstance(value, dict) and name not in ("headers",):
+        elif isinstance(value, dict) and name not in ("headers", "types"):  # free-form maps
             keys |= _yaml_keys(value, f"{prefix}{name}.")
     return keys
 

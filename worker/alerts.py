@@ -21,6 +21,7 @@ from sentry_sdk.crons import capture_checkin
 from sentry_sdk.integrations.httpx import HttpxIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
+from sentry_sdk.integrations.starlette import StarletteIntegration
 
 from worker import __version__
 from worker.redact import SECRET_KEYS, scrub_text
@@ -52,7 +53,11 @@ def init_sentry(settings: SentrySettings) -> bool:
         integrations=[LoggingIntegration(level=None, event_level=None)],
         # SQLAlchemy's breadcrumbs are SQL statements; httpx's carry whole URLs (ids in paths,
         # keys in queries), and it would send Sentry trace headers to PageUp and the HRIS.
-        disabled_integrations=[SqlalchemyIntegration(), HttpxIntegration()],
+        # Starlette's reads every inbound request's body before the endpoint runs: a push
+        # refused for its credentials would wait for its body, and the body would be read
+        # whole before the endpoint's size cap (and could reach an event).
+        disabled_integrations=[SqlalchemyIntegration(), HttpxIntegration(),
+                               StarletteIntegration()],  # fmt: skip
     )
     return True
 
@@ -147,6 +152,19 @@ def offer_failed(
         f"offer failed at {stage}: {kind}", ["offer-failed", stage, kind, system or "none"],
         tags, stage=stage, kind=kind, message=message, system=system, status=status,
         parked=parked,
+    )  # fmt: skip
+
+
+def document_failed(
+    *, source: str, offer_id: str, target: str, document_id: str, stage: str, kind: str,
+    message: str, system: str | None, status: int | None,
+) -> None:  # fmt: skip
+    """An optional offer document did not get in; the offer was marked all the same."""
+    tags = {"source": source, "offer_id": offer_id, "target": target, "document_id": document_id}
+    _failure(
+        f"optional document failed at {stage}: {kind}", ["document-failed", stage, kind,
+        system or "none"], tags, stage=stage, kind=kind, message=message, system=system,
+        status=status, parked=False,
     )  # fmt: skip
 
 

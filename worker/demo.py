@@ -22,7 +22,7 @@ from worker.mapping.loader import FieldMap, load_field_map
 from worker.observability import configure_logging
 from worker.runtime import offer_worker
 from worker.settings import Settings
-from worker.simulators import hris, pageup
+from worker.simulators import hris, pageup, storage
 from worker.simulators.sample import SampleOffer, make_offers
 from worker.simulators.server import BackgroundServer
 
@@ -125,6 +125,8 @@ def simulator_settings(
         },
         "database": {"url": database_url},
         "sync": {"concurrency": concurrency},
+        # The storage simulator serves its download links over plain http on loopback.
+        "documents": {"allow_http": True},
     }
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)
@@ -145,6 +147,8 @@ def run_demo(*, offers: int, folder: Path, target: str = "example") -> int:
         configure_logging("info", "json", stream=log_file)
         pageup_server = stack.enter_context(BackgroundServer(pageup.build_app(sim_pageup)))
         hris_server = stack.enter_context(BackgroundServer(hris.build_app(sim_hris)))
+        storage_app = storage.build_app(sim_pageup.storage)
+        sim_pageup.storage.url = stack.enter_context(BackgroundServer(storage_app)).url
         database_url = f"sqlite:///{(folder / 'hirebridge.sqlite').resolve()}"
         data = simulator_settings(pageup_server.url, hris_server.url, database_url, target=target)
         (folder / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
@@ -213,14 +217,36 @@ def _summarise(
     children = sum(len(c) for c in sim_hris.children.values())
     if children:
         print(f"HRIS follow-up records (bank, tax, super): {children}")
+    file_duplicates = _show_files(sim_hris)
     if sim_hris.entities:  # SuccessFactors: each hire is several upserted records
         counts = ", ".join(f"{name} {len(kept)}" for name, kept in sim_hris.entities.items())
         print(f"SuccessFactors records upserted: {counts}")
     if expected < total:
         print(f"expected: {expected} of {total} offers through (the others cannot be mapped)")
     ok = marked == expected and duplicates == 0 and len(sim_hris.records) == expected
+    ok = ok and file_duplicates == 0
     print("\ndemo " + ("OK" if ok else "FAILED: unexpected outcome"))
     return 0 if ok else 1
+
+
+def _show_files(sim_hris: hris.HrisState) -> int:
+    """The files attached to each employee (BambooHR: the offer's documents); duplicates."""
+    if not sim_hris.files:
+        return 0
+    from worker.simulators.hris.bamboohr import FILE_CATEGORIES
+    from worker.simulators.hris.files import duplicates
+
+    names: dict[Any, Any] = dict(FILE_CATEGORIES)
+    print("\nfiles attached to each employee (file name, category, size):")
+    for record_id, files in sorted(sim_hris.files.items()):
+        shown = [
+            (f["name"], names.get(f.get("category"), f.get("category")), f["size"]) for f in files
+        ]
+        listed = "; ".join(f"{name} ({category}, {size:,} bytes)" for name, category, size in shown)
+        print(f"  {record_id}: {listed}")
+    twice = duplicates(sim_hris)
+    print(f"HRIS files: {sum(len(f) for f in sim_hris.files.values())}, duplicate files: {twice}")
+    return twice
 
 
 def simulated_tenant(index: int) -> pageup.PageUpState:
@@ -237,24 +263,24 @@ def serve_simulators(*, offers: int, latency: float, seed: int, tenants: int = 1
     # could wait that long for the other server's thread, adding latency nobody asked for.
     sys.setswitchinterval(0.0005)
     faults = pageup.PageUpFaults(latency_seconds=latency, seed=seed)
-    if tenants > 1:
-        states = [simulated_tenant(n) for n in range(tenants)]
-        for n, state in enumerate(states):
-            state.faults = faults
-            state.load(make_offers(offers, seed=seed + n, first_id=1_000_000 + 1000 * n))
-    else:
-        states = [pageup.PageUpState(faults=faults)]
-        states[0].load(make_offers(offers, seed=seed))
-    sim_pageup = states
+    documents = storage.StorageState()  # one storage listener for every tenant's documents
+    states = [simulated_tenant(n) for n in range(tenants)] if tenants > 1 else [
+        pageup.PageUpState()]  # fmt: skip
+    for n, state in enumerate(states):
+        state.faults, state.storage = faults, documents
+        first_id = 1_000_000 + 1000 * n if tenants > 1 else 900101
+        state.load(make_offers(offers, seed=seed + n, first_id=first_id))
     sim_hris = hris.HrisState(faults=hris.HrisFaults(latency_seconds=latency, seed=seed))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     with (
-        BackgroundServer(pageup.build_app(sim_pageup, loader=tenants > 1)) as p,
+        BackgroundServer(pageup.build_app(states, loader=tenants > 1)) as p,
         BackgroundServer(hris.build_app(sim_hris)) as h,
+        BackgroundServer(storage.build_app(documents)) as s,
     ):
-        print(json.dumps({"pageup": p.url, "hris": h.url}), flush=True)
+        documents.url = s.url
+        print(json.dumps({"pageup": p.url, "hris": h.url, "storage": s.url}), flush=True)
         stop.wait()
     print(json.dumps({"stopped": True}), file=sys.stderr)
     return 0

@@ -8,6 +8,8 @@ HirebridgeError
      ├─ RetriableError   timeouts, 5xx, 429 (carries retry_after): try again later
      │   └─ RateLimitedError   429: the remote's (daily) quota is spent
      └─ PermanentError   4xx other than 408/429, invalid responses: park, alert
+         └─ DocumentRefused    an offer document fails a limit (size, type, content) or its
+                               download link is refused twice: park (if it is required)
 ```
 
 Messages name the field, the record or the HTTP status; they never carry PII or secrets.
@@ -94,3 +96,11 @@ class PermanentError(DeliveryError):
     """The remote refused the request or answered nonsense; retrying cannot help."""
 
     kind = "permanent"
+
+
+class DocumentRefused(PermanentError):
+    """An offer document cannot be taken: over ``documents.max_bytes``, a type or extension the
+    allow-list lacks, bytes that are not of the declared type, or a download link refused even
+    when fresh. The message names the document by its PageUp id, never by its title."""
+
+    kind = "document_refused"

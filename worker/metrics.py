@@ -33,6 +33,15 @@ DELIVERIES = Counter(
     "Offers sent to each target: posted (accepted), failed, parked",
     ["target", "outcome"],
 )
+DOCUMENTS = Counter(
+    "hirebridge_documents_total",
+    "Offer documents per target: sent, already_there (found in the target's files after an "
+    "unknown outcome), refused (a limit: size, type, content, link), failed",
+    ["target", "outcome"],
+)
+DOCUMENT_BYTES = Counter(
+    "hirebridge_document_bytes_total", "Bytes of offer documents sent to each target", ["target"]
+)
 OFFER_FAILURES = Counter(
     "hirebridge_offer_failures_total", "Offer failures by stage and error kind", ["stage", "kind"]
 )

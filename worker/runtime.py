@@ -34,6 +34,7 @@ from worker.service.schedule import next_run_after
 from worker.settings import Settings
 from worker.sinks.ats import AtsClient
 from worker.sinks.http import HttpSink
+from worker.sources.downloads import Downloader
 from worker.sources.offer_document import DocumentChecks
 from worker.sources.pageup import PageUpClient
 from worker.store.db import create_store_engine, migrate, one_process_only, sqlite_file
@@ -110,6 +111,7 @@ class Worker:
         client: httpx.AsyncClient,
         lanes: HttpLanes,
         maps: Mapping[str, FieldMap],
+        downloads: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -125,10 +127,13 @@ class Worker:
         self.targets = {
             name: build_target(settings, name, client, maps[name]) for name in settings.targets
         }
+        # Offer documents come through a client of their own: it never carries a credential.
+        self.downloader = Downloader(settings.documents, downloads or client)
         self.processor = OfferProcessor(
             ledger=self.ledger, store=self.store, owner=self.owner, sources=self.sources,
             targets=self.targets, settings=settings.sync, halt_source=self._halt_source,
             keep_documents_days=settings.database.keep_source_documents_days,
+            downloader=self.downloader,
         )  # fmt: skip
         self.pool = OfferPool(
             ledger=self.ledger, store=self.store, processor=self.processor, owner=self.owner,
@@ -187,6 +192,7 @@ class Worker:
             else:
                 targets[name] = build_target(settings, name, self._client, maps[name])
         self.settings = settings
+        self.downloader.settings = settings.documents
         self.sources, self.targets = sources, targets
         self.processor.sources, self.processor.targets = sources, targets
 
@@ -266,7 +272,8 @@ async def offer_worker(
     engine = open_store(settings)
     client = http_client(settings)
     lanes = HttpLanes(settings.sync.concurrency, settings.tls.ca_bundle)
-    worker = Worker(settings, engine, client, lanes, maps)
+    downloads = download_client(settings)
+    worker = Worker(settings, engine, client, lanes, maps, downloads)
     # Everything built so far lives as long as the process: keep it out of the garbage
     # collector's scans, which otherwise stall the event loop as the heap grows.
     gc.freeze()
@@ -288,8 +295,15 @@ async def offer_worker(
     finally:
         worker.store.close()
         await lanes.aclose()
+        await downloads.aclose()
         await client.aclose()
         engine.dispose()
+
+
+def download_client(settings: Settings) -> httpx.AsyncClient:
+    """The client offer documents are downloaded with: its own pool, no credentials, no
+    redirects followed by httpx (``worker.sources.downloads`` follows them within limits)."""
+    return new_client(settings.sync.concurrency + 2, settings.tls.ca_bundle)
 
 
 def load_inbound_map(path: Path) -> FieldMap:

@@ -128,3 +128,37 @@ def test_employment_hero_refuses_bad_types_and_a_second_external_id() -> None:
 def test_every_flavour_refuses_missing_credentials(flavour: str) -> None:
     http, sim = client(flavour)
     assert http.post(sim.spec.path, json={}).status_code == 401
+
+
+def test_bamboohr_keeps_employee_files_and_lists_them_without_a_checksum() -> None:
+    http, sim = client("bamboohr", max_upload_bytes=100)
+    created = http.post(sim.spec.path, json={"firstName": "A", "lastName": "B"}, headers=BAMBOO)
+    files = created.headers["Location"] + "/files"
+
+    def upload(form: dict[str, str], content: bytes = b"%PDF-1.4 x") -> Any:
+        return http.post(files, data=form, files={"file": ("c.pdf", content, "application/pdf")},
+                         headers=BAMBOO)  # fmt: skip
+
+    good = {"category": "16", "fileName": "c.pdf", "share": "no"}
+    assert upload(good).status_code == 201
+    again = upload(good)
+    assert again.status_code == 201, "no idempotency key for files: a second copy is kept"
+    for form, content, message in (
+        ({**good, "category": "99"}, b"x", "Invalid category"),
+        ({**good, "fileName": "c.exe"}, b"x", "Unsupported file extension"),
+        (good, b"x" * 101, "File must be between 1 byte and 20MB"),
+        ({**good, "share": "maybe"}, b"x", "share must be yes or no"),
+    ):
+        refused = upload(form, content)
+        assert refused.status_code == 400
+        assert refused.headers["X-BambooHR-Error-Message"] == message
+    listed = http.get(created.headers["Location"] + "/files/view",
+                      headers={**BAMBOO, "Accept": "application/json"}).json()  # fmt: skip
+    contracts = next(c for c in listed["categories"] if c["id"] == 16)
+    assert [(f["name"], f["size"]) for f in contracts["files"]] == [("c.pdf", 10)] * 2
+    assert "sha256" not in contracts["files"][0]
+    assert (
+        http.get(created.headers["Location"] + "/files/view", headers=BAMBOO)
+        .headers["content-type"]
+        .startswith("text/xml")
+    )

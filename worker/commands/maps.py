@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from worker.config_file import load_settings_for_command
 from worker.errors import ConfigError, HirebridgeError, MappingError
 from worker.mapping.engine import apply_map, planned_requests
-from worker.mapping.loader import load_field_map
+from worker.mapping.loader import FieldMap, load_field_map
 from worker.observability import configure_logging
 from worker.routing import choose_targets, compile_routes, no_route_reason
 from worker.settings import Settings
@@ -108,6 +108,10 @@ def _preview_target(settings: Settings, name: str, document: Any, other: Path | 
         changes = diff(payload, changed, str(target.mapping), str(other))
         print(changes or "no change: both maps give the same payload")
         return EXIT_OK
+    if field_map.documents is not None:
+        failed = _preview_documents(settings, name, field_map, document)
+        if failed:
+            return EXIT_FAILED
     if not field_map.multi_step:
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return EXIT_OK
@@ -118,6 +122,45 @@ def _preview_target(settings: Settings, name: str, document: Any, other: Path | 
         print(f"# step {request.step}: {method} {url}{upsert}")
         print(json.dumps(request.payload, indent=2, ensure_ascii=False))
     return EXIT_OK
+
+
+def _preview_documents(settings: Settings, name: str, field_map: FieldMap, document: Any) -> bool:
+    """List (on stderr) the documents the map would send: title, category, size, where; never
+    their content. True when a required one is missing or would be refused."""
+    from worker.mapping.uploads import choose_documents, document_context, upload_plan
+    from worker.sources.downloads import Wanted, refusal
+
+    target = settings.targets[name]
+    try:
+        chosen = choose_documents(field_map, document)
+    except MappingError as exc:
+        _mapping_failed(exc)
+        return True
+    spec = field_map.documents
+    assert spec is not None
+    ids = (
+        {step.name: f"<{step.name}.id>" for step in field_map.steps} if field_map.multi_step else {}
+    )
+    print(f"# documents for {name}: {len(chosen)} chosen", file=sys.stderr)
+    refused = False
+    for doc in chosen:
+        context = document_context(document, record_id="<record.id>", step_ids=ids, entry=doc.entry)
+        try:
+            plan = upload_plan(field_map, doc, context)
+        except MappingError as exc:
+            _mapping_failed(exc)
+            return True
+        size = f"{doc.declared_bytes / 1024:.0f} KB" if doc.declared_bytes is not None else "size ?"
+        url = target.url.rstrip("/") + unquote(plan.path)
+        need = "required" if doc.choice.required else "optional"
+        print(f"#   {doc.document_id}  {doc.title!r}  category {doc.category!r}  {doc.extension} "
+              f"({doc.mime or 'no type'})  {size}  {need} ({doc.choice.name})  "
+              f"{spec.method} {url} as {plan.file_name!r}", file=sys.stderr)  # fmt: skip
+        wanted = Wanted(doc.document_id, doc.mime, doc.extension, doc.declared_bytes)
+        if (problem := refusal(settings.documents, wanted)) is not None:
+            print(f"#     would be refused: {problem}", file=sys.stderr)
+            refused |= doc.choice.required
+    return refused
 
 
 def _one(names: Any, wanted: str | None, kind: str) -> str:
@@ -186,7 +229,10 @@ def _validate_mappings(args: argparse.Namespace) -> int:
             problems.extend(exc.problems)
             continue
         steps = f"{len(field_map.steps)} steps, " if field_map.multi_step else ""
-        print(f"ok  {path}  ({steps}{len(field_map.rules)} fields, version {field_map.version})")
+        documents = field_map.documents
+        sends = f", {len(documents.choices)} document choices" if documents else ""
+        print(f"ok  {path}  ({steps}{len(field_map.rules)} fields{sends}, "
+              f"version {field_map.version})")  # fmt: skip
     for problem in problems:
         print(problem, file=sys.stderr)
     return EXIT_CONFIG if problems else EXIT_OK

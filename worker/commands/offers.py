@@ -25,7 +25,7 @@ from worker.store.ledger import Ledger, OfferState
 from worker.store.runs import Runs
 from worker.store.sources import SourceRuns
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 STATES = ("pending", "posting", "posted", "failed", "processed", "skipped")
 
 
@@ -39,10 +39,19 @@ def register(commands: Any) -> None:
     _scope(parked)
     parked.set_defaults(handler=_parked)
 
-    retry = commands.add_parser("retry", help="re-queue parked or skipped offers")
-    which = retry.add_mutually_exclusive_group(required=True)
+    retry = commands.add_parser(
+        "retry", help="re-queue parked or skipped offers; or send documents that did not get in"
+    )
+    which = retry.add_mutually_exclusive_group()
     which.add_argument("offers", nargs="*", default=[], metavar="OFFER")
     which.add_argument("--all-parked", action="store_true", help="every parked offer")
+    retry.add_argument(
+        "--documents",
+        action="store_true",
+        help="instead: send now the documents of processed offers that did not get in (the "
+        "optional ones whose failure did not hold the offer back); every such offer unless "
+        "OFFERs are named",
+    )
     _scope(retry)
     retry.add_argument(
         "--reroute",
@@ -110,6 +119,7 @@ def _status(args: argparse.Namespace) -> int:
         unfinished = ledger.unfinished(args.limit, source=args.source, target=args.target)
         parked = len(Interventions(ledger).parked(source=args.source, target=args.target))
         runs = Runs(engine).last(5, source=args.source)
+        documents = _documents_status(engine, args.source, args.limit)
         sources = SourceRuns(engine, worker_timeout=settings.sync.worker_timeout_seconds).rows(
             [args.source] if args.source else list(settings.sources)
         )
@@ -131,6 +141,8 @@ def _status(args: argparse.Namespace) -> int:
             halted = f"; last run halted: {row.halted}" if row.halted else ""
             print(f"  {row.source:<16} next run {row.next_run_at:%Y-%m-%d %H:%M:%S}  "
                   f"{running}{halted}")  # fmt: skip
+    for line in documents:
+        print(line)
     if unfinished:
         print("\nnot processed (oldest first)")
         print(f"  {'offer':<20} {'state':<10} {'stage':<24} {'tries':>5}  next try / reason")
@@ -141,6 +153,25 @@ def _status(args: argparse.Namespace) -> int:
         for run in runs:
             print(_run_line(run, several))
     return EXIT_OK
+
+
+def _documents_status(engine: Engine, source: str | None, limit: int) -> list[str]:
+    """Offer documents by state, and those of processed offers that did not get in."""
+    from worker.store.documents import DocumentLedger
+
+    ledger = DocumentLedger(engine)
+    counts = ledger.counts(source)
+    if not counts:
+        return []
+    lines = ["\ndocuments " + ", ".join(f"{state} {n}" for state, n in sorted(counts.items()))]
+    waiting = ledger.failed_of_processed(source=source, limit=limit)
+    if waiting:
+        lines.append("  not sent, of processed offers (send them: `hirebridge retry --documents`)")
+    for row in waiting:
+        where = f"{row.source}/{row.offer_id} -> {row.target}"
+        lines.append(f"  {where}: document {row.document_id} ({row.choice}), "
+                     f"{row.attempts} tries: {row.last_error}")  # fmt: skip
+    return lines
 
 
 def _print_offer(offer: OfferState, several: bool) -> None:
@@ -186,6 +217,11 @@ def _parked(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
+    if args.documents:
+        return _retry_documents(args)
+    if not args.offers and not args.all_parked:
+        print("retry: name the OFFERs, or give --all-parked or --documents", file=sys.stderr)
+        return EXIT_CONFIG
     with _store(args) as (_, _engine, ledger):
         interventions = Interventions(ledger)
         if args.all_parked:
@@ -203,6 +239,51 @@ def _retry(args: argparse.Namespace) -> int:
     for offer_id in missing:
         print(f"{offer_id}: unknown or already processed", file=sys.stderr)
     return EXIT_FAILED if missing else EXIT_OK
+
+
+def _retry_documents(args: argparse.Namespace) -> int:
+    from worker.store.documents import DocumentLedger
+
+    if args.all_parked or args.reroute:
+        print("retry --documents: not with --all-parked or --reroute", file=sys.stderr)
+        return EXIT_CONFIG
+    with _store(args) as (settings, engine, ledger):
+        rows = DocumentLedger(engine).failed_of_processed(source=args.source,
+                                                          offer_ids=args.offers)  # fmt: skip
+        rows = [row for row in rows if args.target in (None, row.target)]
+        if not rows:
+            print("no documents of processed offers are waiting to be sent")
+            return EXIT_FAILED if args.offers else EXIT_OK
+        results = asyncio.run(_send_documents(settings, engine, rows))
+        interventions = Interventions(ledger)
+        for result in results:
+            interventions.note(OfferKey(result.source, result.offer_id), "retry_documents",
+                               actor=args.by, reason=args.reason, target=result.target)  # fmt: skip
+    failed = False
+    for result in results:
+        name = f"{result.source}/{result.offer_id} -> {result.target}"
+        if result.sent:
+            print(f"{name}: sent document(s) {', '.join(result.sent)}")
+        if result.failed:
+            failed = True
+            why = result.problem or "see `hirebridge status` for the reason"
+            print(f"{name}: not sent: {', '.join(result.failed)}: {why}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+async def _send_documents(settings: Settings, engine: Engine, rows: Sequence[Any]) -> list[Any]:
+    from worker.pipelines.document_retry import retry_documents
+    from worker.runtime import build_source, build_target, download_client, http_client
+    from worker.sources.downloads import Downloader
+    from worker.store.workers import new_worker_id
+
+    async with http_client(settings, 1) as client, download_client(settings) as downloads:
+        sources = {name: build_source(settings, name, client) for name in settings.sources}
+        targets = {name: build_target(settings, name, client) for name in settings.targets}
+        return await retry_documents(
+            settings, engine, rows, sources=sources, targets=targets,
+            downloader=Downloader(settings.documents, downloads), owner=new_worker_id(),
+        )  # fmt: skip
 
 
 def _resolve(

@@ -92,3 +92,18 @@ def walk(node: Any) -> Any:
         yield node
         for child in node.get("children", []) or []:
             yield from walk(child)
+
+
+def step_references(parsed: Any) -> set[str]:
+    """The step names an expression reads through ``steps.<name>``."""
+    found = set()
+    for node in walk(parsed):
+        children = node.get("children") or []
+        if (
+            node.get("type") == "subexpression"
+            and len(children) >= 2
+            and children[0] == {"type": "field", "children": [], "value": "steps"}
+            and children[1].get("type") == "field"
+        ):
+            found.add(str(children[1]["value"]))
+    return found

@@ -41,7 +41,8 @@ import yaml
 
 from worker.errors import ConfigError
 from worker.mapping.account_checks import AccountCheck, account_checks
-from worker.mapping.expressions import BUILTINS, At, Context, compile_checked, walk
+from worker.mapping.documents import DocumentsSpec, documents_section
+from worker.mapping.expressions import BUILTINS, At, Context, compile_checked, step_references
 from worker.mapping.functions import function_names, options_for
 from worker.mapping.requests import (
     METHODS,
@@ -58,7 +59,7 @@ from worker.mapping.types import TYPES, declared_type_problems
 from worker.yamlfile import read_yaml
 
 _SINGLE_KEYS = {"fields", "requires", "body", "find", "accept"}
-_TOP_KEYS = {"name", "description", "lookups", "steps", "check"} | _SINGLE_KEYS
+_TOP_KEYS = {"name", "description", "lookups", "steps", "check", "documents"} | _SINGLE_KEYS
 _STEP_KEYS = {"name", "description", "method", "path", "when", "record_id"} | _SINGLE_KEYS
 _RULE_KEYS = {"expr", "const", "default", "required", "type", "pii", "description", "when"}
 _STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,39}$")
@@ -109,6 +110,7 @@ class FieldMap:
     multi_step: bool = False  # declared with `steps:` (payloads are keyed by step name)
     checks: tuple[AccountCheck, ...] = ()  # what `hirebridge check` reads from the account
     lookups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    documents: DocumentsSpec | None = None  # the offer's documents it sends (after the steps)
 
     @property
     def rules(self) -> tuple[FieldRule, ...]:
@@ -179,11 +181,16 @@ def _build(
     else:
         steps = [_step("record", data, lambda *k: at(*k), context, single=True)]
     checks = account_checks(data["check"], at, context) if "check" in data else ()
+    documents = None
+    if "documents" in data:
+        names = {step.name for step in steps if step is not None} if "steps" in data else None
+        documents = documents_section(data["documents"], at, context, _rule, names)
     if problems:
         raise ConfigError(problems)
     name = data.get("name") if isinstance(data.get("name"), str) else path.stem
     valid = tuple(step for step in steps if step is not None)
-    return FieldMap(str(name), path, version, valid, options, "steps" in data, checks, lookups)
+    return FieldMap(str(name), path, version, valid, options, "steps" in data, checks, lookups,
+                    documents)  # fmt: skip
 
 
 def _steps(raw: Any, at: At, context: Context) -> list[Step | None]:
@@ -366,21 +373,6 @@ def _check_step_refs(rule: FieldRule, earlier: set[str], problems: list[str]) ->
                 problems.append(
                     f"{rule.where}: field {rule.target!r}: steps.{name} is not an earlier step"
                 )
-
-
-def step_references(parsed: Any) -> set[str]:
-    """The step names an expression reads through ``steps.<name>``."""
-    found = set()
-    for node in walk(parsed):
-        children = node.get("children") or []
-        if (
-            node.get("type") == "subexpression"
-            and len(children) >= 2
-            and children[0] == {"type": "field", "children": [], "value": "steps"}
-            and children[1].get("type") == "field"
-        ):
-            found.add(str(children[1]["value"]))
-    return found
 
 
 def _check_paths(rules: list[FieldRule], problems: list[str]) -> None:

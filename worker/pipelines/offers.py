@@ -30,17 +30,20 @@ from typing import Any
 import structlog
 
 from worker import alerts, metrics
-from worker.errors import DeliveryError, MappingError, RateLimitedError
+from worker.errors import DeliveryError, DocumentRefused, MappingError, RateLimitedError
 from worker.mapping.engine import MappedRecord, apply_map
 from worker.mapping.payloads import payload_hash
 from worker.pipelines.delivery import TargetDelivery, idempotency_key
+from worker.pipelines.documents import DocumentDelivery, preflight
 from worker.pipelines.parts import SourceParts, TargetParts
 from worker.pipelines.policy import after_failure, credentials_refused, failure_facts
 from worker.redact import Redactor, scrub_text
 from worker.routing import choose_targets, no_route_reason
 from worker.settings import SyncSettings
+from worker.sources.downloads import Downloader
 from worker.sources.offer_document import fetch_document
 from worker.sources.pageup import OfferRef
+from worker.store.documents import DocumentLedger
 from worker.store.ledger import Failure, LeaseLost, Ledger, OfferState, Sending, TargetState
 from worker.store.thread import StoreThread
 
@@ -77,6 +80,7 @@ class OfferProcessor:
         settings: SyncSettings,
         halt_source: Callable[[str, str, str, DeliveryError], None],
         keep_documents_days: int | None = None,
+        downloader: Downloader | None = None,
     ) -> None:
         self._ledger = ledger
         self._store = store
@@ -86,6 +90,8 @@ class OfferProcessor:
         self._settings = settings
         self._halt_source = halt_source  # (source, run_id, reason, error)
         self._keep_days = keep_documents_days
+        self._downloader = downloader  # offer documents (maps with a documents section)
+        self._documents = DocumentLedger(ledger.engine)
         self._rng = random.Random()
         self.halted: set[str] = set()  # runs (ids) halted: their offers are given back
 
@@ -163,7 +169,9 @@ class OfferProcessor:
             else:
                 try:
                     plans[name] = apply_map(target.field_map, document)
-                except MappingError as exc:
+                    preflight(target, document, self._downloader)
+                except (MappingError, DocumentRefused) as exc:
+                    plans.pop(name, None)
                     attempt.failures[name] = (exc, scrub_text, "map")
         sending = [
             Sending(name, _key_for(offer, states.get(name), name),
@@ -173,7 +181,11 @@ class OfferProcessor:
         await self._store.call(self._ledger.begin_delivery, offer.source, offer.offer_id,
                                owner=self._owner, route=route, sending=sending)  # fmt: skip
         structlog.contextvars.bind_contextvars(stage="post")
-        delivery = TargetDelivery(self._ledger, self._store, offer.source)
+        documents = None
+        if self._downloader is not None:
+            documents = DocumentDelivery(self._documents, self._store, offer.source,
+                                         self._downloader, source.pageup)  # fmt: skip
+        delivery = TargetDelivery(self._ledger, self._store, offer.source, documents)
         await asyncio.gather(*(
             self._send(offer, delivery, self.targets[s.target], document, plans[s.target],
                        s.idempotency_key, attempt)
@@ -354,6 +366,8 @@ class OfferProcessor:
         """A target refusing our credentials or looking down rests; the others go on."""
         if not isinstance(exc, DeliveryError) or target.breaker.resting_for() > 0:
             return
+        if exc.system != target.name:
+            return  # PageUp or its document storage failed, not the target
         if credentials_refused(exc):
             target.breaker.open(f"{target.name} refused the credentials: {exc}")
         elif target.breaker.failed(exc):

@@ -80,26 +80,31 @@ async def exchange(
     params: Mapping[str, str | int] | None = None,
     json_body: Any = None,
     form: Mapping[str, str] | None = None,
+    files: Any = None,
+    content: Any = None,
 ) -> Reply:
     """Send one request and read its body (capped). Transport failures become RetriableError.
 
     ``route`` is the path template the caller filled in (``offers/{offer_id}``), or the path
     of a URL that comes from the settings: it names the call in Sentry breadcrumbs, where the
     URL itself may not go (ids in paths can be personal). Inside a worker lane (see
-    ``worker.remote.lanes``) the lane's client is used instead of ``client``.
+    ``worker.remote.lanes``) the lane's client is used instead of ``client``. ``files`` (a
+    multipart form's file parts, streamed from their file objects) and ``content`` (bytes or
+    an async iterator of them) send a body other than JSON or a form.
     """
     client = lanes.current(client)
     started = time.perf_counter()
     request = client.build_request(
-        method, url, headers=headers, params=params, json=json_body, data=form, timeout=timeout
-    )
+        method, url, headers=headers, params=params, json=json_body, data=form, files=files,
+        content=content, timeout=timeout,
+    )  # fmt: skip
     call = (system, stage, method, route)
     try:
         response = await client.send(request, stream=True)
         try:
             body = await _read_capped(response, system=system, stage=stage)
         except PermanentError:
-            _record(call, response.status_code, started)
+            record_call(call, response.status_code, started)
             raise
         finally:
             await response.aclose()
@@ -107,16 +112,16 @@ async def exchange(
         trust = lanes.trust_store(client)
         failure = failures.describe(exc, request.url, timeout=timeout, trust=trust)
         timed_out = isinstance(exc, httpx.TimeoutException)
-        _record(call, "timeout" if timed_out else "connection_error", started, failure.cause)
+        record_call(call, "timeout" if timed_out else "connection_error", started, failure.cause)
         raise RetriableError(failure.message, system=system, stage=stage) from None
-    _record(call, response.status_code, started)
+    record_call(call, response.status_code, started)
     return Reply(response.status_code, response.headers, body, system, stage)
 
 
-def _record(
+def record_call(
     call: tuple[str, str, str, str], status: int | str, started: float, cause: str | None = None
 ) -> None:
-    """Metrics and a Sentry breadcrumb for one exchange."""
+    """Metrics and a Sentry breadcrumb for one exchange (``route``: a path template)."""
     system, stage, method, route = call
     seconds = time.perf_counter() - started
     metrics.REQUESTS.labels(system, stage, str(status)).inc()

@@ -29,6 +29,7 @@ from pydantic_settings import (
 from worker.errors import ConfigError
 from worker.settings.ats import AtsSettings, JobSourceSettings
 from worker.settings.common import AuthSettings, RetrySettings, Section
+from worker.settings.documents import DocumentSettings
 from worker.settings.files import read_yaml_mapping
 from worker.settings.inbound import (
     ApnaSettings,
@@ -57,6 +58,7 @@ from worker.settings.targets import HrisSettings, RouteSettings, TargetSettings
 
 __all__ = [
     "ApnaSettings", "AtsSettings", "AuthSettings", "DatabaseSettings", "DocumentIdPaths",
+    "DocumentSettings",
     "HrisSettings", "InboundAuthSettings", "InboundSettings", "JobSourceSettings",
     "LoggingSettings", "PageUpPaths", "PageUpSettings", "PagingSettings", "PopEngineSettings",
     "PopSettings", "RetrySettings", "RouteSettings", "ScheduleSettings", "Section",
@@ -103,6 +105,7 @@ class Settings(BaseSettings):
     logging: LoggingSettings = LoggingSettings()
     inbound: InboundSettings = InboundSettings()
     ats: AtsSettings = AtsSettings()
+    documents: DocumentSettings = DocumentSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -294,9 +297,13 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     if ats_source.directory is not None:
         ats_source = ats_source.model_copy(update={"directory": _under(base, ats_source.directory)})
     ats = ats.model_copy(update={"mapping": _under(base, ats.mapping), "source": ats_source})
+    documents = settings.documents
+    if documents.temp_dir is not None:
+        documents = documents.model_copy(update={"temp_dir": _under(base, documents.temp_dir)})
     return settings.model_copy(
         update={
             "ats": ats,
+            "documents": documents,
             "targets": targets,
             "tls": settings.tls.model_copy(update={"ca_bundle": bundle}),
             "inbound": inbound.model_copy(update={"apna": apna, "pop": pop}),

@@ -18,6 +18,8 @@ class PageUpPaths(Section):
     onboarding_form: str = "offers/{offer_id}/onboardingform"
     application_form: str = "applications/{application_id}/applicationForm"
     mark_processed: str = "offers/{offer_id}/process"
+    # A document's download link, by its PUReferenceID (the guide names "GET .../document/{id}").
+    document: str = "document/{document_id}"
 
 
 class PagingSettings(Section):
@@ -63,6 +65,9 @@ class PageUpSettings(Section):
     application_id_path: str = "Applications.PUReferenceID"
     document_ids: DocumentIdPaths = DocumentIdPaths()
     list_items_path: str | None = None
+    # Where the document endpoint's JSON reply holds the download link (JMESPath). ASSUMED: the
+    # reply's shape is not published.
+    document_url_path: str = "Url || url || DownloadUrl || downloadUrl"
     retry: RetrySettings = RetrySettings()
     retry_after_cap_seconds: float = Field(120.0, gt=0)
     token_refresh_margin_seconds: float = Field(30.0, ge=0)

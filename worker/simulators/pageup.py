@@ -1,4 +1,6 @@
-"""A PageUp Hire API simulator: token endpoint, the offers queue and the offer documents.
+"""A PageUp Hire API simulator: token endpoint, the offers queue and the offer documents, and
+the download links of the offers' documents (``GET /document/{id}``), which point at a storage
+listener of their own (``worker.simulators.storage``).
 
 Queue semantics as PageUp documents them: ``GET /offers`` lists accepted, form-complete,
 unprocessed offers; an offer leaves the queue once marked processed. Faults (latency, 5xx, 429,
@@ -23,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from worker.simulators.sample import SampleOffer, make_offers
+from worker.simulators.storage import SimDocument, StorageState
 
 API = "/v3/{tenant}/recruitment/hire"
 
@@ -66,6 +69,8 @@ class PageUpState:
     # When each offer entered the queue and was first marked (wall clock): its lag.
     loaded_at: dict[str, float] = field(default_factory=dict)
     marked_at: dict[str, float] = field(default_factory=dict)
+    # The documents of the offers, and the storage listener their download links point at.
+    storage: StorageState = field(default_factory=StorageState)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.faults.seed)
@@ -75,6 +80,9 @@ class PageUpState:
         for offer in offers:
             self.offers[str(offer.offer_id)] = offer
             self.loaded_at.setdefault(str(offer.offer_id), now)
+            for entry in offer.offer.get("Documents") or []:
+                key = str(entry["PUReferenceID"])
+                self.storage.documents.setdefault(key, SimDocument(key, str(entry["Title"])))
 
     def queue(self) -> list[SampleOffer]:
         return [o for key, o in self.offers.items() if not self.processed[key]]
@@ -162,6 +170,8 @@ def build_app(tenants: PageUpState | Sequence[PageUpState], *, loader: bool = Fa
               methods=["POST"]),
         Route(f"{API}/applications/{{application_id}}/applicationForm",
               endpoint("get_application_form", _get_application_form), methods=["GET"]),
+        Route(f"{API}/document/{{document_id}}", endpoint("get_document", _get_document),
+              methods=["GET"]),
         Route("/_sim/stats", stats, methods=["GET"]),
     ]  # fmt: skip
     return Starlette(routes=routes)
@@ -244,6 +254,17 @@ async def _get_application_form(state: PageUpState, request: Request) -> Respons
         if str(offer.application_id) == wanted:
             return JSONResponse(offer.application_form)
     return _errors(404, "Application not found", field="applicationId")
+
+
+async def _get_document(state: PageUpState, request: Request) -> Response:
+    """A download link on the storage listener (ASSUMED shape: the link in ``Url``)."""
+    document_id = request.path_params["document_id"]
+    if document_id not in state.storage.documents:
+        return _errors(404, "Document not found")
+    url = state.storage.issue(document_id)
+    body = {"PUReferenceID": int(document_id) if document_id.isdigit() else document_id,
+            "Url": url, "ExpiresInSeconds": state.storage.expiry_seconds}  # fmt: skip
+    return JSONResponse(body)
 
 
 async def _mark_processed(state: PageUpState, request: Request) -> Response:

@@ -5,10 +5,13 @@ Deterministic for a seed. Every person is fictional.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
+
+from worker.simulators.storage import small_pdf
 
 FIRST = ["Mia", "Noah", "Olivia", "Liam", "Ava", "Lucas", "Isla", "Leo", "Zara", "Arjun"]
 LAST = ["Nguyen", "Smith", "Patel", "Williams", "Brown", "Kaur", "Jones", "Chen", "Taylor"]
@@ -25,6 +28,11 @@ IRD_QUESTION = 21
 EMPLOYMENT = ["Full Time", "Part Time", "Casual", "Fixed Term"]
 TFN_QUESTION, BSB_QUESTION, ACCOUNT_QUESTION, BIRTH_QUESTION = 11, 12, 13, 14
 USIS = ["SIM0001AU", "SIM0002AU", "SIM0003AU"]  # made-up fund identifiers in the USI shape
+# (title, DocumentCategory, FileName) of each sample offer's documents.
+SAMPLE_DOCUMENTS = [
+    ("Signed employment contract", "Contract", "employment-contract-signed.pdf"),
+    ("Offer letter", "Offer Letter", "offer-letter.pdf"),
+]
 
 
 @dataclass
@@ -76,14 +84,7 @@ def make_offers(
             },
             "Applications": {"PUReferenceID": application_id},
             "Job": {"PUReferenceID": 300101 + index % 50, "Title": title},
-            "Documents": [
-                {
-                    "PUReferenceID": 41 + index,
-                    "Title": "Contract",
-                    "FileName": "contract.pdf",
-                    "MimeType": "application/pdf",
-                }
-            ],
+            "Documents": offer_documents(index + (first_id - 900101)),
         }
         answers = [
             {
@@ -136,6 +137,21 @@ def make_offers(
         }
         offers.append(SampleOffer(offer_id, application_id, offer, onboarding, application_form))
     return offers
+
+
+def offer_documents(number: int) -> list[dict[str, Any]]:
+    """The signed contract and the offer letter of the ``number``-th sample offer (the
+    storage simulator generates their PDFs: a title and an id, no person)."""
+    documents = []
+    for offset, (title, category, file_name) in enumerate(SAMPLE_DOCUMENTS):
+        document_id = 4000 + 2 * number + offset
+        size = len(small_pdf(f"Placeholder {title} {document_id}"))
+        documents.append({
+            "PUReferenceID": document_id, "Title": title, "FileSizeKB": math.ceil(size / 1024),
+            "Extension": ".pdf", "MimeType": "application/pdf", "DocumentCategory": category,
+            "CreatedDate": "2026-11-02T00:39:30.582Z", "FileName": file_name,
+        })  # fmt: skip
+    return documents
 
 
 def _declaration(rng: random.Random) -> list[dict[str, Any]]:

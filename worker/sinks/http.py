@@ -6,6 +6,7 @@ Sends an ``Idempotency-Key`` with every request, so that a retry after an unknow
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,27 +112,53 @@ class HttpSink:
         on a successful reply."""
         if url is not None and route is None:
             raise TypeError("deliver(url=...) needs the route it was filled from")
-        route = route or self.route_for(None)
+        reply = await self.send_body(
+            url or self._settings.url,
+            route=route or self.route_for(None),
+            idempotency_key=idempotency_key,
+            stage=stage,
+            method=method or self._settings.method,
+            body=lambda: {"json_body": payload},
+        )
+        if accept is not None:
+            _check_accepted(reply, accept, options)
+        return Delivered(self._record_id(reply, record_id), reply.status)
+
+    async def send_body(
+        self,
+        url: str,
+        *,
+        route: str,
+        idempotency_key: str,
+        stage: str,
+        method: str,
+        body: Callable[[], Mapping[str, Any]],
+        headers: Mapping[str, str] | None = None,
+    ) -> Reply:
+        """Send a request whose body ``body()`` gives as ``exchange`` arguments (called afresh
+        for every try: a streamed body is read again from its start), with this target's auth,
+        headers and idempotency key; transient failures are retried."""
 
         async def once() -> Reply:
             for attempt in (1, 2):
                 auth = await self._auth.headers()
-                headers = {
+                sent = {
                     **self._settings.headers,
                     **auth,
                     self._settings.idempotency_header: idempotency_key,
                     "Accept": "application/json",
+                    **(headers or {}),
                 }
                 reply = await exchange(
                     self._client,
-                    method or self._settings.method,
-                    url or self._settings.url,
+                    method,
+                    url,
                     system=self._system,
                     stage=stage,
                     route=route,
                     timeout=self._settings.retry.timeout_seconds,
-                    headers=headers,
-                    json_body=payload,
+                    headers=sent,
+                    **body(),
                 )
                 if reply.status == 401 and attempt == 1 and self._auth.refused(auth):
                     continue
@@ -139,10 +166,11 @@ class HttpSink:
                 return reply
             raise AssertionError("unreachable")  # pragma: no cover
 
-        reply = await with_retries(once, self._settings.retry)
-        if accept is not None:
-            _check_accepted(reply, accept, options)
-        return Delivered(self._record_id(reply, record_id), reply.status)
+        return await with_retries(once, self._settings.retry)
+
+    def record_id_of(self, reply: Reply, rule: RecordId | None) -> str | None:
+        """The id a reply gives the record it created (see ``_record_id``)."""
+        return self._record_id(reply, rule)
 
     def _record_id(self, reply: Reply, rule: RecordId | None) -> str | None:
         """The new record's id, from the body or the Location header.

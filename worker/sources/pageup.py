@@ -68,6 +68,7 @@ class PageUpClient:
         self._items = (
             jmespath.compile(settings.list_items_path) if settings.list_items_path else None
         )
+        self._document_url = jmespath.compile(settings.document_url_path)
         self.tokens = ClientCredentials(
             client,
             token_url=settings.resolved_token_url,
@@ -114,6 +115,25 @@ class PageUpClient:
         path = template.format(application_id=application_id)
         reply = await self._call("GET", path, "fetch_application_form", route=template)
         return reply.json()
+
+    async def document_url(self, document_id: str) -> str:
+        """A download link for an offer document (ASSUMED: a JSON reply holding it at
+        ``document_url_path``). It may be a short-lived link to another host: it is never
+        logged, and PageUp's token is never sent to it."""
+        template = self._settings.paths.document
+        path = template.format(document_id=document_id)
+        reply = await self._call("GET", path, "fetch_document_url", route=template)
+        url = self._document_url.search(reply.json())
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise PermanentError(
+                f"document {document_id}: PageUp's reply holds no download link at "
+                f"{self._settings.document_url_path} (setting document_url_path)",
+                system=SYSTEM,
+                status=reply.status,
+                stage="fetch_document_url",
+                record_ids=(document_id,),
+            )
+        return url
 
     async def mark_processed(self, offer_id: str) -> None:
         """Tell PageUp the offer is done, so it leaves the queue."""

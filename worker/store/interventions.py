@@ -111,6 +111,13 @@ class Interventions:
             self._audit(conn, key, "skip_and_mark" if marked else "skip", actor, reason, None)
         return True
 
+    def note(
+        self, key: OfferKey, action: str, *, actor: str, reason: str | None, target: str | None
+    ) -> None:
+        """Keep an admin's action that changed nothing here (``retry --documents``)."""
+        with self._ledger.engine.begin() as conn:
+            self._audit(conn, key, action, actor, reason, target)
+
     def _audit(
         self,
         conn: Connection,

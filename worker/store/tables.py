@@ -6,6 +6,8 @@ No source document or payload is stored: they hold PII.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -99,6 +101,33 @@ offer_steps = Table(
     Column("record_id", String(128), nullable=True),
     Column("idempotency_key", String(200), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Offer documents sent to a target (issue 14), one row per (offer, target, PageUp document):
+# the document's SHA-256 and size (never its content or name), the choice of the map that took
+# it, and where it stands: posting (the upload's outcome unknown until answered), done, or
+# failed with the reason (a required one keeps the target from "posted"; an optional one waits
+# for `hirebridge retry --documents`).
+offer_documents = Table(
+    "offer_documents",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("offer_id", String(64), primary_key=True),
+    Column("target", String(64), primary_key=True),
+    Column("document_id", String(64), primary_key=True),  # PageUp's PUReferenceID
+    Column("choice", String(40), nullable=False),
+    Column("required", Boolean, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("sha256", String(64), nullable=True),
+    Column("size_bytes", BigInteger, nullable=True),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("record_id", String(128), nullable=True),  # the target's id for the file
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error_kind", String(32), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("done_at", DateTime(timezone=True), nullable=True),
 )
 
 # One row per source: its schedule and its run in progress, owned by one worker at a time

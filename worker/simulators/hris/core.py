@@ -70,6 +70,12 @@ class HrisState:
     # Every JSON body received, as (method, path, body): what the worker really sent, for the
     # tests that check it against the vendors' published schemas.
     received: list[tuple[str, str, Any]] = field(default_factory=list)
+    # Employee files (bamboohr, generic): record id -> the files kept, as the flavour lists
+    # them plus their SHA-256 (never the content). See ``worker.simulators.hris.files``.
+    files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    max_upload_bytes: int = 20 * 1024 * 1024  # BambooHR's documented limit
+    # Called with ("start" | "stored", record id) as an upload arrives and once it is kept.
+    on_upload: Callable[[str, str], None] | None = None
 
     def __post_init__(self) -> None:
         from worker.simulators.hris import FLAVOURS  # the registry imports every flavour

@@ -1,11 +1,17 @@
 """The generic HRIS the example maps target (no vendor): ``POST /api/employees`` with an
 ``X-API-Key``, ``{"id": ...}`` and a Location header; ``GET /api/employees?externalId=`` (the
 upsert look-up), ``PUT /api/employees/{id}``, ``POST /api/employees/{id}/{bank-accounts|
-tax-declaration|superannuation}`` for multi-step maps, and ``/api/intake/{collection}`` for
-inbound pushes. Refusals are ``422 {"errors": [{"field", "message"}]}``."""
+tax-declaration|superannuation}`` for multi-step maps, ``/api/employees/{id}/documents`` (a
+file as JSON with base64 content, honouring the Idempotency-Key, and the list with each file's
+SHA-256) for offer documents, and ``/api/intake/{collection}`` for inbound pushes. Refusals are
+``422 {"errors": [{"field", "message"}]}``."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -13,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from worker.simulators.hris.core import HrisState, Server, missing
+from worker.simulators.hris.files import keep
 
 SUB_RESOURCES = ("bank-accounts", "tax-declaration", "superannuation")
 NOT_JSON = JSONResponse({"message": "body is not JSON"}, status_code=400)
@@ -112,10 +119,53 @@ class Generic:
             intake_id = f"{collection[:4].upper()}-{len(items):06d}"
             return server.remember(request, 201, {"id": intake_id})
 
+        async def add_document(request: Request) -> Response:
+            early = await server.entry(request, "post_document")
+            if early is not None:
+                return early
+            record_id = request.path_params["record_id"]
+            if record_id not in state.records:
+                return JSONResponse({"message": "no such employee"}, status_code=404)
+            if state.on_upload is not None:
+                state.on_upload("start", record_id)
+            payload, ok = await read_json_body(request)
+            if not ok or not isinstance(payload, dict):
+                return NOT_JSON
+            try:
+                content = base64.b64decode(str(payload.get("contentBase64", "")), validate=True)
+            except (binascii.Error, ValueError):
+                return problems([("contentBase64", "is not base64")])
+            if not payload.get("fileName") or not content:
+                return problems([("fileName", "and contentBase64 are required")])
+            kept = keep(state, record_id, name=str(payload["fileName"]), size=len(content),
+                        sha256=hashlib.sha256(content).hexdigest(),
+                        category=payload.get("category"))  # fmt: skip
+            return server.remember(request, 201, {"id": f"DOC-{kept['id']:06d}"})
+
+        async def documents(request: Request) -> Response:
+            state.calls["list_documents"] += 1
+            early = await server.gate(request)
+            if early is not None:
+                return early
+            kept = state.files.get(request.path_params["record_id"], [])
+            items = [{"id": f"DOC-{f['id']:06d}", "fileName": f["name"], "size": f["size"],
+                      "sha256": f["sha256"]} for f in kept]  # fmt: skip
+            return JSONResponse({"items": items})
+
         return [
             Route(self.path, create, methods=["POST"]),
             Route(self.path, find, methods=["GET"]),
             Route(self.path + "/{record_id}", update, methods=["PUT"]),
+            Route(self.path + "/{record_id}/documents", add_document, methods=["POST"]),
+            Route(self.path + "/{record_id}/documents", documents, methods=["GET"]),
             Route(self.path + "/{record_id}/{kind}", add_child, methods=["POST"]),
             Route("/api/intake/{collection}", collect, methods=["POST"]),
         ]
+
+
+async def read_json_body(request: Request) -> tuple[Any, bool]:
+    """The body as JSON (not kept in ``received``: it holds a document's content)."""
+    try:
+        return json.loads(await request.body()), True
+    except ValueError:
+        return None, False

@@ -1,0 +1,254 @@
+"""Downloading one offer document from the link PageUp hands out, into an unnamed temporary file.
+
+- The link may point at another host (a pre-signed storage URL). The download client is not
+  the PageUp client's: it never carries PageUp's token (nor any other credential), whatever
+  host a link or a redirect names. Redirects are followed by hand, at most
+  ``documents.max_redirects``, to http(s) only (https only unless ``documents.allow_http``).
+- A link refused with 403 or 404 (expired, as pre-signed links do) is fetched fresh from
+  PageUp once; refused again, the document is refused.
+- The body streams to a ``tempfile.TemporaryFile``: it has no name on disk, so nothing is left
+  behind after the upload, a failure, a cancel or even a crash. Never held whole in memory.
+- Limits, each a DocumentRefused naming the document by its PageUp id: the MIME type and
+  extension PageUp declares must be in ``documents.types``; the size PageUp declares, the
+  storage announces and the bytes that arrive must stay within ``documents.max_bytes``; and
+  the first bytes must be a file of the declared type (puremagic's signatures: a PDF starts
+  with %PDF).
+- The SHA-256 and size are computed while the bytes stream; the content is never logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import IO
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+import puremagic
+import structlog
+
+from worker.errors import DocumentRefused, PermanentError, RetriableError
+from worker.remote import failures, lanes
+from worker.remote.http import parse_retry_after, record_call
+from worker.remote.retry import with_retries
+from worker.settings import DocumentSettings
+from worker.sources.pageup import PageUpClient
+
+log = structlog.get_logger(__name__)
+SYSTEM = "pageup_storage"
+ROUTE = "(document link)"  # a link's path and query are the storage's secret: never recorded
+HEAD_BYTES = 8192  # enough for every signature puremagic reads at the start of a file
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+@dataclass(frozen=True, slots=True)
+class Wanted:
+    """The document to fetch, as PageUp's Documents entry declares it."""
+
+    document_id: str
+    mime: str
+    extension: str
+    declared_bytes: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """A document on local disk (an unnamed file, positioned at 0), its size and SHA-256."""
+
+    file: IO[bytes]
+    size: int
+    sha256: str
+
+
+class LinkRefused(Exception):
+    """The storage answered 403 or 404: the link expired (or never worked)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+def mib(size: float) -> str:
+    """A size in KiB or MiB: a byte count has enough digits for the PII scrubber to hide."""
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KiB"
+    return f"{size / 1024 / 1024:.1f} MiB"
+
+
+class Downloader:
+    """Fetches documents with its own client (no credentials); one per worker process."""
+
+    def __init__(self, settings: DocumentSettings, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self._client = client
+
+    def refusal(self, wanted: Wanted) -> str | None:
+        """Why PageUp's own description of the document is refused before any download."""
+        return refusal(self.settings, wanted)
+
+    @contextlib.asynccontextmanager
+    async def fetch(self, pageup: PageUpClient, wanted: Wanted) -> AsyncIterator[Downloaded]:
+        """The document in a temporary file for the block; the file is gone afterwards."""
+        if (problem := self.refusal(wanted)) is not None:
+            raise _refused(wanted, problem)
+        temp_dir = self.settings.temp_dir
+        with tempfile.TemporaryFile(dir=temp_dir) as file:
+            url = await pageup.document_url(wanted.document_id)
+            try:
+                downloaded = await self._download(url, file, wanted)
+            except LinkRefused as first:
+                log.info("document_link_refused", document_id=wanted.document_id,
+                         status=first.status)  # fmt: skip
+                url = await pageup.document_url(wanted.document_id)  # a fresh link, once
+                try:
+                    downloaded = await self._download(url, file, wanted)
+                except LinkRefused as again:
+                    text = (f"document {wanted.document_id}: the storage refused its download "
+                            f"link twice (HTTP {again.status}), even a fresh one")  # fmt: skip
+                    raise _refused(wanted, text) from None
+            yield downloaded
+
+    async def _download(self, url: str, file: IO[bytes], wanted: Wanted) -> Downloaded:
+        async def once() -> Downloaded:
+            file.seek(0)
+            file.truncate()
+            return await self._follow(url, file, wanted)
+
+        return await with_retries(once, self.settings.retry)
+
+    async def _follow(self, url: str, file: IO[bytes], wanted: Wanted) -> Downloaded:
+        for _hop in range(self.settings.max_redirects + 1):
+            self._check_scheme(url, wanted)
+            request = self._client.build_request(
+                "GET", url, headers={"Accept": "*/*"}, timeout=self.settings.retry.timeout_seconds
+            )
+            started = time.perf_counter()
+            call = (SYSTEM, "download_document", "GET", ROUTE)
+            try:
+                response = await self._client.send(request, stream=True)
+            except httpx.TransportError as exc:
+                error, cause = self._transport_failure(exc, request)
+                record_call(call, "connection_error", started, cause)
+                raise error from None
+            try:
+                record_call(call, response.status_code, started)
+                if response.status_code in _REDIRECTS and "location" in response.headers:
+                    url = urljoin(url, response.headers["location"])
+                    continue
+                self._check_status(response)
+                return await self._stream(response, file, wanted)
+            except httpx.TransportError as exc:
+                raise self._transport_failure(exc, request)[0] from None
+            finally:
+                await response.aclose()
+        text = (f"document {wanted.document_id}: its download link redirected more than "
+                f"{self.settings.max_redirects} times (documents.max_redirects)")  # fmt: skip
+        raise _refused(wanted, text)
+
+    def _transport_failure(
+        self, exc: httpx.TransportError, request: httpx.Request
+    ) -> tuple[RetriableError, str]:
+        """A connection failure or timeout, named by host and port (never the link)."""
+        timeout = self.settings.retry.timeout_seconds
+        failure = failures.describe(exc, request.url, timeout=timeout, trust=lanes.trust_store(
+            self._client))  # fmt: skip
+        error = RetriableError(failure.message, system=SYSTEM, stage="download_document")
+        return error, failure.cause
+
+    def _check_scheme(self, url: str, wanted: Wanted) -> None:
+        scheme = urlsplit(url).scheme
+        allowed = ("https", "http") if self.settings.allow_http else ("https",)
+        if scheme not in allowed:
+            text = (f"document {wanted.document_id}: its download link is {scheme or 'not'} a "
+                    f"URL hirebridge follows ({' or '.join(allowed)})")  # fmt: skip
+            raise _refused(wanted, text)
+
+    def _check_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status == 200:
+            return
+        if status in (403, 404):
+            raise LinkRefused(status)
+        if status in (408, 429) or status >= 500:
+            wait = parse_retry_after(response.headers.get("retry-after"), cap=60.0)
+            raise RetriableError(
+                f"HTTP {status} from the document storage", system=SYSTEM, status=status,
+                stage="download_document", retry_after=wait,
+            )  # fmt: skip
+        raise PermanentError(f"HTTP {status} from the document storage", system=SYSTEM,
+                             status=status, stage="download_document")  # fmt: skip
+
+    async def _stream(
+        self, response: httpx.Response, file: IO[bytes], wanted: Wanted
+    ) -> Downloaded:
+        limit = self.settings.max_bytes
+        announced = response.headers.get("content-length", "")
+        if announced.isdigit() and int(announced) > limit:
+            text = (f"document {wanted.document_id}: the storage announces "
+                    f"{mib(int(announced))}, over documents.max_bytes ({mib(limit)})")  # fmt: skip
+            raise _refused(wanted, text)
+        digest, size, head = hashlib.sha256(), 0, b""
+        async for chunk in response.aiter_bytes(self.settings.chunk_bytes):
+            size += len(chunk)
+            if size > limit:
+                text = (f"document {wanted.document_id}: larger than documents.max_bytes "
+                        f"({mib(limit)})")  # fmt: skip
+                raise _refused(wanted, text)
+            if len(head) < HEAD_BYTES:
+                head += chunk[: HEAD_BYTES - len(head)]
+                if len(head) >= HEAD_BYTES:
+                    self._check_content(head, wanted)
+            digest.update(chunk)
+            file.write(chunk)
+        if len(head) < HEAD_BYTES:
+            self._check_content(head, wanted)
+        if size == 0:
+            raise _refused(wanted, f"document {wanted.document_id}: the storage sent no bytes")
+        file.flush()
+        file.seek(0)
+        return Downloaded(file, size, digest.hexdigest())
+
+    def _check_content(self, head: bytes, wanted: Wanted) -> None:
+        if wanted.mime not in content_types(head):
+            text = (f"document {wanted.document_id}: its content is not a {wanted.mime} file "
+                    "(its first bytes do not match the declared type)")  # fmt: skip
+            raise _refused(wanted, text)
+
+
+def refusal(settings: DocumentSettings, wanted: Wanted) -> str | None:
+    """Why a document is refused on what PageUp declares (type, extension, size), or None."""
+    allowed = settings.extensions_of(wanted.mime)
+    if not allowed:
+        shown = wanted.mime or "no type"
+        return f"document {wanted.document_id}: type {shown} is not allowed (documents.types)"
+    if wanted.extension not in allowed:
+        return (
+            f"document {wanted.document_id}: extension {wanted.extension or '(none)'} does not "
+            f"fit its type {wanted.mime} (documents.types allows {', '.join(allowed)})"
+        )
+    if wanted.declared_bytes is not None and wanted.declared_bytes > settings.max_bytes:
+        return (
+            f"document {wanted.document_id}: PageUp declares {mib(wanted.declared_bytes)}, over "
+            f"documents.max_bytes ({mib(settings.max_bytes)})"
+        )
+    return None
+
+
+def content_types(head: bytes) -> set[str]:
+    """The MIME types whose signature the first bytes of a file match (puremagic's table)."""
+    if not head:
+        return set()
+    try:
+        matches = puremagic.magic_string(head)
+    except puremagic.PureError:
+        return set()
+    return {match.mime_type.lower() for match in matches if match.mime_type}
+
+
+def _refused(wanted: Wanted, text: str) -> DocumentRefused:
+    return DocumentRefused(text, system="pageup", stage="document",
+                           record_ids=(wanted.document_id,))  # fmt: skip

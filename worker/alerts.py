@@ -56,8 +56,7 @@ def init_sentry(settings: SentrySettings) -> bool:
         # Starlette's reads every inbound request's body before the endpoint runs: a push
         # refused for its credentials would wait for its body, and the body would be read
         # whole before the endpoint's size cap (and could reach an event).
-        disabled_integrations=[SqlalchemyIntegration(), HttpxIntegration(),
-                               StarletteIntegration()],  # fmt: skip
+        disabled_integrations=[SqlalchemyIntegration(), HttpxIntegration(), StarletteIntegration()],
     )
     return True
 

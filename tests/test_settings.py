@@ -119,15 +119,17 @@ def test_a_key_given_twice_at_any_depth_is_refused_naming_both_lines(tmp_path: P
     ]  # fmt: skip
 
 
-NAMED = ("sources", "targets", "routes")  # a mapping of named entries, or a list of them
+# A mapping of named entries, or a list of them (a list of plain names is a value).
+NAMED = ("sources", "targets", "routes", "channels")
 
 
 def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys = set()
     for name, field in model.model_fields.items():
         keys.add(prefix + name)
-        if name in NAMED:  # dict[str, Entry] or list[Entry]
-            keys |= _keys(typing.get_args(field.annotation)[-1], f"{prefix}{name}.*.")
+        entry = (typing.get_args(field.annotation) or (None,))[-1]
+        if name in NAMED and isinstance(entry, type) and issubclass(entry, BaseModel):
+            keys |= _keys(entry, f"{prefix}{name}.*.")  # dict[str, Entry] or list[Entry]
             continue
         options = typing.get_args(field.annotation) or (field.annotation,)
         for annotation in options:  # a section, or an optional one (X | None)
@@ -142,7 +144,8 @@ def _yaml_keys(data: dict[str, object], prefix: str = "") -> set[str]:
         keys.add(prefix + name)
         if name in NAMED and isinstance(value, dict | list):
             for entry in value.values() if isinstance(value, dict) else value:
-                keys |= _yaml_keys(entry, f"{prefix}{name}.*.")
+                if isinstance(entry, dict):
+                    keys |= _yaml_keys(entry, f"{prefix}{name}.*.")
         elif isinstance(value, dict) and name not in ("headers", "types"):  # free-form maps
             keys |= _yaml_keys(value, f"{prefix}{name}.")
     return keys

@@ -238,6 +238,19 @@ def target_resting(*, target: str, reason: str, status: int | None) -> None:
         )
 
 
+def notice_channel_failed(*, channel: str, service: str, error: str, failures: int) -> None:
+    """A notification channel did not take a digest: HR users are not being told."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("stage", "notify")
+        scope.set_tag("notice_channel", channel)
+        scope.set_tag("notice_service", service)
+        scope.set_context("failure", {"error": error, "failures_in_a_row": failures})
+        scope.fingerprint = ["notice-channel-failed", channel]
+        sentry_sdk.capture_message(
+            f"notices not sent to channel {channel} ({service})", level="error"
+        )
+
+
 def shutdown_incomplete(*, grace_seconds: float, offers: list[str], pushes: int) -> None:
     """A stop that had to cancel work: what was left (it resumes on the next start)."""
     with sentry_sdk.new_scope() as scope:

@@ -19,6 +19,7 @@ from worker.commands import inbound as inbound_commands
 from worker.commands import jobs as job_commands
 from worker.commands import maps as map_commands
 from worker.commands import offers as offer_commands
+from worker.commands import support as support_commands
 from worker.config_file import load_settings_for_command
 from worker.errors import ConfigError
 from worker.observability import configure_logging
@@ -71,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check", help="verify settings, maps, database, PageUp, HRIS (and the ATS)"
     )
+    check.add_argument(
+        "--test-notice", action="store_true", help="also send each notification channel a test"
+    )
     check.set_defaults(handler=_check)
 
     reload = commands.add_parser("reload", help="ask the running worker to reload its field maps")
@@ -81,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     offer_commands.register(commands)
     inbound_commands.register(commands)
     job_commands.register(commands)
+    support_commands.register(commands)
 
     demo = commands.add_parser("demo", help="run a sync against the bundled simulators")
     demo.add_argument("--offers", type=int, default=12, help="sample offers (default 12)")
@@ -201,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from worker.service.check import run_checks
 
-    checks = asyncio.run(run_checks(_settings(args)))
+    checks = asyncio.run(run_checks(_settings(args), test_notice=args.test_notice))
     width = max(13, *(len(check.name) for check in checks))
     for check in checks:
         print(f"{'ok' if check.ok else 'FAIL':<5} {check.name:<{width}} {check.detail}")

@@ -82,3 +82,28 @@ JOBS = Counter(
     "hirebridge_jobs_total", "Job posting outcomes: synced, closed, failed, parked", ["outcome"]
 )
 JOB_RUNS = Counter("hirebridge_job_runs_total", "Job posting runs by outcome", ["outcome"])
+SPOOL_DROPPED = Counter(
+    "hirebridge_spool_dropped_total",
+    "Error log rows or notices that could not be recorded (the database refused, or too many "
+    "waited)",
+    ["spool"],
+)
+PAGEUP_ERRORS = Counter(
+    "hirebridge_pageup_errors_logged_total",
+    "Failed calls to PageUp recorded in the error log for PageUp support",
+    ["source"],
+)
+NOTICES = Counter("hirebridge_notices_total", "Notices to HR users recorded, by kind", ["kind"])
+NOTICE_SENDS = Counter(
+    "hirebridge_notice_sends_total",
+    "Digests sent to each channel: sent, failed (tried again later)",
+    ["channel", "outcome"],
+)
+NOTICES_WAITING = Gauge(
+    "hirebridge_notices_waiting", "Notices not yet sent, per channel", ["channel"]
+)
+NOTICE_CHANNEL_FAILING = Gauge(
+    "hirebridge_notice_channel_failures",
+    "A channel's failed sends in a row (0: fine)",
+    ["channel"],
+)

@@ -21,6 +21,7 @@ from worker import alerts, metrics
 from worker.errors import ConfigError, DeliveryError
 from worker.inbound.pop import PopEngineClient
 from worker.mapping.loader import FieldMap, load_field_map
+from worker.notices.book import NoticeBook
 from worker.pipelines.inbound import InboundDelivery, Target
 from worker.pipelines.jobs import JobSync, job_reader
 from worker.pipelines.offers import OfferProcessor
@@ -28,6 +29,7 @@ from worker.pipelines.parts import SourceParts, TargetParts
 from worker.pipelines.policy import CircuitBreaker
 from worker.pipelines.pool import OfferPool
 from worker.pipelines.source_run import RunContext, RunReport, SourceRun
+from worker.remote.http import Observer
 from worker.remote.lanes import HttpLanes, new_client
 from worker.routing import compile_routes
 from worker.service.schedule import next_run_after
@@ -45,6 +47,7 @@ from worker.store.runs import Runs
 from worker.store.sources import RunTicket, SourceRuns
 from worker.store.thread import StoreThread
 from worker.store.workers import Workers, new_worker_id
+from worker.support.errorlog import PageUpErrors
 
 log = structlog.get_logger(__name__)
 
@@ -62,12 +65,15 @@ def http_client(settings: Settings, concurrency: int | None = None) -> httpx.Asy
     return new_client(lanes * 3 + 4, settings.tls.ca_bundle)
 
 
-def build_source(settings: Settings, name: str, client: httpx.AsyncClient) -> SourceParts:
+def build_source(
+    settings: Settings, name: str, client: httpx.AsyncClient, observe: Observer | None = None
+) -> SourceParts:
+    """``observe``: told of each failed PageUp call (the error log for PageUp support)."""
     source = settings.sources[name]
     return SourceParts(
         name=name,
         settings=source,
-        pageup=PageUpClient(source, client),
+        pageup=PageUpClient(source, client, observe),
         checks=DocumentChecks(source.document_ids),
         routes=compile_routes(settings.routes, name),
         breaker=CircuitBreaker(settings.sync.circuit_breaker_failures),
@@ -123,7 +129,11 @@ class Worker:
         self.source_runs = SourceRuns(engine, worker_timeout=timeout)
         self.workers = Workers(engine)
         self._client = client
-        self.sources = {name: build_source(settings, name, client) for name in settings.sources}
+        # PageUp's integrator duties: failed PageUp calls logged for its support, and notices
+        # to HR users; both written in the background through the store's thread.
+        self.pageup_errors = PageUpErrors(engine, self.store, settings.error_log)
+        self.notices = NoticeBook(engine, self.store, settings.notifications)
+        self.sources = self._build_sources(settings)
         self.targets = {
             name: build_target(settings, name, client, maps[name]) for name in settings.targets
         }
@@ -132,7 +142,7 @@ class Worker:
         self.processor = OfferProcessor(
             ledger=self.ledger, store=self.store, owner=self.owner, sources=self.sources,
             targets=self.targets, settings=settings.sync, halt_source=self._halt_source,
-            keep_documents_days=settings.database.keep_source_documents_days,
+            notices=self.notices, keep_documents_days=settings.database.keep_source_documents_days,
             downloader=self.downloader,
         )  # fmt: skip
         self.pool = OfferPool(
@@ -144,10 +154,16 @@ class Worker:
             ledger=self.ledger, runs=self.runs, sources=self.source_runs, store=self.store,
             pool=self.pool, owner=self.owner, settings=settings.sync,
             next_run_at=self._next_run_at, all_targets_resting=self._all_targets_resting,
-            keep_documents_days=settings.database.keep_source_documents_days,
+            notices=self.notices, keep_documents_days=settings.database.keep_source_documents_days,
         )  # fmt: skip
         self._halts: set[asyncio.Task[None]] = set()
         self._running: list[SourceRun] = []
+
+    def _build_sources(self, settings: Settings) -> dict[str, SourceParts]:
+        return {
+            name: build_source(settings, name, self._client, self.pageup_errors.observer(name))
+            for name in settings.sources
+        }
 
     def _budget_of(self, source: str) -> int:
         return self.settings.concurrency_of(source) if source in self.settings.sources else 0
@@ -178,11 +194,12 @@ class Worker:
                       system=exc.system)  # fmt: skip
             metrics.SOURCE_HALTED.labels(source).set(1)
             alerts.run_failed(source=source, reason=reason, system=exc.system, status=exc.status)
+            self.notices.source_halted(source, reason, exc)
 
     def replace(self, settings: Settings, maps: Mapping[str, FieldMap]) -> None:
         """Swap in reloaded sources, targets, routes and maps (already validated). Offers in
         flight keep the parts they started with; a source's run keeps its own until it ends."""
-        sources = {name: build_source(settings, name, self._client) for name in settings.sources}
+        sources = self._build_sources(settings)
         targets = {}
         for name in settings.targets:
             old = self.targets.get(name)
@@ -287,9 +304,12 @@ async def offer_worker(
             ):
                 log.warning("stale_workers_forgotten", count=forgotten)
             await worker.store.call(worker.source_runs.ensure, list(worker.sources))
+            await worker.store.call(worker.pageup_errors.purge)
             try:
                 yield worker
             finally:
+                await worker.pageup_errors.drain()
+                await worker.notices.drain()
                 with contextlib.suppress(Exception):
                     await worker.store.call(worker.workers.remove, worker.owner)
     finally:
@@ -315,7 +335,27 @@ def load_inbound_map(path: Path) -> FieldMap:
 
 
 @asynccontextmanager
-async def inbound_delivery(settings: Settings, inbox: Inbox) -> AsyncIterator[InboundDelivery]:
+async def notice_book(
+    settings: Settings, engine: Engine, given: NoticeBook | None = None
+) -> AsyncIterator[NoticeBook]:
+    """``given`` (the worker's), or a book of its own with its own store thread, written out
+    on exit (for a command that runs a pipeline without the offer worker)."""
+    if given is not None:
+        yield given
+        return
+    store = StoreThread()
+    book = NoticeBook(engine, store, settings.notifications)
+    try:
+        yield book
+    finally:
+        await book.drain()
+        store.close()
+
+
+@asynccontextmanager
+async def inbound_delivery(
+    settings: Settings, inbox: Inbox, notices: NoticeBook | None = None
+) -> AsyncIterator[InboundDelivery]:
     """Delivery of stored pushes to their targets, for the sources that are enabled."""
     inbound = settings.inbound
     client = http_client(settings, inbound.delivery_concurrency)
@@ -326,20 +366,24 @@ async def inbound_delivery(settings: Settings, inbox: Inbox) -> AsyncIterator[In
             targets[source] = Target(sink, load_inbound_map(section.target.mapping))
     engine = PopEngineClient(inbound.pop.engine, client) if inbound.pop.enabled else None
     try:
-        yield InboundDelivery(
-            inbox=inbox,
-            targets=targets,
-            pop_engine=engine,
-            settings=settings.sync,
-            concurrency=inbound.delivery_concurrency,
-            parked_retention_days=inbound.parked_retention_days,
-        )
+        async with notice_book(settings, inbox.engine, notices) as book:
+            yield InboundDelivery(
+                inbox=inbox,
+                targets=targets,
+                pop_engine=engine,
+                settings=settings.sync,
+                concurrency=inbound.delivery_concurrency,
+                parked_retention_days=inbound.parked_retention_days,
+                notices=book,
+            )
     finally:
         await client.aclose()
 
 
 @asynccontextmanager
-async def job_sync(settings: Settings, engine: Engine | None = None) -> AsyncIterator[JobSync]:
+async def job_sync(
+    settings: Settings, engine: Engine | None = None, notices: NoticeBook | None = None
+) -> AsyncIterator[JobSync]:
     """The job postings sync (``ats`` settings); opens its own store unless given one."""
     own_engine = engine is None
     if engine is None:
@@ -347,14 +391,16 @@ async def job_sync(settings: Settings, engine: Engine | None = None) -> AsyncIte
     client = http_client(settings, 2)
     ats = settings.ats
     try:
-        yield JobSync(
-            ats=AtsClient(ats, client),
-            ledger=JobLedger(engine, ats.source_name),
-            field_map=load_inbound_map(ats.mapping),
-            settings=ats,
-            sync=settings.sync,
-            read=job_reader(ats, client),
-        )
+        async with notice_book(settings, engine, notices) as book:
+            yield JobSync(
+                ats=AtsClient(ats, client),
+                ledger=JobLedger(engine, ats.source_name),
+                field_map=load_inbound_map(ats.mapping),
+                settings=ats,
+                sync=settings.sync,
+                read=job_reader(ats, client),
+                notices=book,
+            )
     finally:
         await client.aclose()
         if own_engine:

@@ -14,11 +14,12 @@ from tests.conftest import REPO, Sims
 from tests.pipelines.test_offers import Crash
 from worker.pipelines.inbound import DeliveryReport
 from worker.runtime import inbound_delivery, open_store
-from worker.settings import Settings
+from worker.settings import NotificationSettings, Settings
 from worker.simulators import pop_engine
 from worker.simulators.apna import make_leads
 from worker.simulators.server import BackgroundServer
 from worker.store.inbox import Inbox
+from worker.store.notices import NoticeStore
 
 FAST = {"retry_backoff_initial_seconds": 0, "max_attempts": 3}
 DETAILS = {"position_id": "10002063", "aname": "EPOP Leadership", "started": "2022-01-19",
@@ -152,15 +153,22 @@ def test_a_target_outage_is_retried_later_not_lost(
     assert second.delivered == 2 and len(sims.hris.collected["leads"]) == 2
 
 
-def test_a_refusal_parks_the_push(sims: Sims, db_url: str, engine_sim: Any) -> None:
+def test_a_refusal_parks_the_push_and_tells_hr(sims: Sims, db_url: str, engine_sim: Any) -> None:
     settings = settings_for(sims, db_url, engine_sim[1], url=f"{sims.hris_url}/api/nowhere")
+    channel = {"hr": {"url": "json://127.0.0.1:9/hook", "kinds": ["push"]}}
+    settings = settings.model_copy(update={"notifications": NotificationSettings(channels=channel)})
     inbox = inbox_of(settings)
     store_leads(inbox, 1)
 
     report = deliver(settings)
 
     assert report.parked == 1
-    assert "HTTP 404" in (inbox.items()[0].last_error or "")
+    item = inbox.items()[0]
+    assert "HTTP 404" in (item.last_error or "")
+    ((_, notice, sends),) = NoticeStore(inbox.engine).recent()
+    assert (notice.kind, notice.source, notice.subject) == ("push", "apna", str(item.id))
+    assert notice.problem.startswith(f"An Apna candidate lead (inbox item {item.id}) could not")
+    assert sends == {"hr": None}
 
 
 def test_crash_after_the_target_accepted_resends_with_the_same_key(

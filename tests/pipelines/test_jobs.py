@@ -15,10 +15,11 @@ from tests.conftest import REPO, Sims
 from tests.pipelines.test_offers import Crash
 from worker.pipelines.jobs import JobRunReport
 from worker.runtime import job_sync, open_store
-from worker.settings import Settings
+from worker.settings import NotificationSettings, Settings
 from worker.simulators import ats
 from worker.simulators.server import BackgroundServer
 from worker.store.jobs import JobLedger, JobState
+from worker.store.notices import NoticeStore
 
 FAST = {"retry_backoff_initial_seconds": 0, "circuit_breaker_failures": 100}
 
@@ -175,6 +176,29 @@ def test_the_atss_own_400_parks_the_job_with_its_code(rig: Rig, ats_sim: Any) ->
     state = rig.states()["P1"]
     assert state.parked_at is not None
     assert "HTTP 400 INVALID_TYPE: title is longer than 200 characters" in (state.last_error or "")
+
+
+def test_a_parked_job_tells_hr(rig: Rig, ats_sim: Any) -> None:
+    rig.write([job("P1", "Engineer " * 30)])
+    channel = {"hr": {"url": "json://127.0.0.1:9/hook"}}
+    settings = rig.settings().model_copy(
+        update={"notifications": NotificationSettings(channels=channel)}
+    )
+
+    async def go() -> list[Any]:
+        async with job_sync(settings) as sync:
+            await sync.run()
+        engine = open_store(settings)
+        try:
+            return NoticeStore(engine).recent()
+        finally:
+            engine.dispose()
+
+    ((_, notice, _),) = asyncio.run(go())
+    assert (notice.kind, notice.source, notice.subject) == ("job", "ats", "P1")
+    assert "The job posting P1 could not be sent to the ATS: HTTP 400 INVALID_TYPE" in (
+        notice.problem
+    )
 
 
 @pytest.mark.parametrize(

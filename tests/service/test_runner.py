@@ -45,3 +45,47 @@ def test_reload_refuses_a_map_with_a_key_given_twice_then_takes_the_fixed_one(
         in problems
     )
     assert ok_after and version == f"hris {load_field_map(mapping).version}"
+
+
+def test_notices_are_sent_by_a_job_of_their_own_and_old_rows_purged_hourly(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from worker.notices.channels import build_channels
+    from worker.notices.notifier import Notifier
+    from worker.store.errorlog import ErrorLog, FailedCall
+
+    data = simulator_settings(
+        "http://127.0.0.1:9", "http://127.0.0.1:9", f"sqlite:///{tmp_path / 's.sqlite'}",
+        mapping=REPO / "mappings" / "example_hris.yaml",
+        notifications={"channels": {"hr": {"url": "json://127.0.0.1:9/down"}}},
+    )  # fmt: skip
+    settings = Settings(**data)
+    now = datetime.now(UTC)
+    old, later = now - timedelta(days=120), now + timedelta(minutes=5)
+
+    async def go() -> tuple[set[str], int, list[int], int]:
+        async with offer_worker(settings) as worker:
+            worker.notices.source_halted("pageup", "pageup rate limit reached", None)
+            await worker.notices.drain()
+            notifier = Notifier(
+                worker.notices.notices, worker.store, build_channels(settings.notifications),
+                settings.notifications, settings.notice_timezone, clock=lambda: later,
+            )  # fmt: skip
+            service = Service(settings, worker, notifier=notifier)
+            jobs = {job.id for job in service._scheduler(asyncio.get_running_loop()).get_jobs()}
+            await service.notify()  # the channel is down: recorded, not raised
+            failures = [c.failures for c in worker.notices.notices.channels()]
+            row = FailedCall(old, "pageup", "GET", "offers", "list_offers", 503, 1, None, None, 3,
+                             None)  # fmt: skip
+            await worker.store.call(ErrorLog(worker.engine).add, [row])
+            await service.housekeeping()
+            left = len(ErrorLog(worker.engine).since(old - timedelta(days=1)))
+            return jobs, left, failures, len(worker.notices.notices.recent())
+
+    jobs, errors_left, failures, notices = asyncio.run(go())
+
+    assert {"notices", "housekeeping"} <= jobs
+    assert failures == [1] and notices == 1  # waiting, to be tried again
+    assert errors_left == 0

@@ -24,6 +24,7 @@ from worker.errors import PermanentError
 from worker.inbound.pop import PopEngineClient
 from worker.mapping.engine import apply_map
 from worker.mapping.loader import FieldMap
+from worker.notices.book import NoticeBook
 from worker.pipelines.policy import after_failure, failure_facts
 from worker.pipelines.targets import send_step
 from worker.redact import Redactor, scrub_text
@@ -76,8 +77,10 @@ class InboundDelivery:
         settings: SyncSettings,
         concurrency: int,
         parked_retention_days: int,
+        notices: NoticeBook,
     ) -> None:
         self._inbox = inbox
+        self._notices = notices  # parked pushes tell HR users
         self._retention_days = parked_retention_days
         self._targets = targets
         self._pop_engine = pop_engine
@@ -191,6 +194,7 @@ class InboundDelivery:
             system=facts.system, status=status,
             parked=decision.park,
         )  # fmt: skip
+        self._notices.push_parked(item.source, item.id, facts, decision.park)
         event = "push_delivery_parked" if decision.park else "push_delivery_failed"
         log.error(event, inbox_id=item.id, source=item.source, stage=stage,
                   error_kind=kind, error=message, attempts=item.attempts, http_status=status,

@@ -26,6 +26,7 @@ from worker.errors import DeliveryError, HirebridgeError, MappingError, Permanen
 from worker.mapping.engine import apply_map
 from worker.mapping.loader import FieldMap
 from worker.mapping.payloads import payload_hash
+from worker.notices.book import NoticeBook
 from worker.pipelines.policy import CircuitBreaker, after_failure, failure_facts
 from worker.redact import Redactor, scrub_text
 from worker.settings import AtsSettings, SyncSettings
@@ -66,8 +67,10 @@ class JobSync:
         settings: AtsSettings,
         sync: SyncSettings,
         read: Callable[[], Any],
+        notices: NoticeBook,
     ) -> None:
         self._ats = ats
+        self._notices = notices  # parked jobs tell HR users
         self._ledger = ledger
         self._map = field_map
         self._settings = settings
@@ -266,6 +269,7 @@ class JobSync:
             return
         alerts.job_failed(source_id=source_id, stage=stage, kind=kind, message=message,
                           status=status, parked=decision.park)  # fmt: skip
+        self._notices.job_parked(source_id, facts, decision.park)
         if self._breaker.failed(exc):
             self._stop(f"the ATS looks down: {self._sync.circuit_breaker_failures} jobs in a row "
                        f"failed: {message}", exc)  # fmt: skip

@@ -33,6 +33,7 @@ from worker import alerts, metrics
 from worker.errors import DeliveryError, DocumentRefused, MappingError, RateLimitedError
 from worker.mapping.engine import MappedRecord, apply_map
 from worker.mapping.payloads import payload_hash
+from worker.notices.book import NoticeBook
 from worker.pipelines.delivery import TargetDelivery, idempotency_key
 from worker.pipelines.documents import DocumentDelivery, preflight
 from worker.pipelines.parts import SourceParts, TargetParts
@@ -64,6 +65,7 @@ class Attempt:
     posted: set[str]
     failures: dict[str, tuple[Exception, Callable[[str], str], str]]  # (error, redact, stage)
     resting: dict[str, float]  # target -> seconds its breaker still rests
+    document: Any = None  # the source document: a notice names the hire's position from it
 
 
 class OfferProcessor:
@@ -79,6 +81,7 @@ class OfferProcessor:
         targets: Mapping[str, TargetParts],
         settings: SyncSettings,
         halt_source: Callable[[str, str, str, DeliveryError], None],
+        notices: NoticeBook,
         keep_documents_days: int | None = None,
         downloader: Downloader | None = None,
     ) -> None:
@@ -89,6 +92,7 @@ class OfferProcessor:
         self.targets = targets
         self._settings = settings
         self._halt_source = halt_source  # (source, run_id, reason, error)
+        self._notices = notices  # parked offers tell HR users (sent by the notifier)
         self._keep_days = keep_documents_days
         self._downloader = downloader  # offer documents (maps with a documents section)
         self._documents = DocumentLedger(ledger.engine)
@@ -121,7 +125,7 @@ class OfferProcessor:
             # Every target it waits for rests: do not even fetch it; try after the rest.
             await self._release(offer, datetime.now(UTC) + timedelta(seconds=rest))
             return Outcome.DEFERRED
-        stage = "fetch"
+        stage, document = "fetch", None
         try:
             ref = OfferRef(offer.offer_id, offer.application_id)
             document = await fetch_document(source.pageup, ref, source.checks)
@@ -139,7 +143,8 @@ class OfferProcessor:
                 route = chosen = list(decision.targets)
                 log.info("offer_routed", targets=chosen)
         except Exception as exc:  # HirebridgeError, or a bug: keep the state honest
-            return await self._offer_failed(offer, source, stage, exc, scrub_text)
+            return await self._offer_failed(offer, source, stage, exc, scrub_text,
+                                            document=document)  # fmt: skip
         return await self._deliver(offer, source, document, chosen, route)
 
     async def _deliver(
@@ -154,7 +159,7 @@ class OfferProcessor:
         states = {t.target: t for t in offer.targets}
         now = datetime.now(UTC)
         attempt = Attempt(posted={t for t in chosen if _delivered(states.get(t))}, failures={},
-                          resting={})  # fmt: skip
+                          resting={}, document=document)  # fmt: skip
         plans: dict[str, MappedRecord] = {}
         for name in chosen:
             if name in attempt.posted or not _due(states.get(name), now):
@@ -192,7 +197,7 @@ class OfferProcessor:
             for s in sending
         ))  # fmt: skip
         if attempt.posted >= set(chosen):
-            return await self._mark(offer, source)
+            return await self._mark(offer, source, document)
         return await self._unfinished(offer, chosen, states, attempt)
 
     async def _send(
@@ -220,13 +225,13 @@ class OfferProcessor:
             attempt.posted.add(target.name)
             metrics.DELIVERIES.labels(target.name, "posted").inc()
 
-    async def _mark(self, offer: OfferState, source: SourceParts) -> Outcome:
+    async def _mark(self, offer: OfferState, source: SourceParts, document: Any = None) -> Outcome:
         structlog.contextvars.bind_contextvars(stage="mark_processed")
         try:
             await source.pageup.mark_processed(offer.offer_id)
         except Exception as exc:  # HirebridgeError, or a bug
             return await self._offer_failed(offer, source, "mark_processed", exc, scrub_text,
-                                            all_posted=True)  # fmt: skip
+                                            all_posted=True, document=document)  # fmt: skip
         await self._store.call(self._ledger.record_processed, offer.source, offer.offer_id,
                                owner=self._owner)  # fmt: skip
         metrics.OFFERS.labels(offer.source, "processed").inc()
@@ -248,7 +253,7 @@ class OfferProcessor:
         for name, (exc, redact, stage) in attempt.failures.items():
             tries = (states[name].attempts if name in states else 0) + 1
             failures[name] = self._decide(exc, stage, tries, redact, now)
-            self._report_target(offer, name, failures[name], exc)
+            self._report_target(offer, name, failures[name], exc, attempt.document)
         waits: list[datetime | None] = []
         for name in set(chosen) - attempt.posted:
             if name in failures:
@@ -290,6 +295,7 @@ class OfferProcessor:
         redact: Callable[[str], str],
         *,
         all_posted: bool = False,
+        document: Any = None,
     ) -> Outcome:
         """The offer as a whole failed (fetch, route, mark)."""
         failure = self._decide(exc, stage, offer.attempts, redact, datetime.now(UTC))
@@ -303,6 +309,7 @@ class OfferProcessor:
             kind=failure.kind, message=failure.message, system=remote.system if remote else None,
             status=failure.http_status, parked=failure.park,
         )  # fmt: skip
+        self._notices.offer_parked(offer.source, offer.offer_id, None, failure, exc, document)
         log.error("offer_parked" if failure.park else "offer_failed", stage=failure.stage,
                   error_kind=failure.kind, error=failure.message, attempts=offer.attempts,
                   next_attempt_at=failure.next_attempt_at, **_remote(exc))  # fmt: skip
@@ -320,7 +327,7 @@ class OfferProcessor:
                        decision.next_attempt_at)  # fmt: skip
 
     def _report_target(
-        self, offer: OfferState, target: str, failure: Failure, exc: Exception
+        self, offer: OfferState, target: str, failure: Failure, exc: Exception, document: Any
     ) -> None:
         outcome = "parked" if failure.park else "failed"
         metrics.DELIVERIES.labels(target, outcome).inc()
@@ -331,6 +338,7 @@ class OfferProcessor:
             kind=failure.kind, message=failure.message, system=remote.system if remote else None,
             status=failure.http_status, parked=failure.park,
         )  # fmt: skip
+        self._notices.offer_parked(offer.source, offer.offer_id, target, failure, exc, document)
         log.error(f"target_{outcome}", target=target, stage=failure.stage,
                   error_kind=failure.kind, error=failure.message,
                   next_attempt_at=failure.next_attempt_at, **_remote(exc))  # fmt: skip

@@ -29,6 +29,7 @@ import structlog
 
 from worker import alerts, metrics
 from worker.errors import DeliveryError, HirebridgeError
+from worker.notices.book import NoticeBook
 from worker.pipelines.parts import SourceParts
 from worker.pipelines.pool import OfferPool
 from worker.redact import scrub_text
@@ -88,6 +89,7 @@ class RunContext:
     next_run_at: Callable[[str, datetime], datetime]  # (source, due at) -> next due time
     # Why no offer of the source can get through now (every target it routes to rests), or None.
     all_targets_resting: Callable[[str], str | None]
+    notices: NoticeBook  # a halted source tells HR users
     keep_documents_days: int | None = None  # kept source documents expire after this
 
 
@@ -218,6 +220,7 @@ class SourceRun:
         alerts.run_failed(source=self._ticket.source, reason=reason,
                           system=remote.system if remote else None,
                           status=remote.status if remote else None)  # fmt: skip
+        self._context.notices.source_halted(self._ticket.source, reason, exc)
 
     async def _finish(self) -> None:
         context, ticket, report = self._context, self._ticket, self.report

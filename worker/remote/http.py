@@ -9,12 +9,13 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import structlog
 
 from worker import alerts, metrics
 from worker.errors import PermanentError, RateLimitedError, RetriableError
@@ -25,6 +26,7 @@ from worker.remote.retry import current_attempt
 MAX_BODY_MIB = 8
 MAX_BODY_BYTES = MAX_BODY_MIB * 1024 * 1024
 MAX_MESSAGE_CHARS = 400
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,25 @@ class Reply:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class FailedExchange:
+    """An exchange that got no answer, an answer too large, or an HTTP status of 400 or more:
+    what an observer (the PageUp error log) is told. ``reply`` is the answer, if any;
+    ``problem`` says why there is none."""
+
+    method: str
+    route: str  # the path template, never the URL
+    stage: str
+    status: int | None
+    attempt: int
+    seconds: float
+    reply: Reply | None
+    problem: str | None
+
+
+Observer = Callable[[FailedExchange], None]
+
+
 def route_of(url: str) -> str:
     """The path of a URL from the settings, as the route of calls to it (no host, no query)."""
     return urlsplit(url).path or "/"
@@ -82,6 +103,7 @@ async def exchange(
     form: Mapping[str, str] | None = None,
     files: Any = None,
     content: Any = None,
+    observe: Observer | None = None,
 ) -> Reply:
     """Send one request and read its body (capped). Transport failures become RetriableError.
 
@@ -90,7 +112,8 @@ async def exchange(
     URL itself may not go (ids in paths can be personal). Inside a worker lane (see
     ``worker.remote.lanes``) the lane's client is used instead of ``client``. ``files`` (a
     multipart form's file parts, streamed from their file objects) and ``content`` (bytes or
-    an async iterator of them) send a body other than JSON or a form.
+    an async iterator of them) send a body other than JSON or a form. ``observe`` is told of
+    a failed exchange (see ``FailedExchange``); it must not raise, and cannot fail it.
     """
     client = lanes.current(client)
     started = time.perf_counter()
@@ -103,8 +126,9 @@ async def exchange(
         response = await client.send(request, stream=True)
         try:
             body = await _read_capped(response, system=system, stage=stage)
-        except PermanentError:
+        except PermanentError as too_large:
             record_call(call, response.status_code, started)
+            _tell(observe, call, response.status_code, started, None, str(too_large))
             raise
         finally:
             await response.aclose()
@@ -113,9 +137,30 @@ async def exchange(
         failure = failures.describe(exc, request.url, timeout=timeout, trust=trust)
         timed_out = isinstance(exc, httpx.TimeoutException)
         record_call(call, "timeout" if timed_out else "connection_error", started, failure.cause)
+        _tell(observe, call, None, started, None, failure.message)
         raise RetriableError(failure.message, system=system, stage=stage) from None
     record_call(call, response.status_code, started)
-    return Reply(response.status_code, response.headers, body, system, stage)
+    reply = Reply(response.status_code, response.headers, body, system, stage)
+    if reply.status >= 400:
+        _tell(observe, call, reply.status, started, reply, None)
+    return reply
+
+
+def _tell(
+    observe: Observer | None, call: tuple[str, str, str, str], status: int | None,
+    started: float, reply: Reply | None, problem: str | None,
+) -> None:  # fmt: skip
+    """Tell the observer, if any, of a failed exchange; its own failure is only logged."""
+    if observe is None:
+        return
+    _system, stage, method, route = call
+    seconds = time.perf_counter() - started
+    failed = FailedExchange(method, _template(route), stage, status, current_attempt(), seconds,
+                            reply, problem)  # fmt: skip
+    try:
+        observe(failed)
+    except Exception as exc:  # the observer is a bystander: the call's outcome stands
+        log.error("exchange_observer_failed", error=type(exc).__name__)
 
 
 def record_call(

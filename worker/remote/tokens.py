@@ -13,7 +13,7 @@ import structlog
 
 from worker import metrics
 from worker.errors import PermanentError
-from worker.remote.http import exchange, raise_for_status, route_of
+from worker.remote.http import Observer, exchange, raise_for_status, route_of
 from worker.remote.retry import with_retries
 from worker.settings import RetrySettings
 
@@ -43,8 +43,10 @@ class ClientCredentials:
         refresh_margin: float = 30.0,
         retry_after_cap: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
+        observe: Observer | None = None,
     ) -> None:
         self._client = client
+        self._observe = observe  # told of failed token calls (the PageUp error log)
         self._form = {"grant_type": "client_credentials", "client_id": client_id}
         self._secret = client_secret
         if scope:
@@ -91,6 +93,7 @@ class ClientCredentials:
             route=route_of(self._token_url),
             timeout=self._retry.timeout_seconds,
             form=form,
+            observe=self._observe,
         )
         try:
             raise_for_status(reply, success=frozenset({200}), retry_after_cap=self._retry_after_cap)

@@ -1,6 +1,8 @@
-"""``hirebridge check``: can this deployment work? Settings, maps, database, PageUp, HRIS, ATS.
+"""``hirebridge check``: can this deployment work? Settings, maps, database, PageUp, HRIS, ATS,
+notification channels.
 
-Writes nothing: no migration, no post, no mark. Each check says what is wrong.
+Writes nothing: no migration, no post, no mark (``--test-notice`` sends each channel a test
+message, nothing else). Each check says what is wrong.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class Check:
     detail: str
 
 
-async def run_checks(settings: Settings) -> list[Check]:
+async def run_checks(settings: Settings, *, test_notice: bool = False) -> list[Check]:
+    """Every check; ``test_notice`` also sends a test message to each notification channel."""
     checks = [Check("settings", True, _shape(settings))]
     steps: list[tuple[str, Callable[[], Awaitable[str]]]] = [
         ("database", lambda: _database(settings))
@@ -48,6 +51,9 @@ async def run_checks(settings: Settings) -> list[Check]:
     if settings.ats.enabled:
         steps += [("ats job map", lambda: _ats_map(settings)),
                   ("ats health", lambda: ats_health(settings))]  # fmt: skip
+    for name, channel in settings.notifications.channels.items():
+        if channel.enabled:
+            steps.append((f"channel {name}", partial(_channel, settings, name, test_notice)))
     for name, step in steps:
         try:
             checks.append(Check(name, True, await step()))
@@ -128,6 +134,23 @@ async def ats_health(settings: Settings) -> str:
         data = await AtsClient(settings.ats, client).health()
     services = data.get("services")
     return f"healthy ({services})" if services else "healthy"
+
+
+async def _channel(settings: Settings, name: str, send: bool) -> str:
+    """Apprise understands the channel's URL; with ``send``, the channel takes a message."""
+    from worker.notices.channels import Channel, ChannelError
+
+    url = settings.notifications.channels[name].url.get_secret_value()
+    channel = Channel(name, url)
+    if not send:
+        return f"{channel.service}: the URL is understood (--test-notice sends a message)"
+    title = "hirebridge: test notice"
+    body = "Sent by `hirebridge check --test-notice`: this channel gets hirebridge's notices.\n"
+    try:
+        await asyncio.to_thread(channel.send, title, body)
+    except ChannelError as exc:
+        raise ValueError(f"{channel.service}: the test message was not taken: {exc}") from None
+    return f"{channel.service}: test message sent"
 
 
 async def _inbound_maps(settings: Settings) -> str:

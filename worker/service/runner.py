@@ -33,6 +33,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from worker import alerts, metrics
 from worker.errors import ConfigError
 from worker.inbound.server import InboxWriter, inbound_routes
+from worker.notices.channels import build_channels
+from worker.notices.notifier import Notifier
 from worker.pipelines.inbound import InboundDelivery
 from worker.pipelines.jobs import JobSync
 from worker.pipelines.source_run import RunReport, SourceRun
@@ -82,11 +84,13 @@ class Service:
         jobs: JobSync | None = None,
         *,
         reread: Callable[[], Settings] | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self._settings = settings
         self._worker = worker
         self._inbound = inbound
         self._jobs = jobs
+        self._notifier = notifier
         self._reread = reread or (lambda: self._settings)  # the settings as they are now
         self._jobs_lock = asyncio.Lock()
         self._stop = asyncio.Event()
@@ -165,6 +169,25 @@ class Service:
             return
         async with self._jobs_lock, self._tracked():
             await self._jobs.run()
+
+    async def notify(self) -> None:
+        """Send the notices that are due (notifications.poll_seconds), off the offer lanes."""
+        if self._stop.is_set() or self._notifier is None:
+            return
+        async with self._tracked():
+            try:
+                await self._notifier.send_due()
+            except Exception as exc:  # the database may be down: say so, keep trying
+                log.error("notifier_failed", error=type(exc).__name__)
+
+    async def housekeeping(self) -> None:
+        """Hourly: delete error log rows and notices past their retention."""
+        worker = self._worker
+        try:
+            await worker.store.call(worker.pageup_errors.purge)
+            await worker.store.call(worker.notices.purge)
+        except Exception as exc:  # the database may be down: say so, keep trying
+            log.error("housekeeping_failed", error=type(exc).__name__)
 
     @contextlib.asynccontextmanager
     async def _tracked(self) -> AsyncIterator[None]:
@@ -309,6 +332,11 @@ class Service:
         if self._jobs is not None:
             scheduler.add_job(self.sync_jobs, "interval", id="job_postings",
                               seconds=self._settings.ats.interval_seconds, **every)  # fmt: skip
+        if self._notifier is not None:
+            poll = self._settings.notifications.poll_seconds
+            scheduler.add_job(self.notify, "interval", id="notices", seconds=poll, **every)
+        scheduler.add_job(self.housekeeping, "interval", id="housekeeping", hours=1,
+                          **every)  # fmt: skip
         return scheduler
 
     async def _drain(self, in_flight: set[asyncio.Task[Any]]) -> None:
@@ -373,9 +401,18 @@ async def run_service(settings: Settings, reread: Callable[[], Settings] | None 
         delivery = None
         if settings.inbound.apna.enabled or settings.inbound.pop.enabled:
             inbox = Inbox(worker.engine)
-            delivery = await stack.enter_async_context(inbound_delivery(settings, inbox))
+            delivery = await stack.enter_async_context(
+                inbound_delivery(settings, inbox, worker.notices)
+            )
         jobs = None
         if settings.ats.enabled:
-            jobs = await stack.enter_async_context(job_sync(settings, worker.engine))
+            jobs = await stack.enter_async_context(
+                job_sync(settings, worker.engine, worker.notices)
+            )
+        notifier = None
+        if channels := build_channels(settings.notifications):
+            notifier = Notifier(worker.notices.notices, worker.store, channels,
+                                settings.notifications, settings.notice_timezone)  # fmt: skip
         log.debug("service_built", seconds=round(time.monotonic() - started, 3))
-        return await Service(settings, worker, delivery, jobs, reread=reread).serve()
+        service = Service(settings, worker, delivery, jobs, reread=reread, notifier=notifier)
+        return await service.serve()

@@ -54,13 +54,14 @@ from worker.settings.sources import (
     PagingSettings,
     SourceSettings,
 )
+from worker.settings.support import ChannelSettings, ErrorLogSettings, NotificationSettings
 from worker.settings.targets import HrisSettings, RouteSettings, TargetSettings
 
 __all__ = [
-    "ApnaSettings", "AtsSettings", "AuthSettings", "DatabaseSettings", "DocumentIdPaths",
-    "DocumentSettings",
-    "HrisSettings", "InboundAuthSettings", "InboundSettings", "JobSourceSettings",
-    "LoggingSettings", "PageUpPaths", "PageUpSettings", "PagingSettings", "PopEngineSettings",
+    "ApnaSettings", "AtsSettings", "AuthSettings", "ChannelSettings", "DatabaseSettings",
+    "DocumentIdPaths", "DocumentSettings", "ErrorLogSettings", "HrisSettings",
+    "InboundAuthSettings", "InboundSettings", "JobSourceSettings", "LoggingSettings",
+    "NotificationSettings", "PageUpPaths", "PageUpSettings", "PagingSettings", "PopEngineSettings",
     "PopSettings", "RetrySettings", "RouteSettings", "ScheduleSettings", "Section",
     "SentrySettings", "ServiceSettings", "Settings", "SourceSettings", "SyncSettings",
     "TargetSettings", "TlsSettings", "load_settings",
@@ -106,6 +107,8 @@ class Settings(BaseSettings):
     inbound: InboundSettings = InboundSettings()
     ats: AtsSettings = AtsSettings()
     documents: DocumentSettings = DocumentSettings()
+    error_log: ErrorLogSettings = ErrorLogSettings()
+    notifications: NotificationSettings = NotificationSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -168,6 +171,11 @@ class Settings(BaseSettings):
     def concurrency_of(self, source: str) -> int:
         return self.sources[source].concurrency or self.sync.concurrency
 
+    @property
+    def notice_timezone(self) -> str:
+        """The digest's time zone: its own, else the service's."""
+        return self.notifications.timezone or self.service.schedule.timezone
+
 
 def _missing_half(data: Any) -> str | None:
     if not isinstance(data, dict):
@@ -201,6 +209,12 @@ def topology_problems(settings: Settings) -> list[str]:
     from worker.routing import route_problems  # JMESPath and the map functions
 
     problems += route_problems(settings.routes, settings.sources, settings.targets)
+    for name, channel in settings.notifications.channels.items():
+        problems += [
+            f"notifications.channels.{name}.sources: unknown source {source!r}"
+            for source in channel.sources
+            if source not in settings.sources
+        ]
     seen: dict[tuple[str, int | None], str] = {}
     for name, source in settings.sources.items():
         key = (source.resolved_api_base_url, source.offer_action_type_id)

@@ -66,6 +66,11 @@ class PageUpState:
     misdirect: dict[tuple[str, str], str] = field(default_factory=dict)
     # Entries appended to every listing, as a PageUp with a bad record would (no id...).
     junk_entries: list[Any] = field(default_factory=list)
+    # offer id -> (status, JSON body) that GET /offers/{id} answers instead of the offer
+    refuse_offer: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    # Headers added to every error answer (besides X-Request-Id, numbered per tenant: ASSUMED,
+    # PageUp does not document a request id header)
+    error_headers: dict[str, str] = field(default_factory=dict)
     # When each offer entered the queue and was first marked (wall clock): its lag.
     loaded_at: dict[str, float] = field(default_factory=dict)
     marked_at: dict[str, float] = field(default_factory=dict)
@@ -124,7 +129,11 @@ def build_app(tenants: PageUpState | Sequence[PageUpState], *, loader: bool = Fa
             if state is None:
                 return _errors(404, "Unknown tenant")
             refused = await _gate(state, request, name)
-            return refused if refused is not None else await handler(state, request)
+            response = refused if refused is not None else await handler(state, request)
+            if response.status_code >= 400:
+                response.headers["X-Request-Id"] = f"req-{state.calls.total():06d}-{name}"
+                response.headers.update(state.error_headers)
+            return response
 
         return serve
 
@@ -234,6 +243,9 @@ async def _get_offer(state: PageUpState, request: Request) -> Response:
         state.on_fetch(request.path_params["offer_id"])
     if offer is not None and str(offer.offer_id) in state.corrupt:
         return _corrupt(state.corrupt[str(offer.offer_id)])
+    if offer is not None and str(offer.offer_id) in state.refuse_offer:
+        status, body = state.refuse_offer[str(offer.offer_id)]
+        return JSONResponse(body, status_code=status)
     return JSONResponse(offer.offer) if offer else _errors(404, "Offer not found")
 
 

@@ -15,7 +15,7 @@ import jmespath
 import structlog
 
 from worker.errors import PermanentError
-from worker.remote.http import Reply, exchange, raise_for_status
+from worker.remote.http import Observer, Reply, exchange, raise_for_status
 from worker.remote.retry import with_retries
 from worker.remote.tokens import ClientCredentials
 from worker.settings import PageUpSettings
@@ -58,8 +58,12 @@ def reference_id(value: Any) -> str | None:
 class PageUpClient:
     """Talks to one PageUp tenant. Share one instance per run (it caches the token)."""
 
-    def __init__(self, settings: PageUpSettings, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, settings: PageUpSettings, client: httpx.AsyncClient, observe: Observer | None = None
+    ) -> None:
+        """``observe`` is told of every failed call (the error log for PageUp support)."""
         self.settings = settings
+        self._observe = observe
         self._settings = settings
         self._client = client
         self._base = settings.resolved_api_base_url
@@ -79,6 +83,7 @@ class PageUpClient:
             retry=settings.retry,
             refresh_margin=settings.token_refresh_margin_seconds,
             retry_after_cap=settings.retry_after_cap_seconds,
+            observe=observe,
         )
 
     async def list_offers(self) -> OfferListing:
@@ -220,6 +225,7 @@ class PageUpClient:
                     timeout=self._settings.retry.timeout_seconds,
                     headers={"Authorization": header, "Accept": "application/json"},
                     params=params,
+                    observe=self._observe,
                 )
                 if reply.status == 401 and attempt == 1:
                     # Expired or revoked early: refresh once and retry once.

@@ -266,3 +266,66 @@ runs = Table(
     Column("invalid_where", Text, nullable=True),
     Column("error", Text, nullable=True),
 )
+
+# Every failed call to PageUp (issue 17: "log all relevant errors and be able to provide a copy
+# to PageUp"): the call's path template, never its URL, and PageUp's own messages, scrubbed.
+# No bodies. Deleted after error_log.retention_days.
+pageup_errors = Table(
+    "pageup_errors",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("source", String(64), nullable=False, index=True),
+    Column("method", String(8), nullable=False),
+    Column("route", String(200), nullable=False),
+    Column("stage", String(48), nullable=False),
+    Column("status", Integer, nullable=True),  # null: no HTTP answer (timeout, refused...)
+    Column("attempt", Integer, nullable=False),
+    Column("messages", Text, nullable=True),
+    Column("request_id", String(128), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("offer_id", String(64), nullable=True),  # the offer being worked on, if any
+)
+
+# Notices to HR users: one row per stuck hire (a parked offer, push or job) or halted source,
+# in plain words. Only the offer id, position and start date name the hire.
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # offer, push, job, source
+    Column("source", String(64), nullable=False),
+    Column("subject", String(128), nullable=True),  # offer id, inbox id, job id
+    Column("target", String(64), nullable=True),
+    Column("position", String(120), nullable=True),
+    Column("start_date", String(10), nullable=True),
+    Column("problem", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    # A halted source is notified once per cause within notifications.halt_repeat_hours.
+    Column("repeat_key", String(200), nullable=True, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# Each notice on each channel it goes to: sent once (sent_at), with the digest it went in.
+notice_sends = Table(
+    "notice_sends",
+    metadata,
+    Column("notice_id", Integer, ForeignKey("notices.id"), primary_key=True),
+    Column("channel", String(64), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True, index=True),
+)
+
+# One row per channel: its failures in a row and when it is tried next, and which worker
+# sends its digest now (a lease), so that replicas never send one digest twice.
+notice_channels = Table(
+    "notice_channels",
+    metadata,
+    Column("channel", String(64), primary_key=True),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_sent_at", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+)

@@ -64,6 +64,9 @@ class HrisState:
     # its custom fields (hibob); None: the flavour's defaults, which match the shipped maps.
     lists: dict[str, list[Any]] | None = None
     custom_fields: list[str] | None = None
+    # generic: external ids refused with 422, the message quoting every value sent (as some
+    # APIs quote what they refused): the worker must scrub them before storing or telling.
+    refuse_echoing: set[str] = field(default_factory=set)
     # successfactors: entity names whose upserts are answered ERROR inside the HTTP 200.
     refuse_entities: set[str] = field(default_factory=set)
     entities: dict[str, dict[str, Any]] = field(default_factory=dict)  # successfactors' store

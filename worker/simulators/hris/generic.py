@@ -31,6 +31,12 @@ def problems(fields: list[tuple[str, str]]) -> Response:
     )
 
 
+def _leaves(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [leaf for k, v in value.items() for leaf in _leaves(v, f"{prefix}{k}.")]
+    return [(prefix.rstrip("."), value)]
+
+
 class Generic:
     name = "generic"
     path = "/api/employees"
@@ -56,6 +62,9 @@ class Generic:
             absent = missing(payload, state.required or self.required)
             if absent:
                 return problems([(name, "is required") for name in absent])
+            if str(payload.get("externalId")) in state.refuse_echoing:
+                return problems([(name, f"{value!r} is not valid")
+                                 for name, value in _leaves(payload)])  # fmt: skip
             record_id = state.store(payload, str(payload.get("externalId")))
             body = {"id": record_id, "status": "created"}
             response = server.remember(request, 201, body, {"Location": f"{self.path}/{record_id}"})

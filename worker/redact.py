@@ -47,6 +47,27 @@ def _ipv4(text: str) -> bool:
     return True
 
 
+# What a support log must not carry even when a message is otherwise kept: quoted values
+# ('Jane' is not valid), dates written with a month name, and amounts (85,000 or $85000.00).
+_QUOTED = re.compile(
+    r"'[^']{1,200}'|\"[^\"]{1,200}\"|\u2018[^\u2019]{1,200}\u2019|\u201c[^\u201d]{1,200}\u201d"
+)
+_MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+_TEXT_DATE = re.compile(
+    rf"(?i)\b(?:\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS}(?:,?\s+\d{{2,4}})?"
+    rf"|{_MONTHS}\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{2,4}})?)\b"
+)
+_AMOUNT = re.compile(r"(?<![\w.])[$€£]?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|[$€£]\s?\d[\d,.]*\d?")
+
+
+def scrub_strictly(text: str) -> str:
+    """``scrub_text``, and also quoted values, dates with a month name and money amounts: for
+    text kept for people outside the deployment (the error log for PageUp support)."""
+    text = _QUOTED.sub("[value]", text)
+    text = _AMOUNT.sub("[amount]", _TEXT_DATE.sub("[date]", text))
+    return scrub_text(text)
+
+
 def scrub_text(text: str) -> str:
     """Replace credentials in key=value text, email addresses and long digit runs."""
     text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}=[redacted]", text)

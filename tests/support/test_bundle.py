@@ -45,7 +45,9 @@ SECRETS = {
 EMAIL, TFN, BIRTH, ACCOUNT, PHONE = (
     "jane.citizen@example.org", "123 456 782", "1987-06-05", "12345678", "+61 412 345 678",
 )  # fmt: skip
-PERSONAL = (EMAIL, TFN, TFN.replace(" ", ""), BIRTH, ACCOUNT, PHONE, "412 345 678", "Jane Citizen")
+NAME, SPOKEN_BIRTH, SALARY = "Jane Citizen", "5 June 1987", "85,000"
+PERSONAL = (EMAIL, TFN, TFN.replace(" ", ""), BIRTH, ACCOUNT, PHONE, "412 345 678", NAME,
+            SPOKEN_BIRTH, SALARY)  # fmt: skip
 
 
 def planted_config(sims: Sims, db_url: str) -> dict[str, Any]:
@@ -90,16 +92,22 @@ def planted_config(sims: Sims, db_url: str) -> dict[str, Any]:
 
 
 def fail_pageup_calls(sims: Sims) -> tuple[str, str]:
-    """Two offers PageUp refuses, quoting the applicant, in both of its error shapes; every
-    error answer carries personal data in a header, and in its request id."""
+    """Two offers PageUp refuses, quoting the applicant and a secret, in both of its error
+    shapes, with other keys beside them; every error answer carries personal data and a secret
+    in headers (one an error-message header some APIs use), and in its request id."""
     first, second = (str(s.offer_id) for s in sims.samples[:2])
     sims.pageup.refuse_offer[first] = (400, {
-        "Message": f"Applicant {EMAIL} (TFN {TFN}, born {BIRTH}, account {ACCOUNT}) is locked",
+        "Message": f"Applicant '{NAME}' {EMAIL} (TFN {TFN}, born {BIRTH}, account {ACCOUNT}, "
+                   f"salary ${SALARY}) is locked",
+        "Applicant": {"Name": NAME, "BirthDate": SPOKEN_BIRTH},
     })  # fmt: skip
     sims.pageup.refuse_offer[second] = (422, [
-        {"message": f"Phone {PHONE} of {EMAIL} is invalid", "field": "Applicant.Mobile"},
+        {"message": f"Phone {PHONE} of {EMAIL} born {SPOKEN_BIRTH} is invalid; client secret "
+                    f"{SECRETS['pageup']} refused", "field": "Applicant.Mobile"},
+        {"FirstName": NAME},
     ])  # fmt: skip
-    sims.pageup.error_headers = {"X-Debug-Applicant": f"Jane Citizen <{EMAIL}>",
+    sims.pageup.error_headers = {"X-Debug-Applicant": f"{NAME} <{EMAIL}>",
+                                 "X-Error-Message": f"{NAME} {SECRETS['hris_key']}",
                                  "X-Request-Id": EMAIL}  # fmt: skip
     return first, second
 
@@ -128,11 +136,14 @@ def test_the_bundle_holds_the_log_the_offers_the_config_and_versions_and_no_secr
         (first, "400", "offers/{offer_id}"), (second, "422", "offers/{offer_id}"),
     }  # fmt: skip
     messages = {row["offer_id"]: row["pageup_messages"] for row in errors}
-    assert (
-        messages[first]
-        == "Applicant [email] (TFN [number], born [number], account [number]) is locked"
+    assert messages[first] == (
+        "Applicant [value] [email] (TFN [number], born [number], account [number], "
+        "salary [amount]) is locked"
     )
-    assert messages[second] == "Applicant.Mobile: Phone [number] of [email] is invalid"
+    assert messages[second] == (
+        "Applicant.Mobile: Phone [number] of [email] born [date] is invalid; client secret "
+        "[redacted] refused"
+    )
     assert {row["request_id"] for row in errors} == {""}  # an email is no request id
     offers = list(csv.DictReader(io.StringIO(by_name["offers.csv"])))
     assert sorted((row["offer_id"], row["state"]) for row in offers) == [

@@ -16,13 +16,13 @@ from sqlalchemy import Engine
 
 from tests.conftest import Sims
 from tests.pipelines.test_offers import ledger_states, run_sync
-from worker.remote.http import FailedExchange
+from worker.remote.http import FailedExchange, Reply
 from worker.runtime import open_store
 from worker.settings import DatabaseSettings, ErrorLogSettings, Settings
 from worker.store.db import create_store_engine, migrate
 from worker.store.errorlog import ErrorLog, FailedCall
 from worker.store.thread import StoreThread
-from worker.support.errorlog import PageUpErrors, request_id
+from worker.support.errorlog import PageUpErrors, pageup_messages, request_id
 
 NAMES = ("X-Request-Id", "X-Correlation-Id")
 
@@ -124,7 +124,9 @@ def test_a_log_that_cannot_be_written_does_not_fail_an_offer(
     sims.pageup.faults.error_rate = 0.2
     labels = {"spool": "pageup_errors"}
     dropped = REGISTRY.get_sample_value("hirebridge_spool_dropped_total", labels) or 0
-    settings = sims.settings(db_url, sync={"max_attempts": 20})
+    # Eight tries a call: a call failing all of them (0.2**8) would fail the offer by chance.
+    retry = {"attempts": 8, "backoff_initial_seconds": 0.0, "backoff_max_seconds": 0.01}
+    settings = sims.settings(db_url, pageup={"retry": retry}, sync={"max_attempts": 20})
 
     report = run_sync(settings)
 
@@ -217,3 +219,32 @@ def test_a_request_id_is_kept_only_when_it_looks_like_one(
     headers: dict[str, str], kept: str | None
 ) -> None:
     assert request_id(httpx.Headers(headers), NAMES) == kept
+
+
+def _reply(body: bytes, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(400, httpx.Headers(headers or {}), body, "pageup", "fetch_offer")
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "kept"),
+    [
+        (b'{"Message": "Offer is locked"}', None, "Offer is locked"),
+        (b'[{"message": "must be a date", "field": "StartDate"}, {"message": "too long"}]',
+         None, "StartDate: must be a date; too long"),
+        # Only PageUp's documented keys are read: nothing else of a body, and no header.
+        (b'{"Name": "Jane Citizen", "detail": "Jane Citizen"}', None, None),
+        (b'[{"FirstName": "Jane"}]', None, None),
+        (b"", {"X-Error-Message": "Jane Citizen is locked"}, None),
+        (b"<html>Jane Citizen</html>", None, None),
+        (b'{"Message": ""}', None, None),
+        # What a message may quote back: values, dates in words, amounts, numbers, emails.
+        (b'{"Message": "\'Jane Citizen\' born 5 June 1987 earns $85,000.00 (jo@example.org)"}',
+         None, "[value] born [date] earns [amount] ([email])"),
+        (b'{"Message": "TFN 123 456 782 and salary 120,500 refused"}', None,
+         "TFN [number] and salary [amount] refused"),
+    ],
+)  # fmt: skip
+def test_only_pageups_own_messages_are_kept_and_strictly_scrubbed(
+    body: bytes, headers: dict[str, str] | None, kept: str | None
+) -> None:
+    assert pageup_messages(_reply(body, headers)) == kept

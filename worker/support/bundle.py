@@ -30,7 +30,7 @@ from worker import __version__
 from worker.errors import ConfigError
 from worker.settings import Settings
 from worker.store.errorlog import ErrorLog, FailedCall
-from worker.support.redacted import redacted_settings
+from worker.support.redacted import REDACTED, redacted_settings, secret_values
 
 LIBRARIES = (
     "httpx", "SQLAlchemy", "alembic", "pydantic", "pydantic-settings", "jmespath", "tenacity",
@@ -80,14 +80,34 @@ def write_bundle(
         "README.txt": _readme(summary, now),
         "pageup_errors.csv": _errors_csv(calls),
         "offers.csv": _offers_csv(concerned, states),
-        "config.json": json.dumps(redacted_settings(settings), indent=2, default=str) + "\n",
+        "config.json": json.dumps(_config_of(settings, chosen), indent=2, default=str) + "\n",
         "versions.json": json.dumps(versions(engine), indent=2) + "\n",
     }
+    secrets = sorted(secret_values(settings), key=len, reverse=True)
+    files = {name: _without(content, secrets) for name, content in files.items()}
     folder = f"hirebridge-support-{now:%Y%m%dT%H%M%SZ}"
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for name, content in files.items():
             archive.writestr(f"{folder}/{name}", content)
     return summary
+
+
+def _config_of(settings: Settings, chosen: Sequence[str]) -> dict[str, Any]:
+    """The redacted settings, limited to the chosen sources and the targets their routes reach:
+    a bundle for one tenant tells nothing of the others."""
+    config = redacted_settings(settings)
+    routes = [route for route in config.get("routes", []) if route.get("source") in chosen]
+    reached = {route.get("target") for route in routes}
+    config["sources"] = {k: v for k, v in config.get("sources", {}).items() if k in chosen}
+    config["targets"] = {k: v for k, v in config.get("targets", {}).items() if k in reached}
+    config["routes"] = routes
+    return config
+
+
+def _without(content: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        content = content.replace(secret, REDACTED)
+    return content
 
 
 def bundle_bytes(settings: Settings, engine: Engine, **options: Any) -> bytes:
@@ -171,18 +191,23 @@ pageup_errors.csv  Every failed call to PageUp in the window ({summary.errors} r
                    first: time (UTC), source, HTTP method, path template (ids left out, as
                    offers/{{offer_id}}), pipeline stage, HTTP status (empty: no answer, a
                    timeout or a refused connection, described in pageup_messages), the try
-                   number within the call's retries, PageUp's own error messages (scrubbed of
-                   email addresses and long numbers), the request or correlation id PageUp sent
+                   number within the call's retries, PageUp's own error messages (only its
+                   documented shapes; quoted values, dates, amounts, email addresses and long
+                   numbers taken out), the request or correlation id PageUp sent
                    (error_log.request_id_headers), the call's duration, and the offer it was
                    about, if any. No request or response body is kept.
 offers.csv         The offers those calls were about ({summary.offers}): id and state only
                    (pending, posted, processed, failed, parked, skipped).
-config.json        hirebridge's settings, every secret removed: passwords, client secrets,
+config.json        hirebridge's settings for these sources and the targets their routes
+                   reach, every secret removed: passwords, client secrets,
                    tokens, API keys, DSNs, header values, and URLs' user, password and query
                    values read "[redacted]"; email addresses and long numbers are scrubbed.
 versions.json      hirebridge, Python and key library versions; the database kind, its
                    server version and the schema (migration) revision.
 
-No personal data (names, email addresses, birth dates, tax or bank numbers, salaries) and no
-secret is in this bundle.
+No request or response body, no payload and no source document is in this bundle, and no
+secret hirebridge holds (each is also searched for and taken out of every file). PageUp's
+messages are kept as PageUp wrote them once the shapes above are taken out: a name PageUp
+wrote into a message unquoted cannot be told from other words. Read the files before you
+send them.
 """

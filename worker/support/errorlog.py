@@ -4,14 +4,20 @@ PageUp's integration guide: "Integrators must log all relevant errors and be abl
 copy to PageUp to assist with troubleshooting". Each PageUp client is given an observer (see
 ``worker.remote.http.exchange``) that turns a failed call into a row: when, which source, the
 method and path template (never the URL: ids in paths), the status and the try, PageUp's own
-error messages (both its ``[{"message"}]`` and ``{"Message"}`` shapes, scrubbed as every remote
-message is), its request id if it sent one, and how long the call took. No body and no header
-other than the request id. Rows are written in batches through the store's thread, so a
-failing PageUp call costs its caller a list append.
+error messages, its request id if it sent one, and how long the call took. No body and no header
+other than the request id.
+
+Only PageUp's two documented error shapes are read (``[{"message", "field"}]`` and
+``{"Message"}``): no other key of a body, no header, since anything else may quote the record.
+Those messages are scrubbed more strictly than a log line (``scrub_strictly``: quoted values,
+dates, amounts, long numbers, emails), because the log leaves the deployment. Rows are
+written in batches through the store's thread, so a failing PageUp call costs its caller a
+list append.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,8 +26,8 @@ import structlog
 from sqlalchemy import Engine
 
 from worker import metrics
-from worker.redact import scrub_text
-from worker.remote.http import FailedExchange, Observer, error_detail
+from worker.redact import scrub_strictly, scrub_text
+from worker.remote.http import FailedExchange, Observer, Reply
 from worker.settings import ErrorLogSettings
 from worker.store.errorlog import ErrorLog, FailedCall
 from worker.store.spool import Spool
@@ -31,6 +37,33 @@ log = structlog.get_logger(__name__)
 # A request id is an opaque token: letters, digits and a few separators, at most 128.
 _ID_SHAPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$")
 _LETTER = re.compile(r"[A-Za-z]")
+_MAX_MESSAGES, _MAX_CHARS = 10, 400
+
+
+def pageup_messages(reply: Reply) -> str | None:
+    """PageUp's own messages in ``reply``: ``[{"message": ..., "field": ...}]`` or
+    ``{"Message": ...}`` (or its token endpoint's OAuth2 ``{"error", "error_description"}``),
+    strictly scrubbed; None for any other body (it is not read)."""
+    try:
+        data = json.loads(reply.body.decode("utf-8")) if reply.body else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    items = data if isinstance(data, list) else [data]
+    found: list[str] = []
+    for item in items[:_MAX_MESSAGES]:
+        if not isinstance(item, dict):
+            continue
+        message = item.get("message", item.get("Message"))
+        if message is None and isinstance(item.get("error"), str):  # RFC 6749's error answer
+            described = item.get("error_description")
+            message = item["error"] + (f": {described}" if isinstance(described, str) else "")
+        if not isinstance(message, str) or not message.strip():
+            continue
+        field = item.get("field", item.get("Field"))
+        named = isinstance(field, str) and field.strip()
+        found.append(f"{field}: {message}" if named else message)
+    text = scrub_strictly("; ".join(found))[:_MAX_CHARS]
+    return text or None
 
 
 def request_id(headers: object, names: Sequence[str]) -> str | None:
@@ -60,10 +93,10 @@ def failed_call(
     """The error log's row for one failed exchange with PageUp."""
     reply = failed.reply
     if reply is not None:
-        messages = error_detail(reply) or None
+        messages = pageup_messages(reply)
         rid = request_id(reply.headers, names)
     else:
-        messages = scrub_text(failed.problem or "")[:400] or None
+        messages = scrub_strictly(failed.problem or "")[:_MAX_CHARS] or None
         rid = None
     offer_id = structlog.contextvars.get_contextvars().get("offer_id")
     return FailedCall(

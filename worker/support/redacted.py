@@ -36,6 +36,38 @@ def redacted_settings(settings: Settings) -> dict[str, Any]:
     return cleaned
 
 
+def secret_values(settings: Settings) -> set[str]:
+    """Every secret the settings hold, as text: a last pass over a bundle's files takes out any
+    that a remote message or a header might have quoted back."""
+    found: set[str] = set()
+    _collect(settings.model_dump(mode="python"), "", found)
+    return {value for value in found if len(value) >= 4}
+
+
+def _collect(value: Any, key: str, found: set[str]) -> None:
+    if isinstance(value, SecretStr):
+        found.add(value.get_secret_value())
+    elif isinstance(value, SecretBytes):
+        found.add(value.get_secret_value().decode("utf-8", "replace"))
+    elif isinstance(value, dict):
+        headers = key.lower().endswith("headers")
+        for k, v in value.items():
+            if (headers or secret_key(str(k))) and isinstance(v, str) and v:
+                found.add(v)
+                found.update(v.split())  # "Bearer <token>": the token alone too
+            _collect(v, str(k), found)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _collect(item, key, found)
+    elif isinstance(value, str) and "://" in value:
+        try:
+            password = urlsplit(value).password
+        except ValueError:
+            return
+        if password:
+            found.add(password)
+
+
 def secret_key(key: str) -> bool:
     name = key.lower().replace("-", "_")
     return name in _SECRET_NAMES or name.endswith(_SECRET_ENDINGS)

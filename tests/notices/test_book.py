@@ -4,6 +4,7 @@ recording never gets in the way of the offer it is about."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
@@ -68,6 +69,38 @@ def test_a_source_refused_by_pageup_is_told_once_per_cause(sims: Sims, db_url: s
     assert notice.kind == "source" and notice.subject is None
     assert notice.problem == "PageUp refused hirebridge's credentials for pageup: no new hire moves"
     assert "sources.pageup.client_secret" in notice.action
+
+
+def test_a_token_endpoint_that_cannot_be_reached_is_not_told_as_refused_credentials(
+    sims: Sims, db_url: str
+) -> None:
+    data = sims.settings_data(db_url, notifications={"channels": {"hr": CHANNEL}})
+    data["pageup"]["token_url"] = f"http://127.0.0.1:{closed_port()}/connect/token"
+    settings = Settings(**data)
+
+    assert run_sync(settings).halted
+
+    ((notice, _),) = notices_of(settings)
+    assert notice.kind == "source"
+    assert notice.problem.startswith("PageUp could not be read for pageup: new hires wait (")
+    assert "client_secret" not in notice.action
+
+
+def test_a_daily_rate_limit_is_told_as_such(sims: Sims, db_url: str) -> None:
+    sims.pageup.faults.rate_limit_every = 1
+    sims.pageup.faults.retry_after = None  # PageUp's daily limit: no time to wait given
+    settings = sims.settings(db_url, notifications={"channels": {"hr": CHANNEL}})
+
+    assert run_sync(settings).halted
+
+    ((notice, _),) = notices_of(settings)
+    assert notice.problem == "PageUp's daily call limit for pageup is reached: new hires wait"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # nothing listens once the probe is closed
 
 
 @pytest.mark.parametrize("sims", [MISSING_TFN], indirect=True)

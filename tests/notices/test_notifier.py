@@ -305,3 +305,46 @@ def test_a_slack_channel_gets_the_digest_through_its_webhook(
     (text,) = webhook.texts()
     assert "2 hires need attention" in text and "Offer 900501" in text
     assert "blocks" in body or "attachments" in body  # Slack's own message format
+
+
+def test_a_channel_another_worker_is_sending_is_left_to_it(
+    sims: Sims, db_url: str, webhook: WebhookReceiver
+) -> None:
+    from worker.notices.notifier import LEASE
+
+    settings = sims.settings(db_url, notifications=channels(None, webhook))
+    record(settings, 2)
+    at = datetime.now(UTC) + 2 * MINUTE
+    send(settings, at - timedelta(days=1))  # the channel's row exists; nothing is due yet
+    engine = open_store(settings)
+    try:  # worker-b holds the lease, as if it were sending this very digest
+        assert NoticeStore(engine).claim("hr_teams", "worker-b", at, LEASE) == 0
+    finally:
+        engine.dispose()
+
+    while_held = send(settings, at, owner="worker-a")
+    after_expiry = send(settings, at + LEASE + MINUTE, owner="worker-a")
+
+    assert while_held.sent == {} and while_held.failed == {}
+    assert after_expiry.sent == {"hr_teams": 2} and len(webhook.received) == 1
+
+
+def test_a_database_error_on_one_channel_does_not_stop_the_others(
+    sims: Sims, db_url: str, smtp: SmtpInbox, webhook: WebhookReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    settings = sims.settings(db_url, notifications=channels(smtp, webhook))
+    record(settings, 2)
+    real_waiting = NoticeStore.waiting
+
+    def waiting(self: NoticeStore, channel: str) -> Any:
+        if channel == "hr_email":
+            raise RuntimeError("the database went away")
+        return real_waiting(self, channel)
+
+    monkeypatch.setattr(NoticeStore, "waiting", waiting)
+
+    report = send(settings, datetime.now(UTC) + 2 * MINUTE)
+
+    assert report.failed == {"hr_email": "RuntimeError"}
+    assert report.sent == {"hr_teams": 2}

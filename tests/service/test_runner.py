@@ -6,6 +6,8 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import structlog
+
 from tests.conftest import REPO
 from worker.demo import simulator_settings
 from worker.mapping.loader import load_field_map
@@ -45,6 +47,31 @@ def test_reload_refuses_a_map_with_a_key_given_twice_then_takes_the_fixed_one(
         in problems
     )
     assert ok_after and version == f"hris {load_field_map(mapping).version}"
+
+
+def test_a_reload_that_changes_notifications_or_the_error_log_says_they_need_a_restart(
+    tmp_path: Path,
+) -> None:
+    data = simulator_settings(
+        "http://127.0.0.1:9", "http://127.0.0.1:9", f"sqlite:///{tmp_path / 's.sqlite'}",
+        mapping=REPO / "mappings" / "example_hris.yaml",
+    )  # fmt: skip
+    settings = Settings(**data)
+    channels = {"hr": {"url": "json://127.0.0.1/x"}}
+    changed = Settings(
+        **{**data, "error_log": {"retention_days": 7}, "notifications": {"channels": channels}}
+    )
+
+    async def reload() -> tuple[bool, str]:
+        async with offer_worker(settings) as worker:
+            return await Service(settings, worker, reread=lambda: changed).reload()
+
+    with structlog.testing.capture_logs() as logs:
+        ok, _ = asyncio.run(reload())
+
+    assert ok  # the maps and sources are swapped in; these two wait for the next start
+    needing = {e["section"] for e in logs if e["event"] == "reload_needs_restart"}
+    assert needing == {"notifications", "error_log"}
 
 
 def test_notices_are_sent_by_a_job_of_their_own_and_old_rows_purged_hourly(

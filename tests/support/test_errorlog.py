@@ -7,15 +7,18 @@ import re
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
 from tests.conftest import Sims
 from tests.pipelines.test_offers import ledger_states, run_sync
+from tests.pipelines.test_reliability import hirebridge
 from worker.remote.http import FailedExchange, Reply
 from worker.runtime import open_store
 from worker.settings import DatabaseSettings, ErrorLogSettings, Settings
@@ -248,3 +251,23 @@ def test_only_pageups_own_messages_are_kept_and_strictly_scrubbed(
     body: bytes, headers: dict[str, str] | None, kept: str | None
 ) -> None:
     assert pageup_messages(_reply(body, headers)) == kept
+
+
+def test_a_mark_refused_to_an_operator_is_logged_too(
+    sims: Sims, db_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(sims.settings_data(db_url)))
+    sims.hris.faults.error_rate = 1.0
+    settings = sims.settings(db_url, sync={"max_attempts": 5, "circuit_breaker_failures": 100})
+    run_sync(settings)
+    del sims.pageup.offers["900105"]  # gone from PageUp: its mark answers 404
+
+    marked = hirebridge(config, "skip", "900105", "--reason", "entered by hand",
+                        "--mark-processed")  # fmt: skip
+
+    assert marked.returncode == 1 and "PageUp refused" in marked.stderr
+    (row,) = [r for r in logged(settings) if r.stage == "mark_processed"]
+    assert (row.method, row.route, row.status, row.messages) == (
+        "POST", "offers/{offer_id}/process", 404, "Offer not found",
+    )  # fmt: skip

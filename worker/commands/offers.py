@@ -311,17 +311,9 @@ def _skip(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     key = keys[0]
     if args.mark_processed:
-        from worker.runtime import http_client
-        from worker.sources.pageup import PageUpClient
-
-        async def mark() -> None:
-            async with http_client(settings, 1) as client:
-                await PageUpClient(settings.sources[key.source], client).mark_processed(
-                    key.offer_id
-                )
-
         try:
-            asyncio.run(mark())
+            with _store(args) as (settings, engine, _ledger):
+                asyncio.run(_mark_processed(settings, engine, key.source, key.offer_id))
         except HirebridgeError as exc:
             print(f"offer {args.offer}: PageUp refused: {exc}", file=sys.stderr)
             return EXIT_FAILED
@@ -335,6 +327,25 @@ def _skip(args: argparse.Namespace) -> int:
     print(f"skipped {args.offer}" + (" and marked it processed in PageUp" if args.mark_processed
                                      else "; it stays in PageUp's queue"))  # fmt: skip
     return EXIT_OK
+
+
+async def _mark_processed(settings: Settings, engine: Engine, source: str, offer_id: str) -> None:
+    """Mark one offer processed in its tenant; a failed call goes to the error log for PageUp
+    support like the worker's own."""
+    from worker.runtime import http_client
+    from worker.sources.pageup import PageUpClient
+    from worker.store.thread import StoreThread
+    from worker.support.errorlog import PageUpErrors
+
+    store = StoreThread()
+    errors = PageUpErrors(engine, store, settings.error_log)
+    try:
+        async with http_client(settings, 1) as client:
+            pageup = PageUpClient(settings.sources[source], client, errors.observer(source))
+            await pageup.mark_processed(offer_id)
+    finally:
+        await errors.drain()
+        store.close()
 
 
 def _operator() -> str:

@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy import Engine
 
 from worker import metrics
-from worker.errors import DeliveryError, RateLimitedError
+from worker.errors import DeliveryError, PermanentError, RateLimitedError
 from worker.notices.wording import (
     Wording,
     halt_wording,
@@ -28,7 +28,7 @@ from worker.notices.wording import (
     offer_wording,
     push_wording,
 )
-from worker.pipelines.policy import FailureFacts, credentials_refused
+from worker.pipelines.policy import FailureFacts
 from worker.redact import scrub_text
 from worker.settings import NotificationSettings
 from worker.store.ledger import Failure
@@ -150,10 +150,12 @@ class NoticeBook:
 
 
 def _halt_cause(exc: Exception | None) -> str:
-    if exc is not None and credentials_refused(exc):
-        return "credentials"
+    """Why a source halted, in the three causes HR users are told apart. A token endpoint
+    that is down or rate-limited is not a refusal of the credentials."""
     if isinstance(exc, RateLimitedError):
         return "rate_limit"
+    if isinstance(exc, PermanentError) and (exc.stage == "token" or exc.status in (401, 403)):
+        return "credentials"
     return "unavailable"
 
 

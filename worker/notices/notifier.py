@@ -28,6 +28,8 @@ from worker.store.thread import StoreThread
 from worker.store.workers import new_worker_id
 
 log = structlog.get_logger(__name__)
+# A channel's lease while one worker sends its digest: far longer than a send can take
+# (Apprise gives up on a connection within its own timeouts, seconds to a minute).
 LEASE = timedelta(minutes=5)
 
 
@@ -62,7 +64,12 @@ class Notifier:
             await self._store.call(self._notices.ensure_channels, list(self.channels))
             self._ready = True
         for name, channel in self.channels.items():
-            await self._one(name, channel, report)
+            try:
+                await self._one(name, channel, report)
+            except Exception as exc:  # the database refused: this channel waits, not the others
+                report.failed[name] = type(exc).__name__
+                log.error("notices_not_sent", channel=name, service=channel.service,
+                          error=type(exc).__name__)  # fmt: skip
         return report
 
     async def _one(self, name: str, channel: Channel, report: NotifyReport) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from worker.errors import HirebridgeError
 from worker.mapping.loader import load_field_map
@@ -24,6 +24,7 @@ from worker.settings import Settings
 from worker.sinks.ats import AtsClient
 from worker.sources.pageup import PageUpClient
 from worker.store.db import create_store_engine
+from worker.store.notices import ChannelState, NoticeStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,17 @@ async def _channel(settings: Settings, name: str, send: bool) -> str:
 
     url = settings.notifications.channels[name].url.get_secret_value()
     channel = Channel(name, url)
+    state = await asyncio.to_thread(_channel_state, settings, name)
+    if state is not None and state.failures:
+        due = (
+            f"; next try {state.next_attempt_at:%Y-%m-%d %H:%M} UTC"
+            if state.next_attempt_at
+            else ""
+        )
+        raise ValueError(
+            f"{channel.service}: {state.failures} send(s) in a row failed, {state.waiting} "
+            f"notice(s) wait: {state.last_error or 'no reason recorded'}{due}"
+        )
     if not send:
         return f"{channel.service}: the URL is understood (--test-notice sends a message)"
     title = "hirebridge: test notice"
@@ -151,6 +163,17 @@ async def _channel(settings: Settings, name: str, send: bool) -> str:
     except ChannelError as exc:
         raise ValueError(f"{channel.service}: the test message was not taken: {exc}") from None
     return f"{channel.service}: test message sent"
+
+
+def _channel_state(settings: Settings, name: str) -> ChannelState | None:
+    """The channel's record in the database (None before the worker first ran)."""
+    engine = create_store_engine(settings.database)
+    try:
+        if not inspect(engine).has_table("notice_channels"):
+            return None
+        return next((c for c in NoticeStore(engine).channels() if c.channel == name), None)
+    finally:
+        engine.dispose()
 
 
 async def _inbound_maps(settings: Settings) -> str:

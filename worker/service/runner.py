@@ -246,7 +246,8 @@ class Service:
         except ConfigError as exc:
             log.error("mapping_reload_refused", problems=exc.problems)
             return False, "; ".join(exc.problems)
-        for section in ("database", "service", "inbound", "ats", "sentry", "logging", "tls"):
+        for section in ("database", "service", "inbound", "ats", "sentry", "logging", "tls",
+                        "notifications", "error_log"):  # fmt: skip
             if getattr(settings, section) != getattr(self._settings, section):
                 log.warning("reload_needs_restart", section=section)
         if self._jobs is not None and job_map is not None:

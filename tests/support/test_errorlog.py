@@ -271,3 +271,16 @@ def test_a_mark_refused_to_an_operator_is_logged_too(
     assert (row.method, row.route, row.status, row.messages) == (
         "POST", "offers/{offer_id}/process", 404, "Offer not found",
     )  # fmt: skip
+
+
+def test_a_refused_listing_is_logged_with_pageups_message(sims: Sims, db_url: str) -> None:
+    sims.pageup.faults.rate_limit_every = 1
+    sims.pageup.faults.retry_after = None
+    settings = sims.settings(db_url)
+
+    assert run_sync(settings).halted
+
+    (row,) = logged(settings)
+    assert (row.method, row.route, row.stage, row.status, row.messages, row.offer_id) == (
+        "GET", "offers", "list_offers", 429, "Daily rate limit exceeded", None,
+    )  # fmt: skip

@@ -188,6 +188,19 @@ def job_failed(
     )  # fmt: skip
 
 
+def application_failed(
+    *, source: str, application_id: str, target: str, stage: str, kind: str, message: str,
+    system: str | None, status: int | None, parked: bool,
+) -> None:  # fmt: skip
+    """An application could not be fetched, mapped or delivered to one target."""
+    tags = {"source": source, "application_id": application_id, "target": target}
+    _failure(
+        f"application failed at {stage}: {kind}",
+        ["application-failed", stage, kind, system or "none"], tags, stage=stage, kind=kind,
+        message=message, system=system, status=status, parked=parked,
+    )  # fmt: skip
+
+
 def _failure(
     title: str, fingerprint: list[str], tags: dict[str, str], *, stage: str, kind: str,
     message: str, system: str | None, status: int | None, parked: bool,

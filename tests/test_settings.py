@@ -160,8 +160,8 @@ def test_config_example_loads_and_documents_every_key() -> None:
     single = {k for k in _keys(Settings) if k.split(".")[0] in ("pageup", "hris")}
     # A source's own schedule, and its applications', have the keys of service.schedule
     # (documented there).
-    same = {k for k in _keys(Settings)
-            if k.startswith(("sources.*.schedule.", "sources.*.applications.schedule."))}  # fmt: skip
+    schedules = ("sources.*.schedule.", "sources.*.applications.schedule.")
+    same = {k for k in _keys(Settings) if k.startswith(schedules)}
     assert _keys(Settings) - single - same == documented
 
 

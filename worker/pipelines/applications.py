@@ -133,7 +133,8 @@ class ApplicationSync:
         with structlog.contextvars.bound_contextvars(
             source=self.source, application_run_id=report.run_id
         ):
-            for job in jobs_of(self.settings):
+            # Turned off by a reload: nothing is read until a restart drops the flow.
+            for job in jobs_of(self.settings) if self.settings.enabled else []:
                 if self._halt or self._stopping:
                     break
                 report.jobs += 1

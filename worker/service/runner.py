@@ -274,7 +274,9 @@ class Service:
                 log.warning("reload_needs_restart", section=section)
         if self._jobs is not None and job_map is not None:
             self._jobs.replace_map(job_map)
-        for sync in self._applications.values():  # the maps only: new jobs need a restart
+        for name, sync in self._applications.items():  # maps and job lists; new flows: restart
+            if name in settings.sources:
+                sync.settings = settings.sources[name].applications
             for target in sync.targets.values():
                 target.field_map = app_maps.get(target.name, target.field_map)
         for name, inbound_map in inbound_maps:

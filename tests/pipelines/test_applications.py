@@ -5,6 +5,8 @@ parking, retry and skip, notices."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -338,3 +340,21 @@ def test_settings_refuse_an_applications_section_that_cannot_work(
         Settings(**data)
 
     assert problem in str(caught.value)
+
+
+def test_no_personal_data_or_secret_in_the_log_lines(
+    rig: Rig, sims: Sims, captured_logs: io.StringIO
+) -> None:
+    sims.hris.refuse_echoing.add("app-800006")  # the refusal quotes every value sent
+    rig.sim.entry(800003)["ApplicationInfo"]["Stage"] = "Offer"
+    rig.run()
+    rig.run()
+
+    text = captured_logs.getvalue()
+    assert "application_parked" in text and "application_delivered" in text
+    for line in text.splitlines():
+        json.loads(line)
+    for applicant in rig.sim.applicants.values():
+        for key in ("FirstName", "LastName", "Email", "Phone"):
+            assert str(applicant[key]) not in text, key
+    assert sims.pageup.client_secret not in text and str(sims.hris.api_key) not in text

@@ -198,7 +198,8 @@ class ApplicationSync:
         if self._stops_the_run(exc):
             self._stop(f"PageUp refused the applications of {self.source}: {exc}", exc)
             return
-        alerts.run_failed(reason=reason, system=SYSTEM, status=status, source=self.source)
+        alerts.application_job_failed(source=self.source, job=job.key, reason=reason,
+                                      status=status)  # fmt: skip
 
     async def _one(
         self, job: JobRef, ref: ApplicationRef, states: dict[tuple[str, str], AppState],

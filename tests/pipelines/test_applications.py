@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from tests.conftest import REPO, Sims
 from worker.application_runtime import application_syncs
@@ -358,3 +358,36 @@ def test_no_personal_data_or_secret_in_the_log_lines(
         for key in ("FirstName", "LastName", "Email", "Phone"):
             assert str(applicant[key]) not in text, key
     assert sims.pageup.client_secret not in text and str(sims.hris.api_key) not in text
+
+
+@pytest.mark.parametrize("cause", ["credentials", "daily_limit"])
+def test_pageup_refusing_us_halts_the_sources_applications_run(
+    rig: Rig, sims: Sims, cause: str
+) -> None:
+    settings = rig.settings()
+    if cause == "credentials":
+        source = settings.sources["pageup"]
+        wrong = source.model_copy(update={"client_secret": SecretStr("wrong")})
+        settings = settings.model_copy(update={"sources": {"pageup": wrong}})
+    else:
+        sims.pageup.faults.rate_limit_every, sims.pageup.faults.retry_after = 1, None
+
+    report = rig.run(settings)
+
+    assert report.halted is not None and report.halted.startswith(
+        "PageUp refused the applications of pageup"
+    )
+    assert report.created == 0 and sims.hris.calls["post"] == 0
+
+
+def test_pageup_outages_are_retried_and_each_application_still_arrives_once(
+    rig: Rig, sims: Sims
+) -> None:
+    sims.pageup.faults.error_rate = 0.25  # seeded: the same calls fail on every test run
+    settings = rig.settings()
+    runs = [rig.run(settings) for _ in range(6)]
+
+    assert sum(r.created for r in runs) == COUNT
+    assert sims.pageup.injected["503"] > 0
+    ids = sims.hris.external_ids()
+    assert len(ids) == COUNT and set(ids.values()) == {1}

@@ -22,6 +22,7 @@ from worker.sources.offer_document import DocumentChecks
 from worker.sources.pageup import PageUpClient
 from worker.store.applications import ApplicationLedger
 from worker.store.thread import StoreThread
+from worker.store.workers import new_worker_id
 from worker.support.errorlog import PageUpErrors
 
 
@@ -72,7 +73,7 @@ def load_application_maps(settings: Settings) -> dict[str, FieldMap]:
 
 def build_syncs(
     settings: Settings, engine: Engine, client: httpx.AsyncClient, notices: NoticeBook,
-    observer: Callable[[str], Observer | None], maps: dict[str, FieldMap],
+    observer: Callable[[str], Observer | None], maps: dict[str, FieldMap], owner: str,
 ) -> dict[str, ApplicationSync]:  # fmt: skip
     """One ApplicationSync per source with the flow on."""
     ledger = ApplicationLedger(engine)
@@ -89,7 +90,7 @@ def build_syncs(
             source=name, pageup=PageUpClient(source, client, observer(name)), checks=checks,
             settings=source.applications,
             targets={t: targets[t] for t in source.applications.targets}, ledger=ledger,
-            sync=settings.sync, notices=notices,
+            sync=settings.sync, notices=notices, owner=owner,
         )  # fmt: skip
     return syncs
 
@@ -97,10 +98,11 @@ def build_syncs(
 @asynccontextmanager
 async def application_syncs(
     settings: Settings, engine: Engine | None = None, notices: NoticeBook | None = None,
-    errors: PageUpErrors | None = None,
+    errors: PageUpErrors | None = None, owner: str | None = None,
 ) -> AsyncIterator[dict[str, ApplicationSync]]:  # fmt: skip
     """The applications flow of every source that has it on; opens its own store, notice book
-    and error log writer unless given the worker's."""
+    and error log writer unless given the worker's. ``owner``: the worker's id in the runs'
+    leases (a command gets one of its own)."""
     from worker.runtime import http_client, notice_book, open_store
 
     maps = load_application_maps(settings)
@@ -113,7 +115,8 @@ async def application_syncs(
     assert log is not None
     try:
         async with notice_book(settings, engine, notices) as book:
-            yield build_syncs(settings, engine, client, book, log.observer, maps)
+            yield build_syncs(settings, engine, client, book, log.observer, maps,
+                              owner or new_worker_id())  # fmt: skip
     finally:
         if errors is None:
             await log.drain()

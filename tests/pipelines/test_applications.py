@@ -391,3 +391,33 @@ def test_pageup_outages_are_retried_and_each_application_still_arrives_once(
     assert sims.pageup.injected["503"] > 0
     ids = sims.hris.external_ids()
     assert len(ids) == COUNT and set(ids.values()) == {1}
+
+
+def test_one_worker_at_a_time_runs_a_sources_applications(rig: Rig, sims: Sims) -> None:
+    settings = rig.settings()
+
+    async def two_workers() -> list[ApplicationRunReport]:
+        async with application_syncs(settings) as one, application_syncs(settings) as other:
+            return list(await asyncio.gather(one["pageup"].run(), other["pageup"].run()))
+
+    reports = asyncio.run(two_workers())
+
+    assert sorted(r.led_elsewhere for r in reports) == [False, True]
+    assert sum(r.created for r in reports) == COUNT
+    assert set(sims.hris.external_ids().values()) == {1}
+
+
+def test_a_lease_left_by_a_dead_worker_is_taken_once_it_expires(rig: Rig, sims: Sims) -> None:
+    engine = open_store(rig.settings())
+    try:
+        ledger = ApplicationLedger(engine)
+        assert ledger.take_lease("pageup", "other-worker", 600)
+        held = rig.run()
+        posts_while_held = sims.hris.calls["post"]
+        assert ledger.take_lease("pageup", "other-worker", -1)  # its lease ran out
+        taken = rig.run()
+    finally:
+        engine.dispose()
+
+    assert held.led_elsewhere and held.created == 0 and posts_while_held == 0
+    assert not taken.led_elsewhere and taken.created == COUNT

@@ -92,6 +92,9 @@ def _sync(args: argparse.Namespace) -> int:
             reports = [await sync.run() for sync in chosen]
         alerts.flush()
         for r in reports:
+            if r.led_elsewhere:
+                print(f"{r.source}: another worker runs its applications now; nothing done here")
+                continue
             print(f"{r.source}: applications run {r.run_id}: jobs {r.jobs}, listed {r.listed}; "
                   f"created {r.created}, updated {r.updated}, unchanged {r.unchanged}, not "
                   f"chosen {r.not_chosen}, removed {r.removed}, failed {r.failed}, waiting "

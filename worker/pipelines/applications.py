@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class ApplicationRunReport:
     job_problems: list[str] = field(default_factory=list)
     invalid_entries: list[str] = field(default_factory=list)
     halted: str | None = None
+    led_elsewhere: bool = False  # another worker runs this source's flow now: nothing done
 
     @property
     def ok(self) -> bool:
@@ -107,9 +109,11 @@ class ApplicationSync:
     def __init__(
         self, *, source: str, pageup: PageUpClient, checks: ApplicationChecks,
         settings: ApplicationsSettings, targets: Mapping[str, AppTarget],
-        ledger: ApplicationLedger, sync: SyncSettings, notices: NoticeBook,
+        ledger: ApplicationLedger, sync: SyncSettings, notices: NoticeBook, owner: str,
     ) -> None:  # fmt: skip
         self.source = source
+        self._owner = owner  # this worker, in the lease that makes it the run's only leader
+        self._renewed = 0.0
         self.pageup = pageup
         self._checks = checks
         self.settings = settings
@@ -130,6 +134,30 @@ class ApplicationSync:
     async def run(self) -> ApplicationRunReport:
         report = ApplicationRunReport(self.source, uuid.uuid4().hex[:16])
         self._halt, self._resting = None, set()
+        if not await self._lease():
+            report.led_elsewhere = True
+            log.info("application_run_led_elsewhere", source=self.source)
+            return report
+        try:
+            await asyncio.to_thread(self._ledger.start_run, self.source, self._owner)
+            return await self._run(report)
+        finally:
+            await asyncio.to_thread(self._ledger.release_lease, self.source, self._owner)
+
+    async def _lease(self) -> bool:
+        """Take or renew this worker's lease on the source's run (every third of it)."""
+        self._renewed = time.monotonic()
+        return await asyncio.to_thread(self._ledger.take_lease, self.source, self._owner,
+                                       self._sync.lease_seconds)  # fmt: skip
+
+    async def _keep_lease(self) -> None:
+        if time.monotonic() - self._renewed < self._sync.lease_seconds / 3:
+            return
+        if not await self._lease():  # another worker took it over: stop starting anything
+            log.error("application_lease_lost", source=self.source)
+            self._stopping = True
+
+    async def _run(self, report: ApplicationRunReport) -> ApplicationRunReport:
         with structlog.contextvars.bound_contextvars(
             source=self.source, application_run_id=report.run_id
         ):
@@ -206,6 +234,7 @@ class ApplicationSync:
         report: ApplicationRunReport, lanes: asyncio.Semaphore,
     ) -> None:  # fmt: skip
         async with lanes:
+            await self._keep_lease()
             if self._halt or self._stopping:
                 return
             now = datetime.now(UTC)

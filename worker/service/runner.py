@@ -448,7 +448,8 @@ async def run_service(settings: Settings, reread: Callable[[], Settings] | None 
         applications = None
         if application_targets(settings):
             applications = await stack.enter_async_context(application_syncs(
-                settings, worker.engine, worker.notices, worker.pageup_errors))  # fmt: skip
+                settings, worker.engine, worker.notices, worker.pageup_errors, worker.owner
+            ))  # fmt: skip
         notifier = None
         if channels := build_channels(settings.notifications):
             notifier = Notifier(worker.notices.notices, worker.store, channels,

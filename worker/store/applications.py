@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, update
@@ -23,7 +23,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker.store.ledger import Failure
-from worker.store.tables import application_jobs, applications, manual_actions
+from worker.store.tables import application_jobs, application_runs, applications, manual_actions
 
 DELIVERED, SENDING, FAILED = "delivered", "sending", "failed"
 NOT_CHOSEN, REMOVED, SKIPPED = "not_chosen", "removed", "skipped"
@@ -164,6 +164,38 @@ class ApplicationLedger:
         )
         with self.engine.begin() as conn:
             conn.execute(statement)
+
+    def take_lease(self, source: str, owner: str, seconds: float) -> bool:
+        """Lead the source's run (or keep leading it) for ``seconds``; False when another
+        worker holds a lease that has not expired."""
+        now = _now()
+        r = application_runs.c
+        insert_ = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        with self.engine.begin() as conn:
+            conn.execute(insert_(application_runs).values(source=source).on_conflict_do_nothing())
+            result = conn.execute(
+                update(application_runs)
+                .where(
+                    r.source == source,
+                    (r.lease_owner.is_(None)) | (r.lease_until < now) | (r.lease_owner == owner),
+                )
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+            )
+        return result.rowcount == 1
+
+    def start_run(self, source: str, owner: str) -> None:
+        r = application_runs.c
+        with self.engine.begin() as conn:
+            conn.execute(update(application_runs).where(r.source == source, r.lease_owner == owner)
+                         .values(last_started_at=_now()))  # fmt: skip
+
+    def release_lease(self, source: str, owner: str) -> None:
+        r = application_runs.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(application_runs).where(r.source == source, r.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None, last_finished_at=_now())
+            )  # fmt: skip
 
     # -- the commands ------------------------------------------------------------------------
 

@@ -374,3 +374,15 @@ application_jobs = Table(
     Column("http_status", Integer, nullable=True),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+# Who runs each source's applications flow now (a lease, renewed while the run goes on): with
+# several replicas, one run at a time per source.
+application_runs = Table(
+    "application_runs",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("last_started_at", DateTime(timezone=True), nullable=True),
+    Column("last_finished_at", DateTime(timezone=True), nullable=True),
+)

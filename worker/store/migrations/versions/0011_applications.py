@@ -1,4 +1,5 @@
-"""The applications flow: each application's delivery per target, and the jobs read.
+"""The applications flow: each application's delivery per target, the jobs read, and who runs
+each source's flow now.
 
 Revision ID: 0011
 Revises: 0010
@@ -57,9 +58,19 @@ def upgrade() -> None:
         sa.Column("updated_at", WHEN, nullable=False),
         sa.PrimaryKeyConstraint("source", "job_key", name="pk_application_jobs"),
     )
+    op.create_table(
+        "application_runs",
+        sa.Column("source", sa.String(64), nullable=False),
+        sa.Column("lease_owner", sa.String(64), nullable=True),
+        sa.Column("lease_until", WHEN, nullable=True),
+        sa.Column("last_started_at", WHEN, nullable=True),
+        sa.Column("last_finished_at", WHEN, nullable=True),
+        sa.PrimaryKeyConstraint("source", name="pk_application_runs"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("application_runs")
     op.drop_table("application_jobs")
     op.drop_index("ix_applications_job_key", "applications")
     op.drop_table("applications")

@@ -18,6 +18,8 @@ from worker.application_runtime import application_syncs
 from worker.pipelines.applications import ApplicationRunReport
 from worker.runtime import open_store
 from worker.settings import NotificationSettings, Settings
+from worker.simulators import hris
+from worker.simulators.server import BackgroundServer
 from worker.store.applications import ApplicationLedger, AppState
 from worker.store.notices import NoticeStore
 
@@ -421,3 +423,65 @@ def test_a_lease_left_by_a_dead_worker_is_taken_once_it_expires(rig: Rig, sims: 
 
     assert held.led_elsewhere and held.created == 0 and posts_while_held == 0
     assert not taken.led_elsewhere and taken.created == COUNT
+
+
+TALENT_MAP = """
+when: "application.ApplicationInfo.Stage == 'Interview'"
+find: {path: "?externalId={payload.externalId}", id: "items[0].id", update: {path: "/{id}"}}
+fields:
+  externalId: {expr: "to_string(application.ApplicationInfo.PUReferenceID)", required: true}
+  stage: application.ApplicationInfo.Stage
+"""
+
+
+def test_each_target_has_its_own_map_choice_and_fingerprint(
+    rig: Rig, sims: Sims, tmp_path: Path
+) -> None:
+    talent = hris.HrisState(flavour="generic", required=("externalId",))
+    (tmp_path / "talent.yaml").write_text(TALENT_MAP)
+    with BackgroundServer(hris.build_app(talent)) as server:
+        data = rig.settings().model_dump(mode="json", exclude_none=True)
+        data["sources"]["pageup"]["client_secret"] = sims.pageup.client_secret
+        data["targets"]["hris"]["auth"]["api_key"] = sims.hris.api_key  # dumped as ****
+        data["sources"]["pageup"]["applications"]["targets"] = ["hris", "talent"]
+        data["targets"]["talent"] = {
+            **data["targets"]["hris"], "url": f"{server.url}/api/employees",
+            "applications_mapping": str(tmp_path / "talent.yaml"),
+        }  # fmt: skip
+        settings = Settings(**data)
+        interviewing = {
+            str(e["ApplicationInfo"]["PUReferenceID"])
+            for e in rig.sim.jobs[str(JOB)].applications
+            if e["ApplicationInfo"]["Stage"] == "Interview"
+        }
+        moved = next(e for e in rig.sim.jobs[str(JOB)].applications
+                     if e["ApplicationInfo"]["Stage"] != "Interview")  # fmt: skip
+
+        first = rig.run(settings)
+        moved["ApplicationInfo"]["Stage"] = "Interview"
+        second = rig.run(settings)
+
+    assert 0 < len(interviewing) < COUNT
+    assert first.created == COUNT + len(interviewing)
+    assert first.not_chosen == COUNT - len(interviewing)
+    assert sorted(talent.external_ids()) == sorted(
+        interviewing | {str(moved["ApplicationInfo"]["PUReferenceID"])}
+    )
+    # The move is an update for hris (its payload changed) and a first send for talent.
+    assert (second.updated, second.created) == (1, 1)
+    assert set(talent.external_ids().values()) == {1} and sims.hris.calls["put"] == 1
+
+
+def test_a_target_refusing_our_credentials_is_not_tried_again_in_the_run(
+    rig: Rig, sims: Sims
+) -> None:
+    sims.hris.api_key = "rotated"  # the target no longer takes ours
+
+    report = rig.run()
+
+    concurrency = rig.settings().sources["pageup"].applications.concurrency
+    assert 0 < report.failed <= concurrency  # those already in flight when it first refused
+    assert report.waiting == COUNT - report.failed
+    assert sims.hris.calls["find"] <= concurrency
+    states = rig.ledger()
+    assert all(s.parked_at is None and s.next_attempt_at is not None for s in states.values())

@@ -250,9 +250,10 @@ class ApplicationSync:
                 try:
                     document = await fetch_application(self.pageup, job, ref, self._checks)
                 except Exception as exc:
-                    for name in due:
+                    for index, name in enumerate(due):  # the breaker counts the application once
                         state = states.get((ref.application_id, name))
-                        await self._fail(job, ref, name, "fetch", exc, scrub_text, state)
+                        await self._fail(job, ref, name, "fetch", exc, scrub_text, state,
+                                         count=index == 0)  # fmt: skip
                     report.failed += 1
                     return
                 self._breaker.succeeded()
@@ -324,7 +325,7 @@ class ApplicationSync:
 
     async def _fail(
         self, job: JobRef, ref: ApplicationRef, target: str, stage: str, exc: Exception,
-        redact: Callable[[str], str], state: AppState | None,
+        redact: Callable[[str], str], state: AppState | None, *, count: bool = True,
     ) -> None:  # fmt: skip
         facts = failure_facts(exc, stage, redact)
         attempts = (state.attempts if state else 0) + 1
@@ -353,7 +354,7 @@ class ApplicationSync:
         elif remote is not None and remote.system != SYSTEM and credentials_refused(exc):
             self._resting.add(target)
             log.error("application_target_resting", target=target, error=facts.message)
-        elif remote is not None and remote.system == SYSTEM and self._breaker.failed(exc):
+        elif count and remote is not None and remote.system == SYSTEM and self._breaker.failed(exc):
             self._stop(f"PageUp looks down: {self._sync.circuit_breaker_failures} applications "
                        f"in a row failed: {facts.message}", exc)  # fmt: skip
 

@@ -144,3 +144,17 @@ def test_sync_once_refuses_a_source_without_the_flow(
     assert main(["--config", str(config), "applications", "sync", "--once"]) == 2
 
     assert "no source has applications.enabled" in capsys.readouterr().err
+
+
+def test_validate_mappings_checks_each_targets_applications_map(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "validate-mappings"]) == 0
+    out = capsys.readouterr().out
+    assert "ok  " in out and "example_hris.yaml" in out
+    assert "example_applications.yaml  (11 fields" in out
+
+    with_map(config, REPORTING_MAP.replace("find:", "look_up:"))
+    assert main(["--config", str(config), "validate-mappings"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'look_up'" in err and "needs find:" not in err

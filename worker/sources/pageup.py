@@ -1,4 +1,5 @@
-"""PageUp Hire API client: OAuth2 client credentials, the offers queue and the offer documents.
+"""PageUp Hire API client: OAuth2 client credentials, the offers queue and the offer documents,
+and a job's applications with their applicants (the applications flow).
 
 Paths, the ``offerActionTypeId``, where ids sit in a response, and paging are settings (see
 ``shared/pageup-hire-api.md``: most of it is not published). Each method returns plain JSON;

@@ -158,8 +158,10 @@ def test_config_example_loads_and_documents_every_key() -> None:
     documented = _yaml_keys(yaml.safe_load(example.read_text()))
     # pageup and hris are the single-source form of sources.* and targets.* (documented there).
     single = {k for k in _keys(Settings) if k.split(".")[0] in ("pageup", "hris")}
-    # A source's own schedule has the keys of service.schedule (documented there).
-    same = {k for k in _keys(Settings) if k.startswith("sources.*.schedule.")}
+    # A source's own schedule, and its applications', have the keys of service.schedule
+    # (documented there).
+    schedules = ("sources.*.schedule.", "sources.*.applications.schedule.")
+    same = {k for k in _keys(Settings) if k.startswith(schedules)}
     assert _keys(Settings) - single - same == documented
 
 

@@ -188,6 +188,31 @@ def job_failed(
     )  # fmt: skip
 
 
+def application_failed(
+    *, source: str, application_id: str, target: str, stage: str, kind: str, message: str,
+    system: str | None, status: int | None, parked: bool,
+) -> None:  # fmt: skip
+    """An application could not be fetched, mapped or delivered to one target."""
+    tags = {"source": source, "application_id": application_id, "target": target}
+    _failure(
+        f"application failed at {stage}: {kind}",
+        ["application-failed", stage, kind, system or "none"], tags, stage=stage, kind=kind,
+        message=message, system=system, status=status, parked=parked,
+    )  # fmt: skip
+
+
+def application_job_failed(*, source: str, job: str, reason: str, status: int | None) -> None:
+    """A job's applications could not be read (a job PageUp does not have, a bad list)."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("source", source)
+        scope.set_tag("job", job)
+        scope.set_tag("stage", "list_applications")
+        scope.set_tag("http_status", str(status) if status is not None else "none")
+        scope.set_context("failure", {"reason": reason})
+        scope.fingerprint = ["application-job-failed", source, job]
+        sentry_sdk.capture_message(f"applications of a job cannot be read: {source}", level="error")
+
+
 def _failure(
     title: str, fingerprint: list[str], tags: dict[str, str], *, stage: str, kind: str,
     message: str, system: str | None, status: int | None, parked: bool,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from worker import __version__, alerts
+from worker.commands import applications as application_commands
 from worker.commands import inbound as inbound_commands
 from worker.commands import jobs as job_commands
 from worker.commands import maps as map_commands
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     offer_commands.register(commands)
     inbound_commands.register(commands)
     job_commands.register(commands)
+    application_commands.register(commands)
     support_commands.register(commands)
 
     demo = commands.add_parser("demo", help="run a sync against the bundled simulators")

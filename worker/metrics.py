@@ -81,6 +81,17 @@ INBOUND_DELIVERIES = Counter(
 JOBS = Counter(
     "hirebridge_jobs_total", "Job posting outcomes: synced, closed, failed, parked", ["outcome"]
 )
+APPLICATIONS = Counter(
+    "hirebridge_applications_total",
+    "Applications per source and target: created, updated, unchanged, not_chosen, removed, "
+    "failed, parked",
+    ["source", "target", "outcome"],
+)
+APPLICATION_RUNS = Counter(
+    "hirebridge_application_runs_total",
+    "Applications runs by source and outcome",
+    ["source", "outcome"],
+)
 JOB_RUNS = Counter("hirebridge_job_runs_total", "Job posting runs by outcome", ["outcome"])
 SPOOL_DROPPED = Counter(
     "hirebridge_spool_dropped_total",

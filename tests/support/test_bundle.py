@@ -155,7 +155,7 @@ def test_the_bundle_holds_the_log_the_offers_the_config_and_versions_and_no_secr
     assert settings["targets"]["hris"]["headers"] == {
         "X-Tenant-Secret": "[redacted]", "Authorization": "[redacted]",
     }  # fmt: skip
-    assert json.loads(by_name["versions.json"])["database"]["schema_revision"] == "0010"
+    assert json.loads(by_name["versions.json"])["database"]["schema_revision"] == "0011"
     assert "pageup_errors.csv" in by_name["README.txt"]
     _assert_clean(files, db_url)
 

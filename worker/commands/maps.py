@@ -195,7 +195,7 @@ def _mappings_test(args: argparse.Namespace) -> int:
     paths = list(args.paths) or sorted(Path("mappings").glob("*.yaml"))
     failed = cases = 0
     for path in paths:
-        field_map = load_field_map(path)
+        field_map = load_field_map(path, choosing=True)  # an applications map has a `when:`
         results = run_cases(field_map)
         if not results:
             print(f"--    {path}: no cases in {cases_folder(path)}")
@@ -217,14 +217,24 @@ def _mapping_failed(exc: MappingError) -> int:
 
 
 def _validate_mappings(args: argparse.Namespace) -> int:
+    from worker.application_runtime import load_application_map
+
     paths: list[Path] = list(args.paths)
+    applications: set[Path] = set()
     if not paths:
         settings = load_settings_for_command(args.config)
         paths = list(dict.fromkeys(target.mapping for target in settings.targets.values()))
+        applications = {t.applications_mapping for t in settings.targets.values()
+                        if t.applications_mapping is not None}  # fmt: skip
+        paths += sorted(applications - set(paths))
     problems: list[str] = []
     for path in paths:
         try:
-            field_map = load_field_map(path)
+            # Named as a file, a map may be either kind: a top-level `when:` is allowed.
+            field_map = (
+                load_application_map(path) if path in applications
+                else load_field_map(path, choosing=not applications and bool(args.paths))
+            )  # fmt: skip
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue

@@ -111,14 +111,18 @@ class FieldMap:
     checks: tuple[AccountCheck, ...] = ()  # what `hirebridge check` reads from the account
     lookups: dict[str, dict[str, Any]] = field(default_factory=dict)
     documents: DocumentsSpec | None = None  # the offer's documents it sends (after the steps)
+    when: Any = None  # an applications map's top-level `when:`: which records it takes
 
     @property
     def rules(self) -> tuple[FieldRule, ...]:
         return tuple(rule for step in self.steps for rule in step.rules)
 
 
-def load_field_map(path: Path) -> FieldMap:
-    """Read and validate ``path``; ConfigError lists every problem with file:line:col."""
+def load_field_map(path: Path, *, choosing: bool = False) -> FieldMap:
+    """Read and validate ``path``; ConfigError lists every problem with file:line:col.
+
+    ``choosing``: the map may have a top-level ``when:`` saying which records it takes (an
+    applications map)."""
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8")
@@ -126,7 +130,7 @@ def load_field_map(path: Path) -> FieldMap:
         raise ConfigError([f"{path}: cannot read field map: {exc}"]) from None
     data, marks, duplicates = _parse(text, path)
     version = hashlib.sha256(raw).hexdigest()[:12]
-    return _build(data, marks, path, version, duplicates)
+    return _build(data, marks, path, version, duplicates, choosing)
 
 
 def _parse(text: str, path: Path) -> tuple[Any, dict[tuple[str, ...], str], list[str]]:
@@ -155,9 +159,11 @@ def _collect_marks(
 
 
 def _build(
-    data: Any, marks: dict[tuple[str, ...], str], path: Path, version: str, duplicates: list[str]
-) -> FieldMap:
+    data: Any, marks: dict[tuple[str, ...], str], path: Path, version: str, duplicates: list[str],
+    choosing: bool = False,
+) -> FieldMap:  # fmt: skip
     problems = list(duplicates)
+    allowed = _TOP_KEYS | ({"when"} if choosing else set())
 
     def at(*keys: str) -> str:
         for end in range(len(keys), -1, -1):
@@ -169,8 +175,8 @@ def _build(
         raise ConfigError(
             [*problems, f"{at()}: a field map is a mapping with 'fields' (and 'lookups')"]
         )
-    for key in sorted(set(data) - _TOP_KEYS, key=str):
-        problems.append(f"{at(str(key))}: unknown key {key!r} (allowed: {sorted(_TOP_KEYS)})")
+    for key in sorted(set(data) - allowed, key=str):
+        problems.append(f"{at(str(key))}: unknown key {key!r} (allowed: {sorted(allowed)})")
     lookups = _lookups(data.get("lookups", {}), at, problems)
     options = options_for(lookups)
     context = Context(lookups, function_names() | BUILTINS, problems)
@@ -185,12 +191,15 @@ def _build(
     if "documents" in data:
         names = {step.name for step in steps if step is not None} if "steps" in data else None
         documents = documents_section(data["documents"], at, context, _rule, names)
+    when = None
+    if choosing and "when" in data:
+        when = compile_checked("'when'", data["when"], context, at("when"))
     if problems:
         raise ConfigError(problems)
     name = data.get("name") if isinstance(data.get("name"), str) else path.stem
     valid = tuple(step for step in steps if step is not None)
     return FieldMap(str(name), path, version, valid, options, "steps" in data, checks, lookups,
-                    documents)  # fmt: skip
+                    documents, when)  # fmt: skip
 
 
 def _steps(raw: Any, at: At, context: Context) -> list[Step | None]:

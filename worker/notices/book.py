@@ -23,6 +23,7 @@ from worker import metrics
 from worker.errors import DeliveryError, PermanentError, RateLimitedError
 from worker.notices.wording import (
     Wording,
+    application_wording,
     halt_wording,
     job_wording,
     offer_wording,
@@ -82,6 +83,16 @@ class NoticeBook:
             wording = job_wording(source_id=source_id, message=facts.message)
             self._add("job", "ats", wording, subject=source_id)
 
+    def application_parked(
+        self, source: str, application_id: str, target: str, facts: FailureFacts, parked: bool,
+        *, job_id: str,
+    ) -> None:  # fmt: skip
+        """An application parked at a target; named by its id and job only."""
+        if parked:
+            wording = application_wording(application_id=application_id, job_id=job_id,
+                                          target=target, message=facts.message)  # fmt: skip
+            self._add("application", source, wording, subject=application_id, target=target)
+
     def source_halted(self, source: str, reason: str, exc: Exception | None) -> None:
         """A source's run stopped early; told once per cause within halt_repeat_hours."""
         cause = _halt_cause(exc)
@@ -114,7 +125,9 @@ class NoticeBook:
             if channel.enabled
             and kind in channel.kinds
             and (
-                not channel.sources or kind not in ("offer", "source") or source in channel.sources
+                not channel.sources
+                or kind not in ("offer", "source", "application")
+                or source in channel.sources
             )
         )
 

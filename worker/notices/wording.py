@@ -160,6 +160,15 @@ def job_wording(*, source_id: str, message: str) -> Wording:
     )
 
 
+def application_wording(*, application_id: str, job_id: str, target: str, message: str) -> Wording:
+    """An application of a job could not reach a target (pre-boarding, background checks...)."""
+    return Wording(
+        f"Application {application_id} (job {job_id}) could not be sent to {target}: {message}",
+        "Correct it in PageUp or correct the applications map, then "
+        "`hirebridge applications retry <application id> --source <source>`.",
+    )
+
+
 def halt_wording(*, source: str, cause: str, reason: str) -> Wording:
     """A source's run stopped: no offer of it moves until the cause is gone."""
     if cause == "credentials":

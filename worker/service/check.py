@@ -47,6 +47,8 @@ async def run_checks(settings: Settings, *, test_notice: bool = False) -> list[C
         steps.append((f"target {name}", partial(_target, settings, name)))
         if _has_account_checks(settings, name):
             steps.append((f"account {name}", partial(_account_lists, settings, name)))
+        if settings.targets[name].applications_mapping is not None:
+            steps.append((f"applications map {name}", partial(_application_map, settings, name)))
     if settings.inbound.apna.enabled or settings.inbound.pop.enabled:
         steps.append(("inbound maps", lambda: _inbound_maps(settings)))
     if settings.ats.enabled:
@@ -74,6 +76,16 @@ async def _field_map(settings: Settings, name: str) -> str:
     path = settings.targets[name].mapping
     field_map = load_field_map(path)
     return f"{path} ({len(field_map.rules)} fields, version {field_map.version})"
+
+
+async def _application_map(settings: Settings, name: str) -> str:
+    from worker.application_runtime import load_application_map
+
+    path = settings.targets[name].applications_mapping
+    assert path is not None
+    field_map = load_application_map(path)
+    chooses = ", when: chooses" if field_map.when is not None else ""
+    return f"{path} ({len(field_map.rules)} fields{chooses}, version {field_map.version})"
 
 
 def _has_account_checks(settings: Settings, name: str) -> bool:

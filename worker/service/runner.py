@@ -31,10 +31,16 @@ import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from worker import alerts, metrics
+from worker.application_runtime import (
+    application_syncs,
+    application_targets,
+    load_application_maps,
+)
 from worker.errors import ConfigError
 from worker.inbound.server import InboxWriter, inbound_routes
 from worker.notices.channels import build_channels
 from worker.notices.notifier import Notifier
+from worker.pipelines.applications import ApplicationSync
 from worker.pipelines.inbound import InboundDelivery
 from worker.pipelines.jobs import JobSync
 from worker.pipelines.source_run import RunReport, SourceRun
@@ -49,6 +55,7 @@ from worker.runtime import (
 from worker.service import systemd
 from worker.service.check import ats_health
 from worker.service.health import Liveness, Readiness, build_app
+from worker.service.schedule import trigger_for
 from worker.service.server import server_config
 from worker.settings import Settings
 from worker.store.inbox import Inbox
@@ -85,8 +92,10 @@ class Service:
         *,
         reread: Callable[[], Settings] | None = None,
         notifier: Notifier | None = None,
+        applications: dict[str, ApplicationSync] | None = None,
     ) -> None:
         self._settings = settings
+        self._applications = applications or {}  # source -> its applications flow
         self._worker = worker
         self._inbound = inbound
         self._jobs = jobs
@@ -170,6 +179,17 @@ class Service:
         async with self._jobs_lock, self._tracked():
             await self._jobs.run()
 
+    async def sync_applications(self, source: str) -> None:
+        """One scheduled run of a source's applications flow (its own schedule)."""
+        sync = self._applications.get(source)
+        if self._stop.is_set() or sync is None:
+            return
+        async with self._tracked():
+            try:
+                await sync.run()
+            except Exception as exc:  # the database may be down: say so, keep the schedule
+                log.error("application_run_failed", source=source, error=type(exc).__name__)
+
     async def notify(self) -> None:
         """Send the notices that are due (notifications.poll_seconds), off the offer lanes."""
         if self._stop.is_set() or self._notifier is None:
@@ -243,6 +263,9 @@ class Service:
             job_map = None
             if self._jobs is not None:
                 job_map = await asyncio.to_thread(load_inbound_map, settings.ats.mapping)
+            app_maps = {}
+            if self._applications:
+                app_maps = await asyncio.to_thread(load_application_maps, settings)
         except ConfigError as exc:
             log.error("mapping_reload_refused", problems=exc.problems)
             return False, "; ".join(exc.problems)
@@ -252,6 +275,11 @@ class Service:
                 log.warning("reload_needs_restart", section=section)
         if self._jobs is not None and job_map is not None:
             self._jobs.replace_map(job_map)
+        for name, sync in self._applications.items():  # maps and job lists; new flows: restart
+            if name in settings.sources:
+                sync.settings = settings.sources[name].applications
+            for target in sync.targets.values():
+                target.field_map = app_maps.get(target.name, target.field_map)
         for name, inbound_map in inbound_maps:
             assert self._inbound is not None
             self._inbound.replace_map(name, inbound_map)
@@ -281,6 +309,8 @@ class Service:
             self._inbound.stop()
         if self._jobs is not None:
             self._jobs.stop()
+        for sync in self._applications.values():
+            sync.stop()
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -333,6 +363,12 @@ class Service:
         if self._jobs is not None:
             scheduler.add_job(self.sync_jobs, "interval", id="job_postings",
                               seconds=self._settings.ats.interval_seconds, **every)  # fmt: skip
+        for source, sync in self._applications.items():
+            schedule = sync.settings.schedule or self._settings.schedule_of(source)
+            scheduler.add_job(self.sync_applications, trigger_for(schedule), args=[source],
+                              id=f"applications_{source}", max_instances=1, coalesce=True,
+                              next_run_time=now,
+                              misfire_grace_time=int(schedule.misfire_grace_seconds))  # fmt: skip
         if self._notifier is not None:
             poll = self._settings.notifications.poll_seconds
             scheduler.add_job(self.notify, "interval", id="notices", seconds=poll, **every)
@@ -410,10 +446,16 @@ async def run_service(settings: Settings, reread: Callable[[], Settings] | None 
             jobs = await stack.enter_async_context(
                 job_sync(settings, worker.engine, worker.notices)
             )
+        applications = None
+        if application_targets(settings):
+            applications = await stack.enter_async_context(application_syncs(
+                settings, worker.engine, worker.notices, worker.pageup_errors, worker.owner
+            ))  # fmt: skip
         notifier = None
         if channels := build_channels(settings.notifications):
             notifier = Notifier(worker.notices.notices, worker.store, channels,
                                 settings.notifications, settings.notice_timezone)  # fmt: skip
         log.debug("service_built", seconds=round(time.monotonic() - started, 3))
-        service = Service(settings, worker, delivery, jobs, reread=reread, notifier=notifier)
+        service = Service(settings, worker, delivery, jobs, reread=reread, notifier=notifier,
+                          applications=applications)  # fmt: skip
         return await service.serve()

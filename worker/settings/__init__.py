@@ -215,6 +215,7 @@ def topology_problems(settings: Settings) -> list[str]:
             for source in channel.sources
             if source not in settings.sources
         ]
+    problems += application_problems(settings)
     seen: dict[tuple[str, int | None], str] = {}
     for name, source in settings.sources.items():
         key = (source.resolved_api_base_url, source.offer_action_type_id)
@@ -224,6 +225,19 @@ def topology_problems(settings: Settings) -> list[str]:
                 "(both would take the same offers: give each consumer its own action type)"
             )
         seen.setdefault(key, name)
+    return problems
+
+
+def application_problems(settings: Settings) -> list[str]:
+    """Each source's applications go to known targets that have an applications map."""
+    problems = []
+    for name, source in settings.sources.items():
+        for target in source.applications.targets:
+            where = f"sources.{name}.applications.targets"
+            if target not in settings.targets:
+                problems.append(f"{where}: unknown target {target!r}")
+            elif settings.targets[target].applications_mapping is None:
+                problems.append(f"{where}: target {target!r} has no applications_mapping")
     return problems
 
 
@@ -295,9 +309,13 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         if not bundle.is_file():
             raise ConfigError([f"tls.ca_bundle: {bundle} is not a file"])
     targets = {
-        name: target.model_copy(update={"mapping": _under(base, target.mapping)})
+        name: target.model_copy(update={
+            "mapping": _under(base, target.mapping),
+            "applications_mapping": target.applications_mapping
+            and _under(base, target.applications_mapping),
+        })
         for name, target in settings.targets.items()
-    }
+    }  # fmt: skip
     inbound = settings.inbound
     apna, pop = inbound.apna, inbound.pop
     if apna.target is not None:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from worker.settings.applications import APPLICATION_SCOPE, ApplicationsSettings
 from worker.settings.common import RetrySettings, Section
 from worker.settings.service import ScheduleSettings
 
@@ -20,6 +21,11 @@ class PageUpPaths(Section):
     mark_processed: str = "offers/{offer_id}/process"
     # A document's download link, by its PUReferenceID (the guide names "GET .../document/{id}").
     document: str = "document/{document_id}"
+    # The applications flow (the guide's workflow 1). The guide names these three endpoints;
+    # ASSUMED: that {job_id} takes an sExternalJobID as it takes an lJobID, and the replies' shapes.
+    job_applications: str = "jobs/{job_id}/applications"
+    external_job_applications: str = "jobs/{job_id}/applications"
+    applicant: str = "applicants/{applicant_id}"
 
 
 class PagingSettings(Section):
@@ -71,6 +77,14 @@ class PageUpSettings(Section):
     retry: RetrySettings = RetrySettings()
     retry_after_cap_seconds: float = Field(120.0, gt=0)
     token_refresh_margin_seconds: float = Field(30.0, ge=0)
+    # The applications flow of this tenant (off unless enabled).
+    applications: ApplicationsSettings = ApplicationsSettings()
+
+    @property
+    def requested_scopes(self) -> list[str]:
+        """``scopes``, plus Public.Application.Read when the applications flow is on."""
+        extra = self.applications.enabled and APPLICATION_SCOPE not in self.scopes
+        return [*self.scopes, APPLICATION_SCOPE] if extra else list(self.scopes)
 
     @property
     def resolved_api_base_url(self) -> str:

@@ -13,8 +13,8 @@ from worker.settings.common import Section
 _HEADER = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")  # an HTTP header name (a token)
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 _CHANNEL = re.compile(r"^[a-z][a-z0-9_]{0,39}$")  # a metric label and an env variable part
-NoticeKind = Literal["offer", "push", "job", "source"]
-NOTICE_KINDS: tuple[NoticeKind, ...] = ("offer", "push", "job", "source")
+NoticeKind = Literal["offer", "push", "job", "source", "application"]
+NOTICE_KINDS: tuple[NoticeKind, ...] = ("offer", "push", "job", "source", "application")
 
 
 class ErrorLogSettings(Section):

@@ -26,7 +26,14 @@ class HrisSettings(Section):
     retry: RetrySettings = RetrySettings()
 
 
-TargetSettings = HrisSettings  # a ``targets`` entry (the ``hris`` section is the single form)
+class TargetSettings(HrisSettings):
+    """A ``targets`` entry (the ``hris`` section is the single form)."""
+
+    # The field map for applications (sources' applications.targets); None: takes none.
+    applications_mapping: Path | None = None
+
+
+# a ``targets`` entry (the ``hris`` section is the single form)
 
 
 class RouteSettings(Section):

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from worker.simulators.pageup_applications import SimApplications, application_routes
 from worker.simulators.sample import SampleOffer, make_offers
 from worker.simulators.storage import SimDocument, StorageState
 
@@ -76,6 +77,8 @@ class PageUpState:
     marked_at: dict[str, float] = field(default_factory=dict)
     # The documents of the offers, and the storage listener their download links point at.
     storage: StorageState = field(default_factory=StorageState)
+    # Jobs with applications, their applicants and forms (the applications flow).
+    applications: SimApplications = field(default_factory=SimApplications)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.faults.seed)
@@ -182,6 +185,7 @@ def build_app(tenants: PageUpState | Sequence[PageUpState], *, loader: bool = Fa
         Route(f"{API}/document/{{document_id}}", endpoint("get_document", _get_document),
               methods=["GET"]),
         Route("/_sim/stats", stats, methods=["GET"]),
+        *application_routes(API, endpoint, _errors),
     ]  # fmt: skip
     return Starlette(routes=routes)
 
@@ -262,6 +266,8 @@ async def _get_onboarding(state: PageUpState, request: Request) -> Response:
 async def _get_application_form(state: PageUpState, request: Request) -> Response:
     asked = request.path_params["application_id"]
     wanted = state.misdirect.get(("application", asked), asked)
+    if wanted in state.applications.forms:
+        return JSONResponse(state.applications.forms[wanted])
     for offer in state.offers.values():
         if str(offer.application_id) == wanted:
             return JSONResponse(offer.application_form)

@@ -1,4 +1,5 @@
-"""PageUp Hire API client: OAuth2 client credentials, the offers queue and the offer documents.
+"""PageUp Hire API client: OAuth2 client credentials, the offers queue and the offer documents,
+and a job's applications with their applicants (the applications flow).
 
 Paths, the ``offerActionTypeId``, where ids sit in a response, and paging are settings (see
 ``shared/pageup-hire-api.md``: most of it is not published). Each method returns plain JSON;
@@ -25,6 +26,7 @@ SYSTEM = "pageup"
 _OK = frozenset({200})
 _MARKED = frozenset({200, 201, 202, 204})
 _ENVELOPE_KEYS = ("Offers", "offers", "Items", "items", "Data", "data", "Results", "results")
+_APPLICATION_KEYS = ("Applications", "applications", *_ENVELOPE_KEYS[2:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +75,14 @@ class PageUpClient:
             jmespath.compile(settings.list_items_path) if settings.list_items_path else None
         )
         self._document_url = jmespath.compile(settings.document_url_path)
+        items_path = settings.applications.list_items_path
+        self._application_items = jmespath.compile(items_path) if items_path else None
         self.tokens = ClientCredentials(
             client,
             token_url=settings.resolved_token_url,
             client_id=settings.client_id,
             client_secret=settings.client_secret.get_secret_value(),
-            scope=" ".join(settings.scopes) or None,
+            scope=" ".join(settings.requested_scopes) or None,
             system=SYSTEM,
             retry=settings.retry,
             refresh_margin=settings.token_refresh_margin_seconds,
@@ -91,7 +95,9 @@ class PageUpClient:
         refs: list[OfferRef] = []
         invalid: list[tuple[str, Any]] = []
         seen: set[str] = set()
-        for page_number, entries in enumerate(await self._list_pages()):
+        path = self._settings.paths.offers
+        pages = await self._list_pages(path, path, "list_offers", self._items, _ENVELOPE_KEYS)
+        for page_number, entries in enumerate(pages):
             for index, entry in enumerate(entries):
                 ref = self._offer_ref(entry)
                 if ref is None:
@@ -151,11 +157,30 @@ class PageUpClient:
             "POST", path, "mark_processed", route=template, params=params, success=_MARKED
         )
 
-    async def _list_pages(self) -> list[list[Any]]:
+    async def list_applications(self, job_id: str, *, external: bool = False) -> list[list[Any]]:
+        """Every page of a job's applications (``GET jobs/{jobId}/applications``), by its lJobID
+        or (``external``) its sExternalJobID; each page a list of entries as PageUp gave them."""
+        paths = self._settings.paths
+        template = paths.external_job_applications if external else paths.job_applications
+        path = template.format(job_id=job_id)
+        items, keys = self._application_items, _APPLICATION_KEYS
+        return await self._list_pages(path, template, "list_applications", items, keys)
+
+    async def get_applicant(self, applicant_id: str) -> Any:
+        template = self._settings.paths.applicant
+        path = template.format(applicant_id=applicant_id)
+        return (await self._call("GET", path, "fetch_applicant", route=template)).json()
+
+    async def _list_pages(
+        self, path: str, route: str, stage: str, items: Any, keys: tuple[str, ...]
+    ) -> list[list[Any]]:
+        """Every page of a list (the source's ``paging`` settings), read before anything is
+        done with it."""
         paging = self._settings.paging
-        path = self._settings.paths.offers
+        what = stage.removeprefix("list_")
         if paging.mode == "none":
-            return [self._entries(await self._call("GET", path, "list_offers", route=path))]
+            reply = await self._call("GET", path, stage, route=route)
+            return [self._entries(reply, items, keys, stage, what)]
         pages: list[list[Any]] = []
         page = paging.first_page
         url: str | None = path
@@ -166,8 +191,8 @@ class PageUpClient:
             if paging.mode == "page_number":
                 params = {paging.page_param: page, paging.size_param: paging.page_size}
             # A next link is PageUp's (it may carry a cursor): the route is the list's path.
-            reply = await self._call("GET", url, "list_offers", route=path, params=params)
-            entries = self._entries(reply)
+            reply = await self._call("GET", url, stage, route=route, params=params)
+            entries = self._entries(reply, items, keys, stage, what)
             pages.append(entries)
             if paging.mode == "page_number":
                 page += 1
@@ -176,21 +201,29 @@ class PageUpClient:
                 link = jmespath.search(paging.next_link_path, reply.json())
                 url = link if isinstance(link, str) and link else None
         else:
-            log.error("offer_list_page_limit", max_pages=paging.max_pages)
+            log.error("list_page_limit", stage=stage, max_pages=paging.max_pages)
+            if stage != "list_offers":  # a partial list of applications would look like deletions
+                raise PermanentError(
+                    f"the {what} list has more than paging.max_pages ({paging.max_pages}) pages",
+                    system=SYSTEM, stage=stage,
+                )  # fmt: skip
         return pages
 
-    def _entries(self, reply: Reply) -> list[Any]:
+    @staticmethod
+    def _entries(
+        reply: Reply, items: Any, keys: tuple[str, ...], stage: str, what: str
+    ) -> list[Any]:
         data = reply.json()
-        if self._items is not None:
-            data = self._items.search(data)
+        if items is not None:
+            data = items.search(data)
         elif isinstance(data, dict):
-            data = next((data[k] for k in _ENVELOPE_KEYS if isinstance(data.get(k), list)), data)
+            data = next((data[k] for k in keys if isinstance(data.get(k), list)), data)
         if not isinstance(data, list):
             raise PermanentError(
-                "offers list is neither a JSON array nor an envelope holding one",
+                f"{what} list is neither a JSON array nor an envelope holding one",
                 system=SYSTEM,
                 status=reply.status,
-                stage="list_offers",
+                stage=stage,
             )
         return data
 

@@ -329,3 +329,60 @@ notice_channels = Table(
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", DateTime(timezone=True), nullable=True),
 )
+
+# Applications (issue 17): one row per application of a source and target that takes it. The
+# hash of the payload last accepted says whether a later reading changed it (sent again as an
+# update) or not (nothing sent); the target's record id is where updates go.
+applications = Table(
+    "applications",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("target", String(64), primary_key=True),
+    Column("application_id", String(64), primary_key=True),
+    Column("job_key", String(80), nullable=False, index=True),
+    # delivered; sending (outcome unknown until recorded); failed; not_chosen (the map's
+    # `when` leaves it out); removed (gone from PageUp's list); skipped (an admin's decision)
+    Column("status", String(16), nullable=False),
+    Column("payload_hash", String(64), nullable=True),  # what the target holds
+    Column("sending_hash", String(64), nullable=True),  # what is being sent
+    Column("record_id", String(128), nullable=True),
+    Column("mapping_version", String(32), nullable=True),
+    Column("sends", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("stage", String(48), nullable=True),
+    Column("error_kind", String(32), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("first_seen_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    Column("removed_at", DateTime(timezone=True), nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("parked_at", DateTime(timezone=True), nullable=True),
+)
+
+# The jobs whose applications a source reads: when each was last read, and why it could not be.
+application_jobs = Table(
+    "application_jobs",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("job_key", String(80), primary_key=True),
+    Column("listed", Integer, nullable=False, default=0),
+    Column("invalid_entries", Integer, nullable=False, default=0),
+    Column("last_listed_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Who runs each source's applications flow now (a lease, renewed while the run goes on): with
+# several replicas, one run at a time per source.
+application_runs = Table(
+    "application_runs",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("last_started_at", DateTime(timezone=True), nullable=True),
+    Column("last_finished_at", DateTime(timezone=True), nullable=True),
+)

@@ -16,6 +16,7 @@ counted, and the offer goes on to be marked: ``hirebridge retry --documents`` se
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -157,6 +158,7 @@ class DocumentDelivery:
                          document_id=doc.document_id, hris_file_id=found)  # fmt: skip
                 return True
         wanted = Wanted(doc.document_id, doc.mime, doc.extension, doc.declared_bytes)
+        started = time.perf_counter()
         async with self._downloader.fetch(self._pageup, wanted) as downloaded:
             await self._store.call(self._ledger.posting, ref, sha256=downloaded.sha256,
                                    size=downloaded.size)  # fmt: skip
@@ -165,6 +167,7 @@ class DocumentDelivery:
                                    size=downloaded.size, record_id=delivered.record_id)  # fmt: skip
         metrics.DOCUMENTS.labels(target.name, "sent").inc()
         metrics.DOCUMENT_BYTES.labels(target.name).inc(downloaded.size)
+        metrics.DOCUMENT_SECONDS.labels(target.name).observe(time.perf_counter() - started)
         log.info("document_sent", target=target.name, document_id=doc.document_id,
                  choice=doc.choice.name, size=downloaded.size, sha256=downloaded.sha256,
                  hris_file_id=delivered.record_id)  # fmt: skip

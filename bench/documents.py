@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -41,13 +42,22 @@ TARGETS = {"rss_growth_mb": 10.0, "ratio": 0.8}
 MB = 1_000_000
 
 
-def serve(size: int) -> None:
-    """The simulators with one offer whose contract is ``size`` bytes (until stdin closes)."""
+def serve(size: int, role: str) -> None:
+    """Until stdin closes, one side's simulators: ``pageup`` (the API and its storage, with one
+    offer whose contract is ``size`` bytes) or ``hris`` (BambooHR). Each side has a process of
+    its own, as they are other hosts: in one process they would share one GIL, and a streamed
+    move could not overlap the storage's sending with the HRIS's receiving."""
     sys.path.insert(0, str(REPO))
     from worker.simulators import hris, pageup, storage
     from worker.simulators.sample import make_offers
     from worker.simulators.server import BackgroundServer
 
+    if role == "hris":
+        sim_hris = hris.HrisState(flavour="bamboohr", max_upload_bytes=2 * size)
+        with BackgroundServer(hris.build_app(sim_hris)) as h:
+            print(json.dumps({"hris": h.url}), flush=True)
+            sys.stdin.read()
+        return
     sim_pageup = pageup.PageUpState()
     (offer,) = make_offers(1)
     offer.offer["Documents"][0]["FileSizeKB"] = size // 1024
@@ -55,14 +65,12 @@ def serve(size: int) -> None:
     contract = str(offer.offer["Documents"][0]["PUReferenceID"])
     sim_pageup.storage.documents[contract] = storage.SimDocument(contract, large_bytes=size)
     sim_pageup.storage.expiry_seconds = 600
-    sim_hris = hris.HrisState(flavour="bamboohr", max_upload_bytes=2 * size)
     with (
         BackgroundServer(pageup.build_app(sim_pageup)) as p,
-        BackgroundServer(hris.build_app(sim_hris)) as h,
         BackgroundServer(storage.build_app(sim_pageup.storage)) as s,
     ):
         sim_pageup.storage.url = s.url
-        print(json.dumps({"pageup": p.url, "hris": h.url, "contract": contract}), flush=True)
+        print(json.dumps({"pageup": p.url, "contract": contract}), flush=True)
         sys.stdin.read()
 
 
@@ -93,11 +101,12 @@ def worker_run(config: str) -> None:
     async def run() -> dict[str, Any]:
         async with offer_worker(settings) as worker:
             before = _status("VmRSS")
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             (report,) = await worker.run_once()
             wall = time.perf_counter() - started
+            cpu = time.process_time() - cpu
         moving = REGISTRY.get_sample_value("hirebridge_document_seconds_sum", {"target": "hris"})
-        return {"ok": report.ok, "wall": wall, "documents_s": moving or 0.0,
+        return {"ok": report.ok, "wall": wall, "documents_s": moving or 0.0, "cpu": cpu,
                 "rss_before_kb": before, "peak_kb": _status("VmHWM")}  # fmt: skip
 
     print(json.dumps(asyncio.run(run())))
@@ -110,9 +119,22 @@ def _status(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-async def bare_links(data: dict[str, Any], contract: str, size: int) -> tuple[float, float]:
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user and system) these processes used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+async def bare_links(
+    data: dict[str, Any], contract: str, size: int, sims: list[int]
+) -> dict[str, float]:
     """Seconds of a bare download (into a file, hashed) of a fresh link and of a bare multipart
-    upload from that file, best of 3 each."""
+    upload from that file, best of 3 each, and the CPU time this process and the simulators
+    used in that best pass."""
     import httpx
 
     from worker.settings import Settings
@@ -121,6 +143,8 @@ async def bare_links(data: dict[str, Any], contract: str, size: int) -> tuple[fl
     settings = Settings(**data)
     target = settings.targets["hris"]
     down, up = float("inf"), float("inf")
+    down_cpu = up_cpu = 0.0
+    processes = [os.getpid(), *sims]
     with tempfile.TemporaryFile() as file:
         async with httpx.AsyncClient(timeout=120) as client:
             pageup = PageUpClient(settings.sources["pageup"], client)
@@ -129,47 +153,56 @@ async def bare_links(data: dict[str, Any], contract: str, size: int) -> tuple[fl
                 file.seek(0)
                 file.truncate()
                 digest = hashlib.sha256()
-                started = time.perf_counter()
+                cpu, started = cpu_seconds(processes), time.perf_counter()
                 async with client.stream("GET", url, follow_redirects=True) as response:
                     async for chunk in response.aiter_bytes():
                         digest.update(chunk)
                         file.write(chunk)
                 file.flush()
                 digest.hexdigest()
-                down = min(down, time.perf_counter() - started)
+                took, cpu = time.perf_counter() - started, cpu_seconds(processes) - cpu
+                down, down_cpu = (took, cpu) if took < down else (down, down_cpu)
                 assert file.tell() == size, (file.tell(), size)
             employee = f"{target.url}/EMP-000001/files"
             auth = (target.auth.username or "", "x")
             for number in range(3):
                 file.seek(0)
                 form = {"category": "18", "fileName": f"bench-{number}.pdf", "share": "no"}
-                started = time.perf_counter()
+                cpu, started = cpu_seconds(processes), time.perf_counter()
                 reply = await client.post(employee, data=form, auth=auth,
                                           files={"file": (f"bench-{number}.pdf", file,
                                                           "application/pdf")})  # fmt: skip
                 assert reply.status_code == 201, reply.status_code
-                up = min(up, time.perf_counter() - started)
-    return down, up
+                took, cpu = time.perf_counter() - started, cpu_seconds(processes) - cpu
+                up, up_cpu = (took, cpu) if took < up else (up, up_cpu)
+    return {"down_s": down, "up_s": up, "down_cpu": down_cpu, "up_cpu": up_cpu}
 
 
 def one_run(size: int) -> dict[str, Any]:
     """Simulators, the worker's sync, then the bare links: one run's figures."""
-    sims = subprocess.Popen([sys.executable, __file__, "--serve", str(size)], text=True,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    sims = [subprocess.Popen([sys.executable, __file__, "--serve", str(size), "--role", role],
+                             text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            for role in ("pageup", "hris")]  # fmt: skip
     try:
-        assert sims.stdout is not None
-        urls = json.loads(sims.stdout.readline())
+        urls: dict[str, str] = {}
+        for sim in sims:
+            assert sim.stdout is not None
+            urls.update(json.loads(sim.stdout.readline()))
         with tempfile.TemporaryDirectory() as folder:
             data = settings_data(urls, folder, size)
             config = Path(folder) / "settings.json"
             config.write_text(json.dumps(data))
             command = [sys.executable, __file__, "--worker", str(config)]
+            pids = [sim.pid for sim in sims]
+            before = cpu_seconds(pids)
             out = subprocess.run(command, capture_output=True, text=True, check=True)
             run: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-            run["down_s"], run["up_s"] = asyncio.run(bare_links(data, urls["contract"], size))
+            run["sims_cpu"] = cpu_seconds(pids) - before
+            run.update(asyncio.run(bare_links(data, urls["contract"], size, pids)))
     finally:
-        sims.stdin.close() if sims.stdin else None
-        sims.wait(timeout=30)
+        for sim in sims:
+            sim.stdin.close() if sim.stdin else None
+            sim.wait(timeout=30)
     return run
 
 
@@ -178,10 +211,11 @@ def main() -> int:
     parser.add_argument("--mb", type=int, default=50, help="document size in MB (default 50)")
     parser.add_argument("--runs", type=int, default=3, help="runs (default 3)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--role", default="pageup", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve)
+        serve(args.serve, args.role)
         return 0
     if args.worker:
         worker_run(args.worker)
@@ -202,6 +236,9 @@ def figures(size: int, run: dict[str, Any]) -> dict[str, float]:
         "bound": bound / MB, "moved_s": run["documents_s"], "moved": moved / MB,
         "moved_slower": moved / slower, "moved_bound": moved / bound,
         "sync_s": run["wall"], "sync_slower": synced / slower,
+        "sync_cpu": run["cpu"] + run["sims_cpu"], "sync_cores": (run["cpu"] + run["sims_cpu"])
+        / run["wall"], "down_cpu": run["down_cpu"], "down_cores": run["down_cpu"] / run["down_s"],
+        "up_cpu": run["up_cpu"], "up_cores": run["up_cpu"] / run["up_s"],
         "growth": (run["peak_kb"] - run["rss_before_kb"]) / 1024, "peak": run["peak_kb"] / 1024,
     }  # fmt: skip
 
@@ -218,6 +255,12 @@ ROWS = [
     ("  ratio to the store-and-forward bound", "moved_bound", "{:.2f}", ""),
     ("worker: whole sync of the offer (s)", "sync_s", "{:.3f}", "employee, 2 documents, mark"),
     ("  size / sync time, ratio to the slower link", "sync_slower", "{:.2f}", ""),
+    ("CPU s of every process: bare download", "down_cpu", "{:.2f}", "client and storage"),
+    ("  cores busy on average", "down_cores", "{:.2f}", ""),
+    ("CPU s of every process: bare upload", "up_cpu", "{:.2f}", "client and HRIS"),
+    ("  cores busy on average", "up_cores", "{:.2f}", ""),
+    ("CPU s of every process: worker's sync", "sync_cpu", "{:.2f}", "worker and simulators"),
+    ("  cores busy on average", "sync_cores", "{:.2f}", f"of {os.cpu_count()}"),
     ("worker RSS growth (MB)", "growth", "{:.1f}", f"< {TARGETS['rss_growth_mb']:.0f}"),
     ("worker peak RSS (MB)", "peak", "{:.0f}", ""),
 ]
@@ -226,7 +269,7 @@ ROWS = [
 def report(size: int, runs: list[dict[str, Any]]) -> None:
     failed = sum(not run["ok"] for run in runs)
     each = [figures(size, run) for run in runs]
-    print(f"a {size / MB:.0f} MB document, {len(runs)} run(s)"
+    print(f"a {size / MB:.0f} MB document, {len(runs)} run(s), load {os.getloadavg()[0]:.2f}"
           + (f", {failed} RUN(S) FAILED" if failed else ", every run ok"))  # fmt: skip
     width = max(len(r[0]) for r in ROWS)
     print(f"{'measure':<{width}}  {'min':>7}  {'median':>7}  {'max':>7}  target")

@@ -13,6 +13,8 @@ upload as ``DownloadBroke``, which no upload retries: the caller re-raises the e
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ import puremagic
 from worker.errors import DocumentRefused, HirebridgeError
 
 HEAD_BYTES = 8192  # enough for every signature puremagic reads at the start of a file
+AHEAD_CHUNKS = 4  # chunks read ahead of a streaming upload (documents.chunk_bytes each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,12 @@ class Incoming:
         self._chunks = response.aiter_bytes(chunk_bytes)
         self._ahead: list[bytes] = []  # read for the content check, not yet handed on
         self._broken: HirebridgeError | None = None
+        self._crashed: Exception | None = None
         self._streamed = False
+        # While an upload streams the download: a task reads ahead into a small queue.
+        self._pump: asyncio.Future[None] | None = None
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=AHEAD_CHUNKS)
+        self._discard = False
         self._chunk_bytes = chunk_bytes
         encoding = response.headers.get("content-encoding", "identity").lower()
         announced = response.headers.get("content-length", "")
@@ -91,6 +99,7 @@ class Incoming:
         """The rest read into the file; the file at its start. Content is then from the file."""
         self._streamed = True
         self._ahead.clear()
+        await self._stop_pump()
         while await self._next() is not None:
             pass
         self.file.flush()
@@ -99,6 +108,10 @@ class Incoming:
 
     async def close(self) -> None:
         """Let go of the storage's response (whatever was not read is dropped)."""
+        if self._pump is not None and not self._pump.done():
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
         await self._response.aclose()
 
     def content(self) -> AsyncIterator[bytes]:
@@ -109,13 +122,41 @@ class Incoming:
         return self._replay()
 
     async def _live(self) -> AsyncIterator[bytes]:
+        """What was read ahead, then each chunk as the pump brings it: the download reads on
+        while the upload writes, so that neither waits on the other's socket."""
+        while self._ahead:
+            yield self._ahead.pop(0)
+        self._pump = asyncio.ensure_future(self._pumping())
+        while (chunk := await self._queue.get()) is not None:
+            yield chunk
+        if self._broken is not None:
+            raise DownloadBroke(self._broken)
+        if self._crashed is not None:
+            raise self._crashed
+
+    async def _pumping(self) -> None:
+        """Read the download into the queue (checked, hashed and written as it comes)."""
         try:
-            while self._ahead:
-                yield self._ahead.pop(0)
             while (chunk := await self._next()) is not None:
-                yield chunk
-        except HirebridgeError as exc:
-            raise DownloadBroke(exc) from None
+                if not self._discard:
+                    await self._queue.put(chunk)
+        except HirebridgeError:
+            pass  # kept in self._broken by _next
+        except Exception as exc:  # a bug or an OS error: the upload fails with it, not a hang
+            self._crashed = exc
+        if not self._discard:
+            await self._queue.put(None)
+
+    async def _stop_pump(self) -> None:
+        """No one reads the queue any more: let the pump finish the download into the file."""
+        if self._pump is None:
+            return
+        self._discard = True
+        while not self._queue.empty():
+            self._queue.get_nowait()  # frees a pump waiting to put
+        await self._pump
+        if self._crashed is not None:
+            raise self._crashed
 
     async def _replay(self) -> AsyncIterator[bytes]:
         try:

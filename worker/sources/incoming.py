@@ -14,6 +14,7 @@ upload as ``DownloadBroke``, which no upload retries: the caller re-raises the e
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,8 @@ import puremagic
 from worker.errors import DocumentRefused, HirebridgeError
 
 HEAD_BYTES = 8192  # enough for every signature puremagic reads at the start of a file
+# Hash and write chunks off the event loop; each document has one chunk in hand at a time.
+_KEEPERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="document")
 AHEAD_CHUNKS = 4  # chunks read ahead of a streaming upload (documents.chunk_bytes each)
 
 
@@ -74,6 +77,7 @@ class Incoming:
         self._pump: asyncio.Future[None] | None = None
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=AHEAD_CHUNKS)
         self._discard = False
+        self._keeping: concurrent.futures.Future[None] | None = None  # the last chunk's work
         self._chunk_bytes = chunk_bytes
         encoding = response.headers.get("content-encoding", "identity").lower()
         announced = response.headers.get("content-length", "")
@@ -102,6 +106,7 @@ class Incoming:
         await self._stop_pump()
         while await self._next() is not None:
             pass
+        await self._kept()
         self.file.flush()
         self.file.seek(0)
         return Downloaded(self.file, self.size, self._digest.hexdigest())
@@ -112,6 +117,8 @@ class Incoming:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
+        if self._keeping is not None:  # no thread may write to the file once it is closed:
+            concurrent.futures.wait([self._keeping])  # one chunk's work at most
         await self._response.aclose()
 
     def content(self) -> AsyncIterator[bytes]:
@@ -175,6 +182,7 @@ class Incoming:
         try:
             chunk = await anext(self._chunks)
         except StopAsyncIteration:
+            await self._kept()
             self.complete = True
             if self.size == 0:
                 raise self._broken_by(self._refuse(f"document {self._id}: the storage sent "
@@ -189,9 +197,20 @@ class Incoming:
                     f"document {self._id}: larger than documents.max_bytes ({mib(self._limit)})"
                 )
             )
+        await self._kept()  # the chunk before is hashed and written: one at a time, in order
+        self._keeping = _KEEPERS.submit(self._keep, chunk)
+        return chunk
+
+    def _keep(self, chunk: bytes) -> None:
+        """Hash and write a chunk, in a thread: both let go of the GIL, so that the event loop
+        meanwhile reads the next chunk and sends this one on."""
         self._digest.update(chunk)
         self.file.write(chunk)
-        return chunk
+
+    async def _kept(self) -> None:
+        """Every chunk read so far is hashed and written (a failed write raises here)."""
+        if self._keeping is not None:
+            await asyncio.wrap_future(self._keeping)
 
     def _broken_by(self, error: HirebridgeError) -> HirebridgeError:
         self._broken = error

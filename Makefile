@@ -25,3 +25,4 @@ bench: $(VENV)/.installed  ## the benchmarks, at their default sizes
 	$(VENV)/bin/python bench/offer_sync.py
 	$(VENV)/bin/python bench/mapping.py
 	$(VENV)/bin/python bench/inbound.py
+	$(VENV)/bin/python bench/documents.py

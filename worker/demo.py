@@ -19,6 +19,7 @@ import worker
 from worker.errors import MappingError
 from worker.mapping.engine import apply_map
 from worker.mapping.loader import FieldMap, load_field_map
+from worker.mapping.uploads import choose_documents
 from worker.observability import configure_logging
 from worker.runtime import offer_worker
 from worker.settings import Settings
@@ -156,12 +157,14 @@ def run_demo(*, offers: int, folder: Path, target: str = "example") -> int:
         mapping = settings.targets["hris"].mapping
         field_map = load_field_map(mapping)
         mappable = sum(1 for sample in samples if _maps(field_map, sample))
+        files = sum(_files(field_map, sample) for sample in samples if _maps(field_map, sample))
         print(f"PageUp simulator {pageup_server.url}  ({offers} accepted offers in the queue)")
         print(f"HRIS simulator   {hris_server.url}  (behaves like: {TARGETS[target].flavour})")
         print(f"field map        {mapping}")
         print(f"state            {database_url}\n")
         reports = asyncio.run(_two_runs(settings))
-    return _summarise(reports, sim_pageup, sim_hris, expected=mappable, total=offers, folder=folder)
+    return _summarise(reports, sim_pageup, sim_hris, expected=mappable, total=offers, folder=folder,
+                      files=files)  # fmt: skip
 
 
 def _maps(field_map: FieldMap, sample: SampleOffer) -> bool:
@@ -172,6 +175,13 @@ def _maps(field_map: FieldMap, sample: SampleOffer) -> bool:
     except MappingError:
         return False
     return True
+
+
+def _files(field_map: FieldMap, sample: SampleOffer) -> int:
+    """How many of a sample offer's documents the map sends (none without ``documents:``)."""
+    if field_map.documents is None:
+        return 0
+    return len(choose_documents(field_map, {"offer": sample.offer}))
 
 
 async def _two_runs(settings: Settings) -> list[Any]:
@@ -190,6 +200,7 @@ def _summarise(
     expected: int,
     total: int,
     folder: Path,
+    files: int = 0,
 ) -> int:
     first, second, unfinished = reports
     for label, report in (("first run ", first), ("second run", second)):
@@ -224,7 +235,10 @@ def _summarise(
     if expected < total:
         print(f"expected: {expected} of {total} offers through (the others cannot be mapped)")
     ok = marked == expected and duplicates == 0 and len(sim_hris.records) == expected
-    ok = ok and file_duplicates == 0
+    kept = sum(len(f) for f in sim_hris.files.values())
+    if files:
+        print(f"HRIS files expected: {files} (the documents the map chooses, of mappable offers)")
+    ok = ok and file_duplicates == 0 and kept == files
     print("\ndemo " + ("OK" if ok else "FAILED: unexpected outcome"))
     return 0 if ok else 1
 

@@ -42,6 +42,12 @@ DOCUMENTS = Counter(
 DOCUMENT_BYTES = Counter(
     "hirebridge_document_bytes_total", "Bytes of offer documents sent to each target", ["target"]
 )
+DOCUMENT_SECONDS = Histogram(
+    "hirebridge_document_seconds",
+    "Time to move one offer document sent to a target, from its download to the target's answer",
+    ["target"],
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
 OFFER_FAILURES = Counter(
     "hirebridge_offer_failures_total", "Offer failures by stage and error kind", ["stage", "kind"]
 )

@@ -11,7 +11,13 @@ import pytest
 from tests.conftest import REPO
 from worker.errors import ConfigError, MappingError
 from worker.mapping.loader import load_field_map
-from worker.mapping.uploads import choose_documents, document_context, upload_plan
+from worker.mapping.uploads import (
+    already_there,
+    choose_documents,
+    document_context,
+    listed_files,
+    upload_plan,
+)
 
 BASE = "name: t\nfields:\n  id: {expr: offer.PUReferenceID, required: true}\n"
 
@@ -141,3 +147,50 @@ def test_the_commented_section_of_each_example_map_is_valid_uncommented(
     field_map = load_field_map(path)
 
     assert field_map.documents is not None and len(field_map.documents.choices) == 2
+
+
+CHECKSUM_FIND = """documents:
+  path: "/{record.id}/files"
+  multipart: {file_field: file}
+  find:
+    path: "/{record.id}/files"
+    files: "items"
+    name: fileName
+    size: bytes
+    sha256: checksum
+    id: id
+  choose:
+    - {name: contract, category: Contract}
+"""
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+
+
+def test_the_look_up_matches_a_listed_file_by_name_and_checksum(tmp_path: Path) -> None:
+    field_map = load(tmp_path, CHECKSUM_FIND)
+    body = {"items": [
+        {"id": 7, "fileName": "other.pdf", "bytes": 100, "checksum": SHA_A},
+        {"id": 8, "fileName": "contract.pdf", "bytes": 100, "checksum": SHA_A.upper()},
+    ]}  # fmt: skip
+    listed = listed_files(field_map, body)
+
+    found = already_there(field_map, listed, "contract.pdf", 100, SHA_A)
+
+    assert found is not None and found.file_id == "8"  # checksums compared in lower case
+
+
+def test_same_name_and_size_with_another_checksum_is_not_the_same_file(tmp_path: Path) -> None:
+    field_map = load(tmp_path, CHECKSUM_FIND)
+    body = {"items": [{"id": 8, "fileName": "contract.pdf", "bytes": 100, "checksum": SHA_B}]}
+
+    assert already_there(field_map, listed_files(field_map, body), "contract.pdf", 100,
+                         SHA_A) is None  # fmt: skip
+
+
+def test_a_listed_file_without_its_checksum_falls_back_to_the_size(tmp_path: Path) -> None:
+    field_map = load(tmp_path, CHECKSUM_FIND)
+    body = {"items": [{"id": 9, "fileName": "contract.pdf", "bytes": 100}]}
+    listed = listed_files(field_map, body)
+
+    assert already_there(field_map, listed, "contract.pdf", 100, SHA_A) == listed[0]
+    assert already_there(field_map, listed, "contract.pdf", 101, SHA_A) is None

@@ -128,6 +128,8 @@ def _break(sims: Sims, case: str) -> dict[str, Any]:
         stored.refuse[contract] = 404
     elif case == "expired":
         stored.expired_on_issue[contract] = 2  # the link, and the fresh one, expired
+    elif case == "unknown_to_pageup":
+        del stored.documents[contract]  # PageUp's GET /document/{id} answers 404
     return {"documents": {"max_bytes": 2 * 1024 * 1024}}
 
 
@@ -138,6 +140,7 @@ REASONS = {
     "not_a_pdf": "its content is not a application/pdf file",
     "missing": "the storage refused its download link twice (HTTP 404)",
     "expired": "the storage refused its download link twice (HTTP 403)",
+    "unknown_to_pageup": "PageUp's document endpoint answers HTTP 404: Document not found",
 }
 
 
@@ -159,6 +162,9 @@ def test_a_required_document_that_fails_parks_the_offer_with_the_reason(
     if case in ("wrong_mime", "declared_too_large"):  # refused on what PageUp declares
         assert offer_id not in sims.hris_counts(), "nothing is sent before the refusal"
         return
+    if case == "unknown_to_pageup":  # no link: nothing was downloaded, no file in the HRIS
+        assert sims.pageup.storage.issued[contract] == 0
+        assert all(f["name"] != FILE_NAMES[0] for f in sims.hris.files.get(record_of(sims, 0), []))
     row = next(r for r in documents_of(settings, offer_id) if r.document_id == contract)
     assert row.status == "failed" and REASONS[case] in (row.last_error or "")
     assert sims.hris.files.get(record_of(sims, 0), []) == [] or all(
@@ -265,6 +271,10 @@ def test_an_optional_document_that_fails_is_reported_and_sent_later_by_retry_doc
     ]
     assert main(["--config", str(config), "retry", "--documents"]) == 0
     assert "no documents of processed offers are waiting" in capsys.readouterr().out
+    # The command's own downloads (the letter's, after the fix) carried no credential either.
+    assert sims.pageup.storage.served[letter] == 1
+    assert sims.pageup.storage.requests
+    assert all("authorization" not in headers for headers in sims.pageup.storage.requests)
 
 
 JSON_DOCUMENTS = """

@@ -8,8 +8,10 @@ import pytest
 
 from tests.conftest import REPO, Sims
 from tests.pipelines.test_offers import Crash, ledger_states, run_sync
+from worker.runtime import open_store
 from worker.settings import Settings
 from worker.sinks.http import HttpSink
+from worker.store.documents import DocumentLedger
 from worker.store.ledger import Ledger
 
 STEPS_MAP = REPO / "mappings" / "example_payroll_steps.yaml"
@@ -145,3 +147,57 @@ def test_unknown_outcome_of_the_create_is_resolved_by_the_look_up(
     assert report.ok
     assert calls[:2] == ["post:employee", "post:employee:update"]
     assert len(sims.hris.records) == 1 and sims.hris.calls["put"] == 1
+
+
+def _steps_map_with_its_documents(folder: Any) -> Any:
+    """The steps example with its commented ``documents:`` block switched on, as written."""
+    lines = STEPS_MAP.read_text().splitlines()
+    start = lines.index("# documents:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    path = folder / "steps_with_documents.yaml"
+    path.write_text("\n".join(lines + block) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("sims", [{"offers": 2}], indirect=True)
+def test_the_steps_example_sends_documents_under_the_employee_steps_id(
+    sims: Sims, db_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mapping = _steps_map_with_its_documents(tmp_path)
+    settings = sims.settings(db_url, hris={"url": f"{sims.hris_url}/api", "mapping": str(mapping)},
+                             sync=FAST)  # fmt: skip
+    real_done = DocumentLedger.done
+    crashed: list[str] = []
+
+    def crash_once(self: DocumentLedger, ref: Any, **kw: Any) -> None:
+        if not crashed:
+            crashed.append(ref.document_id)
+            raise Crash  # the HRIS kept the contract; we never recorded so
+        real_done(self, ref, **kw)
+
+    monkeypatch.setattr(DocumentLedger, "done", crash_once)
+    with pytest.raises(Crash):
+        run_sync(settings)
+    monkeypatch.setattr(DocumentLedger, "done", real_done)
+    report = run_sync(settings)
+
+    assert report.ok and report.succeeded == 2
+    engine = open_store(settings)
+    try:
+        ledger = Ledger(engine)
+        employee_ids = {ledger.get("pageup", str(s.offer_id)).record_id for s in sims.samples}  # type: ignore[union-attr]
+    finally:
+        engine.dispose()
+    # The files sit under the id the `employee` step returned, one of each per employee.
+    assert set(sims.hris.files) == employee_ids == set(sims.hris.records)
+    for record_id in employee_ids:
+        kept = sims.hris.files[record_id]
+        assert sorted(f["category"] for f in kept) == ["contract", "offer_letter"]
+    # After the crash the contract was found by name and SHA-256 in the listing, not resent
+    # (the generic flavour would replay the key, and counts a replay).
+    assert sims.hris.calls["list_documents"] >= 1
+    assert sims.hris.calls["idempotent_replay"] == 0

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import Sims
-from tests.pipelines.test_offers import ledger_states, run_sync
+from tests.pipelines.test_offers import Crash, ledger_states, run_sync
 from worker.runtime import open_store
 from worker.settings import Settings
+from worker.simulators.hris import successfactors
 from worker.store.ledger import Ledger
 
 FOUR = {"offers": 4}
@@ -58,16 +59,23 @@ def test_each_shipped_map_creates_employees_and_keeps_their_ids(
         ({**FOUR, "target": "hibob"}, {"password": "wrong-token"}),
         ({**FOUR, "target": "xero"}, {"client_secret": "wrong"}),
         ({**FOUR, "target": "successfactors"}, {"password": "wrong"}),
+        # OAuth2 client credentials with a bad secret: the token endpoint refuses them
+        ({**FOUR, "target": "successfactors"}, {"type": "oauth2", "client_id": "hris-sim-client",
+          "client_secret": "wrong", "token_url": "{hris_url}/oauth/token"}),
         ({**FOUR, "target": "employmenthero"}, {"username": "wrong-key"}),
     ],
     indirect=["sims"],
-    ids=["bamboohr", "hibob", "xero", "successfactors", "employmenthero"],
-)
+    ids=["bamboohr", "hibob", "xero", "successfactors", "successfactors-oauth2", "employmenthero"],
+)  # fmt: skip
 def test_refused_credentials_halt_the_run_and_post_nothing(
     sims: Sims, db_url: str, auth: dict[str, str]
 ) -> None:
     data = sims.settings_data(db_url)
-    data["hris"]["auth"].update(auth)
+    filled = {name: value.format(hris_url=sims.hris_url) for name, value in auth.items()}
+    if "type" in auth:
+        data["hris"]["auth"] = filled
+    else:
+        data["hris"]["auth"].update(filled)
 
     report = run_sync(Settings(**data))
 
@@ -125,6 +133,62 @@ def test_a_record_refused_inside_a_200_parks_the_offer_with_sap_message_scrubbed
     assert "[email]" in state.last_error and email not in state.last_error
     assert email not in captured_logs.getvalue()
     assert len(sims.hris.entities["PerPersonal"]) == 4 and "PerPhone" not in sims.hris.entities
+
+
+@pytest.mark.parametrize("sims", [{**FOUR, "target": "successfactors"}], indirect=True)
+def test_a_picklist_option_the_tenant_lacks_parks_the_offer_with_sap_message(
+    sims: Sims, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # This tenant's ecEmailType picklist has other option ids than the map's lookup table.
+    monkeypatch.setitem(successfactors.PICKLISTS, "emailType", {"90001", "90002"})
+    settings = sims.settings(db_url, sync={"circuit_breaker_failures": 100})
+
+    report = run_sync(settings)
+
+    assert report.parked == 4 and report.succeeded == 0
+    assert sum(sims.pageup.processed.values()) == 0
+    state = ledger_states(settings)[str(sims.samples[0].offer_id)]
+    assert state.stage == "post:email" and state.parked_at is not None
+    assert "Invalid value for emailType: no picklist option" in state.last_error
+    assert "PerEmail" not in sims.hris.entities and len(sims.hris.entities["PerPersonal"]) == 4
+
+
+@pytest.mark.parametrize("sims", [{**FOUR, "target": "successfactors"}], indirect=True)
+def test_a_crash_after_an_upsert_before_its_record_resends_it_and_the_keys_keep_one(
+    sims: Sims, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One offer at a time; on PostgreSQL a crashed run's claims hold until their lease expires.
+    settings = sims.settings(db_url, sync={"concurrency": 1, "lease_seconds": 0.001})
+    real = Ledger.record_step
+    crashed: list[str] = []
+
+    def record_then_crash(
+        self: Ledger, source: str, offer_id: str, target: str, step: str, **kw: Any
+    ) -> None:
+        if step == "job" and kw["status"] == "done" and not crashed:
+            crashed.append(offer_id)
+            raise Crash  # SuccessFactors upserted the EmpJob; we never recorded it
+        real(self, source, offer_id, target, step, **kw)
+
+    monkeypatch.setattr(Ledger, "record_step", record_then_crash)
+    with pytest.raises(Crash):
+        run_sync(settings)
+    monkeypatch.setattr(Ledger, "record_step", real)
+    posts_before = sims.hris.calls["post"]
+    assert posts_before == 3, "person, employment, job: the crash came after the job's upsert"
+
+    report = run_sync(settings)
+
+    assert report.ok and report.succeeded == 4
+    assert sims.hris.calls["idempotent_replay"] == 0, "SuccessFactors replays no key"
+    # The crashed offer's job was sent again (its upsert found the same key), then its
+    # personal, email and phone: 4 upserts, plus 6 for each offer never tried.
+    assert sims.hris.calls["post"] - posts_before == 4 + 6 * 3
+    assert {name: len(kept) for name, kept in sims.hris.entities.items()} == {
+        "PerPerson": 4, "EmpEmployment": 4, "EmpJob": 4, "PerPersonal": 4, "PerEmail": 4,
+        "PerPhone": 4,
+    }  # fmt: skip
+    assert all(count == 1 for count in sims.hris.external_ids().values())
 
 
 @pytest.mark.parametrize("sims", [{**FOUR, "target": "successfactors"}], indirect=True)

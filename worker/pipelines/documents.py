@@ -16,6 +16,7 @@ counted, and the offer goes on to be marked: ``hirebridge retry --documents`` se
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,6 @@ import structlog
 
 from worker import alerts, metrics
 from worker.errors import DeliveryError, DocumentRefused, MappingError
-from worker.mapping.loader import FieldMap
 from worker.mapping.uploads import (
     ChosenDocument,
     UploadPlan,
@@ -40,7 +40,8 @@ from worker.pipelines.policy import failure_facts
 from worker.redact import Redactor, scrub_text
 from worker.sinks.http import Delivered
 from worker.sinks.uploads import upload_json, upload_multipart
-from worker.sources.downloads import Downloaded, Downloader, Wanted
+from worker.sources.downloads import Downloader, Incoming, Wanted
+from worker.sources.incoming import DownloadBroke
 from worker.sources.pageup import PageUpClient
 from worker.store.documents import (
     DONE,
@@ -143,32 +144,62 @@ class DocumentDelivery:
         self, target: TargetParts, offer_id: str, doc: ChosenDocument, context: Any,
         row: DocumentState | None, key: str,
     ) -> bool:  # fmt: skip
-        """Send one document; True if it was found already there instead."""
-        field_map = target.field_map
-        plan = upload_plan(field_map, doc, context)
+        """Send one document; True if it was found already there instead.
+
+        First try: the upload streams the document while it arrives (once its first bytes
+        passed the type check), when the storage announced its length. Tried before (the
+        outcome may be unknown): it is looked up in the target's files first, by the checksum
+        the ledger holds, else once it is downloaded whole, and sent from the file if not found.
+        """
+        plan = upload_plan(target.field_map, doc, context)
         ref = self._ref(target, offer_id, doc, key)
         if row is not None and row.sha256 is not None and row.size_bytes is not None:
             found = await self._look_up(target, context, plan, row.size_bytes, row.sha256)
             if found is not None:
-                await self._store.call(self._ledger.done, ref, sha256=row.sha256,
-                                       size=row.size_bytes, record_id=found)  # fmt: skip
-                metrics.DOCUMENTS.labels(target.name, "already_there").inc()
-                log.info("document_already_there", target=target.name,
-                         document_id=doc.document_id, hris_file_id=found)  # fmt: skip
+                await self._found(target, ref, doc, found, row.sha256, row.size_bytes)
                 return True
         wanted = Wanted(doc.document_id, doc.mime, doc.extension, doc.declared_bytes)
-        async with self._downloader.fetch(self._pageup, wanted) as downloaded:
-            await self._store.call(self._ledger.posting, ref, sha256=downloaded.sha256,
-                                   size=downloaded.size)  # fmt: skip
-            delivered = await self._upload(target, field_map, doc, plan, downloaded, key)
+        started = time.perf_counter()
+        tried = row is not None
+        async with self._downloader.stream(self._pageup, wanted, whole=tried) as incoming:
+            if tried and (row is None or row.sha256 is None):
+                whole = await incoming.finish()
+                found = await self._look_up(target, context, plan, whole.size, whole.sha256)
+                if found is not None:
+                    await self._found(target, ref, doc, found, whole.sha256, whole.size)
+                    return True
+            if incoming.announced is None or incoming.complete:
+                # in (small), or no length to announce to the target: all in before it goes
+                whole = await incoming.finish()
+                await self._store.call(self._ledger.posting, ref, sha256=whole.sha256,
+                                       size=whole.size)  # fmt: skip
+            else:  # the checksum is known once the last byte went out: recorded with "done"
+                await self._store.call(self._ledger.posting, ref, sha256=None,
+                                       size=incoming.announced)  # fmt: skip
+            try:
+                delivered = await self._upload(target, doc, plan, incoming, key)
+            except DownloadBroke as broke:
+                raise broke.error from None
+            downloaded = await incoming.finish()
             await self._store.call(self._ledger.done, ref, sha256=downloaded.sha256,
                                    size=downloaded.size, record_id=delivered.record_id)  # fmt: skip
         metrics.DOCUMENTS.labels(target.name, "sent").inc()
         metrics.DOCUMENT_BYTES.labels(target.name).inc(downloaded.size)
+        metrics.DOCUMENT_SECONDS.labels(target.name).observe(time.perf_counter() - started)
         log.info("document_sent", target=target.name, document_id=doc.document_id,
                  choice=doc.choice.name, size=downloaded.size, sha256=downloaded.sha256,
-                 hris_file_id=delivered.record_id)  # fmt: skip
+                 hris_file_id=delivered.record_id, streamed=not tried)  # fmt: skip
         return False
+
+    async def _found(
+        self, target: TargetParts, ref: DocumentRef, doc: ChosenDocument, found: str,
+        sha256: str, size: int,
+    ) -> None:  # fmt: skip
+        await self._store.call(self._ledger.done, ref, sha256=sha256, size=size,
+                               record_id=found)  # fmt: skip
+        metrics.DOCUMENTS.labels(target.name, "already_there").inc()
+        log.info("document_already_there", target=target.name, document_id=doc.document_id,
+                 hris_file_id=found)  # fmt: skip
 
     async def _look_up(
         self, target: TargetParts, context: Any, plan: UploadPlan, size: int, sha256: str
@@ -187,11 +218,13 @@ class DocumentDelivery:
         return None if found is None else (found.file_id or "")
 
     async def _upload(
-        self, target: TargetParts, field_map: FieldMap, doc: ChosenDocument, plan: UploadPlan,
-        downloaded: Downloaded, key: str,
+        self, target: TargetParts, doc: ChosenDocument, plan: UploadPlan, incoming: Incoming,
+        key: str,
     ) -> Delivered:  # fmt: skip
-        spec = field_map.documents
+        spec = target.field_map.documents
         assert spec is not None  # chosen documents come from the section
+        size = incoming.length
+        assert size is not None  # announced by the storage, or the document is in
         sink = target.sink
         route, stage = sink.route_for(spec.path.text), "documents:upload"
         url = sink.url_for(plan.path)
@@ -199,13 +232,13 @@ class DocumentDelivery:
             return await upload_multipart(
                 sink, url, route=route, method=spec.method, key=key, stage=stage,
                 file_field=spec.file_field, file_name=plan.file_name, mime=doc.mime,
-                file=downloaded.file, fields=plan.fields, record_id=spec.record_id,
+                content=incoming.content, size=size, fields=plan.fields,
+                record_id=spec.record_id,
             )  # fmt: skip
         return await upload_json(
             sink, url, route=route, method=spec.method, key=key, stage=stage,
-            content_at=spec.content_target, fields=plan.fields, file=downloaded.file,
-            size=downloaded.size, chunk_bytes=self._downloader.settings.chunk_bytes,
-            record_id=spec.record_id,
+            content_at=spec.content_target, fields=plan.fields, content=incoming.content,
+            size=size, record_id=spec.record_id,
         )  # fmt: skip
 
     def _ref(

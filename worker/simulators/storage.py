@@ -5,7 +5,8 @@ links that ``GET /document/{id}`` hands out, as a pre-signed cloud storage link 
   redirect); it expires ``expiry_seconds`` after it was handed out and is then answered 403, as
   S3 answers an expired pre-signed URL. ``expired_on_issue`` hands out links already expired.
 - Documents are small generated PDFs, or (``large_bytes``) a PDF of that size generated as it
-  streams, never held in memory. Tests swap in other bodies (``body``) or types.
+  streams, never held in memory. Tests swap in other bodies (``body``) or types, and can cut a
+  body short (``cut_after``).
 - Every request's headers are kept (``requests``): the tests check that no ``Authorization``
   header ever reaches this host.
 """
@@ -16,7 +17,7 @@ import hashlib
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
@@ -64,6 +65,8 @@ class StorageState:
     links: dict[str, tuple[str, float]] = field(default_factory=dict)  # token -> (doc, expiry)
     expired_on_issue: Counter[str] = field(default_factory=Counter)  # doc -> links to spoil
     refuse: dict[str, int] = field(default_factory=dict)  # doc -> status always answered
+    # doc -> bytes sent before the connection drops (its full length still announced), once
+    cut_after: dict[str, int] = field(default_factory=dict)
     requests: list[dict[str, str]] = field(default_factory=list)  # headers of each request
     served: Counter[str] = field(default_factory=Counter)  # doc -> bodies served in full
     issued: Counter[str] = field(default_factory=Counter)  # doc -> links handed out
@@ -110,8 +113,16 @@ def build_app(states: StorageState | Sequence[StorageState]) -> Starlette:
         if document_id in state.refuse or document is None:
             return Response(b"", status_code=state.refuse.get(document_id, 404))
 
-        def counted() -> Iterator[bytes]:
-            yield from document.chunks()
+        cut = state.cut_after.pop(document_id, None)
+
+        async def counted() -> AsyncIterator[bytes]:
+            # An async generator: Starlette runs a plain one in a thread, a hop per block,
+            # which made the simulator, not the client, the bottleneck of large downloads.
+            if cut is not None:  # the announced length is never reached: the client sees a
+                yield document.content()[:cut]  # body cut short, as a dropped connection
+                return
+            for chunk in document.chunks():
+                yield chunk
             state.served[document_id] += 1
 
         headers = {"Content-Length": str(document.size())}

@@ -14,12 +14,13 @@
   the first bytes must be a file of the declared type (puremagic's signatures: a PDF starts
   with %PDF).
 - The SHA-256 and size are computed while the bytes stream; the content is never logged.
+- ``stream`` hands the download on while it arrives (``worker.sources.incoming``): an upload
+  may start once the first bytes passed the type check; ``fetch`` gives it whole.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -28,7 +29,6 @@ from typing import IO
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-import puremagic
 import structlog
 
 from worker.errors import DocumentRefused, PermanentError, RetriableError
@@ -36,12 +36,13 @@ from worker.remote import failures, lanes
 from worker.remote.http import parse_retry_after, record_call
 from worker.remote.retry import with_retries
 from worker.settings import DocumentSettings
+from worker.sources.incoming import Downloaded, Incoming, mib
 from worker.sources.pageup import PageUpClient
 
+__all__ = ["Downloaded", "Downloader", "Incoming", "Wanted", "mib", "refusal"]
 log = structlog.get_logger(__name__)
 SYSTEM = "pageup_storage"
 ROUTE = "(document link)"  # a link's path and query are the storage's secret: never recorded
-HEAD_BYTES = 8192  # enough for every signature puremagic reads at the start of a file
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -55,28 +56,12 @@ class Wanted:
     declared_bytes: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Downloaded:
-    """A document on local disk (an unnamed file, positioned at 0), its size and SHA-256."""
-
-    file: IO[bytes]
-    size: int
-    sha256: str
-
-
 class LinkRefused(Exception):
     """The storage answered 403 or 404: the link expired (or never worked)."""
 
     def __init__(self, status: int) -> None:
         super().__init__(f"HTTP {status}")
         self.status = status
-
-
-def mib(size: float) -> str:
-    """A size in KiB or MiB: a byte count has enough digits for the PII scrubber to hide."""
-    if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KiB"
-    return f"{size / 1024 / 1024:.1f} MiB"
 
 
 class Downloader:
@@ -93,34 +78,56 @@ class Downloader:
     @contextlib.asynccontextmanager
     async def fetch(self, pageup: PageUpClient, wanted: Wanted) -> AsyncIterator[Downloaded]:
         """The document in a temporary file for the block; the file is gone afterwards."""
+        async with self.stream(pageup, wanted, whole=True) as incoming:
+            yield await incoming.finish()
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, pageup: PageUpClient, wanted: Wanted, *, whole: bool = False
+    ) -> AsyncIterator[Incoming]:
+        """The document arriving, its first bytes checked (``whole``: all of it in), for the
+        block; its temporary file is gone afterwards. What fails before the block (a link
+        refused twice, a transport failure, a limit) is retried or raised here."""
         if (problem := self.refusal(wanted)) is not None:
             raise _refused(wanted, problem)
-        temp_dir = self.settings.temp_dir
-        with tempfile.TemporaryFile(dir=temp_dir) as file:
+        with tempfile.TemporaryFile(dir=self.settings.temp_dir) as file:
             url = await pageup.document_url(wanted.document_id)
             try:
-                downloaded = await self._download(url, file, wanted)
+                incoming = await self._download(url, file, wanted, whole)
             except LinkRefused as first:
                 log.info("document_link_refused", document_id=wanted.document_id,
                          status=first.status)  # fmt: skip
                 url = await pageup.document_url(wanted.document_id)  # a fresh link, once
                 try:
-                    downloaded = await self._download(url, file, wanted)
+                    incoming = await self._download(url, file, wanted, whole)
                 except LinkRefused as again:
                     text = (f"document {wanted.document_id}: the storage refused its download "
                             f"link twice (HTTP {again.status}), even a fresh one")  # fmt: skip
                     raise _refused(wanted, text) from None
-            yield downloaded
+            try:
+                yield incoming
+            finally:
+                await incoming.close()
 
-    async def _download(self, url: str, file: IO[bytes], wanted: Wanted) -> Downloaded:
-        async def once() -> Downloaded:
+    async def _download(self, url: str, file: IO[bytes], wanted: Wanted, whole: bool) -> Incoming:
+        async def once() -> Incoming:
             file.seek(0)
             file.truncate()
-            return await self._follow(url, file, wanted)
+            response, request = await self._follow(url, wanted)
+            try:
+                incoming = self._incoming(response, request, file, wanted)
+                await incoming.begin()
+                if whole:
+                    await incoming.finish()
+            except BaseException:
+                await response.aclose()
+                raise
+            return incoming
 
         return await with_retries(once, self.settings.retry)
 
-    async def _follow(self, url: str, file: IO[bytes], wanted: Wanted) -> Downloaded:
+    async def _follow(self, url: str, wanted: Wanted) -> tuple[httpx.Response, httpx.Request]:
+        """The storage's 200 response, open to stream (redirects followed by hand)."""
         for _hop in range(self.settings.max_redirects + 1):
             self._check_scheme(url, wanted)
             request = self._client.build_request(
@@ -134,20 +141,35 @@ class Downloader:
                 error, cause = self._transport_failure(exc, request)
                 record_call(call, "connection_error", started, cause)
                 raise error from None
-            try:
-                record_call(call, response.status_code, started)
-                if response.status_code in _REDIRECTS and "location" in response.headers:
-                    url = urljoin(url, response.headers["location"])
-                    continue
-                self._check_status(response)
-                return await self._stream(response, file, wanted)
-            except httpx.TransportError as exc:
-                raise self._transport_failure(exc, request)[0] from None
-            finally:
+            record_call(call, response.status_code, started)
+            if response.status_code in _REDIRECTS and "location" in response.headers:
                 await response.aclose()
+                url = urljoin(url, response.headers["location"])
+                continue
+            try:
+                self._check_status(response)
+            except BaseException:
+                await response.aclose()
+                raise
+            return response, request
         text = (f"document {wanted.document_id}: its download link redirected more than "
                 f"{self.settings.max_redirects} times (documents.max_redirects)")  # fmt: skip
         raise _refused(wanted, text)
+
+    def _incoming(
+        self, response: httpx.Response, request: httpx.Request, file: IO[bytes], wanted: Wanted
+    ) -> Incoming:
+        limit = self.settings.max_bytes
+        announced = response.headers.get("content-length", "")
+        if announced.isdigit() and int(announced) > limit:
+            text = (f"document {wanted.document_id}: the storage announces "
+                    f"{mib(int(announced))}, over documents.max_bytes ({mib(limit)})")  # fmt: skip
+            raise _refused(wanted, text)
+        return Incoming(
+            response, file, mime=wanted.mime, limit=limit, chunk_bytes=self.settings.chunk_bytes,
+            refuse=lambda text: _refused(wanted, text), document_id=wanted.document_id,
+            failure=lambda exc: self._transport_failure(exc, request)[0],
+        )  # fmt: skip
 
     def _transport_failure(
         self, exc: httpx.TransportError, request: httpx.Request
@@ -182,42 +204,6 @@ class Downloader:
         raise PermanentError(f"HTTP {status} from the document storage", system=SYSTEM,
                              status=status, stage="download_document")  # fmt: skip
 
-    async def _stream(
-        self, response: httpx.Response, file: IO[bytes], wanted: Wanted
-    ) -> Downloaded:
-        limit = self.settings.max_bytes
-        announced = response.headers.get("content-length", "")
-        if announced.isdigit() and int(announced) > limit:
-            text = (f"document {wanted.document_id}: the storage announces "
-                    f"{mib(int(announced))}, over documents.max_bytes ({mib(limit)})")  # fmt: skip
-            raise _refused(wanted, text)
-        digest, size, head = hashlib.sha256(), 0, b""
-        async for chunk in response.aiter_bytes(self.settings.chunk_bytes):
-            size += len(chunk)
-            if size > limit:
-                text = (f"document {wanted.document_id}: larger than documents.max_bytes "
-                        f"({mib(limit)})")  # fmt: skip
-                raise _refused(wanted, text)
-            if len(head) < HEAD_BYTES:
-                head += chunk[: HEAD_BYTES - len(head)]
-                if len(head) >= HEAD_BYTES:
-                    self._check_content(head, wanted)
-            digest.update(chunk)
-            file.write(chunk)
-        if len(head) < HEAD_BYTES:
-            self._check_content(head, wanted)
-        if size == 0:
-            raise _refused(wanted, f"document {wanted.document_id}: the storage sent no bytes")
-        file.flush()
-        file.seek(0)
-        return Downloaded(file, size, digest.hexdigest())
-
-    def _check_content(self, head: bytes, wanted: Wanted) -> None:
-        if wanted.mime not in content_types(head):
-            text = (f"document {wanted.document_id}: its content is not a {wanted.mime} file "
-                    "(its first bytes do not match the declared type)")  # fmt: skip
-            raise _refused(wanted, text)
-
 
 def refusal(settings: DocumentSettings, wanted: Wanted) -> str | None:
     """Why a document is refused on what PageUp declares (type, extension, size), or None."""
@@ -236,17 +222,6 @@ def refusal(settings: DocumentSettings, wanted: Wanted) -> str | None:
             f"documents.max_bytes ({mib(settings.max_bytes)})"
         )
     return None
-
-
-def content_types(head: bytes) -> set[str]:
-    """The MIME types whose signature the first bytes of a file match (puremagic's table)."""
-    if not head:
-        return set()
-    try:
-        matches = puremagic.magic_string(head)
-    except puremagic.PureError:
-        return set()
-    return {match.mime_type.lower() for match in matches if match.mime_type}
 
 
 def _refused(wanted: Wanted, text: str) -> DocumentRefused:

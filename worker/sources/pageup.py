@@ -133,7 +133,14 @@ class PageUpClient:
         logged, and PageUp's token is never sent to it."""
         template = self._settings.paths.document
         path = template.format(document_id=document_id)
-        reply = await self._call("GET", path, "fetch_document_url", route=template)
+        try:
+            reply = await self._call("GET", path, "fetch_document_url", route=template)
+        except PermanentError as exc:  # say which document, not only what PageUp answered
+            raise PermanentError(
+                f"document {document_id}: PageUp's document endpoint answers {exc}",
+                system=SYSTEM, status=exc.status, stage="fetch_document_url",
+                record_ids=(document_id,),
+            ) from None  # fmt: skip
         url = self._document_url.search(reply.json())
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise PermanentError(

@@ -4,8 +4,9 @@ Every flavour (one module each) answers like one real "new employee" API: its pa
 validation and error shapes. The core gives them what all share:
 
 - latency and injected faults (503s, slow answers) applied before a request is handled;
-- ``Idempotency-Key`` replay: honoured in every flavour, a simulator convenience (none of the
-  vendors documents it, so a real deployment relies on the upsert look-up where one exists);
+- ``Idempotency-Key`` replay: honoured in every flavour but ``successfactors`` (whose upsert by
+  key must stand on its own, as with SAP), a simulator convenience (none of the vendors
+  documents it, so a real deployment relies on the upsert look-up where one exists);
 - ``slow_rate``: a share of posts commit the record and then answer late (after the client's
   timeout), the unknown outcome the key exists for;
 - ``/_sim/stats`` and an OAuth2 client-credentials token endpoint.

@@ -14,6 +14,9 @@ and Employment Information APIs on the API Business Hub):
   endpoint wants a SAML bearer assertion; this simulator's ``/oauth/token`` takes client
   credentials instead (client id and secret), which is what hirebridge's ``oauth2`` sends.
 
+SAP documents no idempotency key, and this flavour replays none (unlike the simulator's other
+flavours): a hire sent again is made safe only by the upsert's keys, as with the real API.
+
 Assumed: the picklist option ids (``emailType``, ``phoneType``) and foundation codes
 (``company``, ``eventReason``) below, which are per tenant; that a dependent record whose person
 or employment does not exist yet fails with ``httpCode`` 400.
@@ -89,7 +92,8 @@ class SuccessFactors:
         state = server.state
 
         async def upsert(request: Request) -> Response:
-            early = await server.entry(request, "post")
+            state.calls["post"] += 1
+            early = await server.gate(request)  # no Idempotency-Key replay: SAP has none
             if early is not None:
                 return early
             payload, ok = await server.read(request)
@@ -101,7 +105,7 @@ class SuccessFactors:
                 if refusal is not None:
                     return odata_error("COE_PROPERTY_NOT_FOUND", refusal)
             results = [self.one(record, index, state) for index, record in enumerate(records)]
-            response = server.remember(request, 200, {"d": results})
+            response = JSONResponse({"d": results})
             await server.maybe_slow()
             return response
 

@@ -48,7 +48,7 @@ from worker.runtime import (
 )
 from worker.service import systemd
 from worker.service.check import ats_health
-from worker.service.health import Liveness, Readiness, build_app
+from worker.service.health import Liveness, Readiness, build_app, readiness_report
 from worker.service.server import server_config
 from worker.settings import Settings
 from worker.store.inbox import Inbox
@@ -109,8 +109,26 @@ class Service:
                 Inbox(engine), on_loop=engine.dialect.name == "sqlite", stored=self._wake.set
             )
             routes = inbound_routes(settings.inbound, writer.add)
+        if settings.console.enabled:
+            routes = [*routes, self._console()]
         app = build_app(self.liveness, self.readiness, self.reload, routes)
         self.server = _Server(server_config(app, settings.service))
+
+    def _console(self) -> Any:
+        from worker.console.context import ConsoleContext
+        from worker.console.web import console_app
+
+        worker = self._worker
+        return console_app(
+            ConsoleContext(
+                settings=lambda: self._settings,
+                engine=worker.engine,
+                call=worker.store.call,
+                sources=lambda: self._worker.sources,
+                reload=self.reload,
+                health=lambda: readiness_report(self.readiness),
+            )
+        )
 
     # -- scheduled work -------------------------------------------------------------------
 

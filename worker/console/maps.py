@@ -19,7 +19,7 @@ from typing import Any
 
 from worker.commands.maps import target_requests
 from worker.console.context import ConsoleContext
-from worker.console.masking import mask_payload
+from worker.console.masking import mask_payload, shown_paths
 from worker.errors import ConfigError, MappingError
 from worker.mapping.loader import FieldMap, load_field_map
 from worker.mapping.testing import diff, run_cases
@@ -139,7 +139,12 @@ def payloads(
         try:
             requests = target_requests(settings.targets[name], field_map, document)
             entry["requests"] = [
-                {**r, "payload": r["payload"] if reveal else mask_payload(r["payload"])}
+                {
+                    **r,
+                    "payload": r["payload"]
+                    if reveal
+                    else mask_payload(r["payload"], shown_paths(field_map, r["step"])),
+                }
                 for r in requests
             ]
         except MappingError as exc:

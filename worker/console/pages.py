@@ -3,6 +3,7 @@ CSRF token, answered by a redirect back with what happened: no script is needed.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -19,6 +20,8 @@ from worker.console.web import HERE, Console, peer, secured
 from worker.store.interventions import OfferKey
 
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))  # autoescaped
+# JSON as people read it (tojson escapes every non-ASCII character); still autoescaped.
+TEMPLATES.env.filters["pretty"] = lambda value: json.dumps(value, indent=2, ensure_ascii=False)
 
 
 def page_routes(console: Console) -> list[BaseRoute]:

@@ -164,3 +164,16 @@ def test_the_console_is_off_by_default(tmp_path: Path) -> None:
         **simulator_settings("http://127.0.0.1:9", "http://127.0.0.1:9", "sqlite://")
     )
     assert settings.console.enabled is False
+
+
+def test_notices_link_to_the_console_only_when_it_is_on(tmp_path: Path) -> None:
+    from worker.settings import Settings
+
+    url = "https://hirebridge.example.com"
+    on = console_settings(tmp_path)
+    on = on.model_copy(
+        update={"notifications": on.notifications.model_copy(update={"console_url": url})}
+    )
+    assert on.notice_settings.console_url == url
+    off = Settings(**{**on.model_dump(), "console": {"enabled": False}})
+    assert off.notifications.console_url == url and off.notice_settings.console_url is None

@@ -430,7 +430,7 @@ async def run_service(settings: Settings, reread: Callable[[], Settings] | None 
         notifier = None
         if channels := build_channels(settings.notifications):
             notifier = Notifier(worker.notices.notices, worker.store, channels,
-                                settings.notifications, settings.notice_timezone)  # fmt: skip
+                                settings.notice_settings, settings.notice_timezone)  # fmt: skip
         log.debug("service_built", seconds=round(time.monotonic() - started, 3))
         service = Service(settings, worker, delivery, jobs, reread=reread, notifier=notifier)
         return await service.serve()

@@ -175,6 +175,14 @@ class Settings(BaseSettings):
         return self.sources[source].concurrency or self.sync.concurrency
 
     @property
+    def notice_settings(self) -> NotificationSettings:
+        """The notices' settings as sent: a hire links to its console page
+        (``notifications.console_url``) only when the console is on."""
+        if self.console.enabled or self.notifications.console_url is None:
+            return self.notifications
+        return self.notifications.model_copy(update={"console_url": None})
+
+    @property
     def notice_timezone(self) -> str:
         """The digest's time zone: its own, else the service's."""
         return self.notifications.timezone or self.service.schedule.timezone

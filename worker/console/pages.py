@@ -4,6 +4,7 @@ CSRF token, answered by a redirect back with what happened: no script is needed.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -239,10 +240,18 @@ class _Pages:
         return response
 
 
+_STAGES: dict[int, tuple[float, list[str]]] = {}
+STAGES_TTL = 30.0  # the filter's stage choices are read again at most this often
+
+
 def _stages(ctx: Any) -> list[str]:
     from worker.store.browse import Browse
 
-    return Browse(ctx.engine).stages()
+    seen = _STAGES.get(id(ctx.engine))
+    if seen is None or time.monotonic() - seen[0] > STAGES_TTL:
+        seen = (time.monotonic(), Browse(ctx.engine).stages())
+        _STAGES[id(ctx.engine)] = seen
+    return seen[1]
 
 
 def _back(url: str, outcome: actions.Outcome) -> Response:

@@ -174,11 +174,14 @@ def _target(target: TargetState, who: Identity) -> dict[str, Any]:
 async def offers(
     ctx: ConsoleContext, who: Identity, wanted: OfferFilter, page: int
 ) -> dict[str, Any]:
-    size = ctx.settings().console.page_size
-    found = await ctx.run(Browse(ctx.engine).offers, wanted, page=page, size=size)
+    settings = ctx.settings()
+    size, sources = settings.console.page_size, list(settings.sources)
+    found = await ctx.run(Browse(ctx.engine).offers, wanted, page=page, size=size,
+                          sources=sources)  # fmt: skip
     return {
         "offers": [offer_summary(offer, who) for offer in found.offers],
         "total": found.total,
+        "more": found.more,
         "page": found.page,
         "pages": found.pages,
         "size": found.size,

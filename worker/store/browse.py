@@ -7,10 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Select, func, or_, select
+from sqlalchemy import Engine, Select, and_, func, or_, select
 
 from worker.store.ledger import OfferState, _offer, _targets_of
 from worker.store.tables import offer_steps, offer_targets, offers
+
+# Offers counted for a list at most: past it the list says "2,000 or more", so that a filter
+# matching much of a large ledger costs a bounded count, not a full one.
+COUNT_CAP = 2_000
+UNFINISHED = ("pending", "posting", "posted", "failed")  # a parked offer is one of these
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,38 +31,63 @@ class OfferFilter:
 @dataclass(frozen=True, slots=True)
 class OfferPage:
     offers: Sequence[OfferState]
-    total: int
+    total: int  # at most COUNT_CAP (then: that many or more)
     page: int
     size: int
 
     @property
+    def more(self) -> bool:
+        """The count stopped at COUNT_CAP."""
+        return self.total >= COUNT_CAP
+
+    @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.size))
+        return max(1, -(-self.total // self.size), self.page + (1 if self.more else 0))
 
 
 class Browse:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def offers(self, wanted: OfferFilter, *, page: int = 1, size: int = 50) -> OfferPage:
-        """One page of offers, newest first (by source, then offer id descending)."""
+    def offers(
+        self, wanted: OfferFilter, *, page: int = 1, size: int = 50, sources: Sequence[str] = ()
+    ) -> OfferPage:
+        """One page of offers, newest first (by source, then offer id, both descending: the
+        primary key's order, read backwards). ``sources``: every source there is, which lets
+        an offer id search use the primary key when no source is chosen."""
         o = offers.c
-        query = _filtered(select(offers), wanted)
-        counted = _filtered(select(func.count()).select_from(offers), wanted)
+        counted = select(func.count()).select_from(
+            _filtered(select(o.offer_id), wanted, sources).limit(COUNT_CAP).subquery()
+        )
         page = max(1, page)
-        ordered = query.order_by(o.source, o.offer_id.desc())
+        order = (o.source.desc(), o.offer_id.desc())
+        # The page's keys first (the offset walks the primary key only), then their rows.
+        keys = (
+            _filtered(select(o.source, o.offer_id), wanted, sources)
+            .order_by(*order)
+            .limit(size)
+            .offset((page - 1) * size)
+            .subquery()
+        )
+        ordered = (
+            select(offers)
+            .join(keys, and_(o.source == keys.c.source, o.offer_id == keys.c.offer_id))
+            .order_by(*order)
+        )
         with self._engine.connect() as conn:
             total = int(conn.execute(counted).scalar_one())
-            rows = conn.execute(ordered.limit(size).offset((page - 1) * size)).all()
+            rows = conn.execute(ordered).all()
             targets = _targets_of(conn, [(row.source, row.offer_id) for row in rows])
         found = [_offer(row, targets.get((row.source, row.offer_id), ())) for row in rows]
         return OfferPage(found, total, page, size)
 
     def stages(self) -> list[str]:
-        """The stages offers are at, for the filter's choices."""
+        """The stages unfinished offers are at, for the filter's choices (finished offers keep
+        the stage they failed at before; they are not what an operator looks for)."""
+        o = offers.c
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(offers.c.stage).where(offers.c.stage.is_not(None)).distinct()
+                select(o.stage).where(o.status.in_(UNFINISHED), o.stage.is_not(None)).distinct()
             ).scalars()
             return sorted(str(stage) for stage in rows)
 
@@ -84,11 +114,13 @@ class Browse:
         return [dict(row._mapping) for row in rows]
 
 
-def _filtered(query: Select[Any], wanted: OfferFilter) -> Select[Any]:
+def _filtered(query: Select[Any], wanted: OfferFilter, sources: Sequence[str]) -> Select[Any]:
     o, t = offers.c, offer_targets.c
     mine = (t.source == o.source, t.offer_id == o.offer_id)
     if wanted.source:
         query = query.where(o.source == wanted.source)
+    elif wanted.offer_id and sources:  # the primary key (source, offer_id) serves the search
+        query = query.where(o.source.in_(list(sources)))
     if wanted.status:
         query = query.where(o.status == wanted.status)
     if wanted.stage:
@@ -100,10 +132,17 @@ def _filtered(query: Select[Any], wanted: OfferFilter) -> Select[Any]:
             o.parked_at.is_not(None),
             select(t.offer_id).where(*mine, t.parked_at.is_not(None)).exists(),
         )
-        query = query.where(parked if wanted.parked else ~parked)
+        if wanted.parked:  # through the status index: parked offers are unfinished
+            query = query.where(o.status.in_(UNFINISHED), parked)
+        else:
+            query = query.where(~parked)
+    if wanted.stage and not wanted.status:
+        query = query.where(o.status.in_(UNFINISHED))
     if wanted.offer_id:
         if wanted.offer_id.endswith("*"):
-            query = query.where(o.offer_id.startswith(wanted.offer_id[:-1], autoescape=True))
+            prefix = wanted.offer_id[:-1]
+            # A range, not LIKE: the index serves it on SQLite and PostgreSQL alike.
+            query = query.where(o.offer_id >= prefix, o.offer_id < prefix + "\U0010ffff")
         else:
             query = query.where(o.offer_id == wanted.offer_id)
     return query

@@ -20,7 +20,7 @@ def _audit(rig: Rig) -> list[tuple[str, str, str, str]]:
     m = manual_actions.c
     with rig.ledger.engine.connect() as conn:
         rows = conn.execute(select(m.source, m.offer_id, m.action, m.actor).order_by(m.id)).all()
-    return [tuple(row) for row in rows]  # type: ignore[misc]
+    return [tuple(row) for row in rows]
 
 
 def test_run_now_brings_the_next_run_forward_and_is_audited(make_rig: Callable[..., Rig]) -> None:

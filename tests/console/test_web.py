@@ -163,3 +163,14 @@ def test_proxy_mode_believes_headers_only_from_trusted_peers(
     assert session.status_code == 200 and session.json()["role"] == "operator"
     untrusted = make_rig(client_host="192.168.7.7", mode="proxy", proxy=proxy)
     assert untrusted.client.get("/console/api/session", headers=headers).status_code == 401
+
+
+def test_the_overview_refreshing_itself_does_not_keep_an_idle_session_alive(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig()
+    rig.sign_in("vera")
+    page = rig.client.get("/console/")
+    assert 'content="30; url=/console/?refresh=auto"' in page.text
+    assert "set-cookie" in page.headers  # the user at work: the idle clock starts again
+    assert "set-cookie" not in rig.client.get("/console/?refresh=auto").headers

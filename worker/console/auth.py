@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from worker.settings import ConsoleSettings
 
@@ -88,7 +88,7 @@ class Authenticator:
         self.settings = settings
         secret = settings.session_secret.get_secret_value() if settings.session_secret else ""
         self._sessions = URLSafeTimedSerializer(secret, salt="hirebridge-console-session")
-        self._csrf = URLSafeSerializer(secret, salt="hirebridge-console-csrf")
+        self._csrf = URLSafeTimedSerializer(secret, salt="hirebridge-console-csrf")
         self._trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
         self._clock = clock
         self.limiter = LoginLimiter(
@@ -180,8 +180,9 @@ class Authenticator:
     def csrf_valid(self, identity: Identity, token: str | None) -> bool:
         if not token:
             return False
-        try:
-            user, session_id = self._csrf.loads(token)
+        try:  # a proxy user's token has no session to end with it: it ends on its own
+            max_age = int(self.settings.absolute_timeout_hours * 3600)
+            user, session_id = self._csrf.loads(token, max_age=max_age)
         except (BadSignature, ValueError, TypeError):
             return False
         return bool(user == identity.user and session_id == identity.session_id)

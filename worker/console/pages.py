@@ -17,7 +17,7 @@ from worker import __version__
 from worker.console import actions, maps, reads
 from worker.console.auth import COOKIE, Identity
 from worker.console.filters import offer_filter
-from worker.console.web import HERE, Console, peer, secured
+from worker.console.web import HERE, Console, secured
 from worker.store.interventions import OfferKey
 
 TEMPLATES = Jinja2Templates(directory=str(HERE / "templates"))  # autoescaped
@@ -96,7 +96,10 @@ class _Pages:
             )
         form = await request.form()
         user, password = str(form.get("user") or ""), str(form.get("password") or "")
-        found = self.console.auth.sign_in(user, password, peer(request) or "?")
+        # The client's address (X-Forwarded-For applied when the peer is a trusted proxy):
+        # behind a reverse proxy every sign-in would otherwise share the proxy's.
+        address = request.client.host if request.client else "?"
+        found = self.console.auth.sign_in(user, password, address)
         if isinstance(found, str):
             status = 429 if found.startswith("too many") else 401
             return secured(self.render(request, None, "login.html", status, error=found))

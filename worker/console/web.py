@@ -103,7 +103,8 @@ class Console:
             if write and not await self._csrf_ok(request, who):
                 return secured(refused(api, "missing or invalid CSRF token"))
             response = await handler(request, who)
-            if found is not None:
+            # A page refreshing itself is not the user at work: it leaves the idle clock alone.
+            if found is not None and request.query_params.get("refresh") != "auto":
                 self.set_session(response, request, who, began=found[1])
             return secured(response)
 

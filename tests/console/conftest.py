@@ -105,8 +105,10 @@ def parked_offer(ledger: Ledger, offer_id: str = "1001", source: str = "pageup")
 def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
     engines = []
 
-    def make(client_host: str = "127.0.0.1", **console: Any) -> Rig:
-        settings = console_settings(tmp_path, **console)
+    def make(
+        client_host: str = "127.0.0.1", extra: dict[str, Any] | None = None, **console: Any
+    ) -> Rig:
+        settings = console_settings(tmp_path, **console).model_copy(update=extra or {})
         engine = create_store_engine(settings.database)
         migrate(engine)
         engines.append(engine)

@@ -7,11 +7,14 @@ import io
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select, update
 
 from tests.console.conftest import Rig
+from worker.settings import AtsSettings, JobSourceSettings
 from worker.store.inbox import Inbox
+from worker.store.jobs import JobLedger
 from worker.store.ledger import Failure
 from worker.store.tables import manual_actions, source_state
 
@@ -71,3 +74,36 @@ def test_only_admins_download_the_support_bundle(make_rig: Callable[..., Rig]) -
     text = zipfile.ZipFile(io.BytesIO(answer.content)).read(config).decode()
     assert "s" * 40 not in text  # the session secret is redacted with the rest
     assert _audit(rig) == [("*", "support-bundle", "support_bundle", "ada")]
+
+
+def test_jobs_link_and_retry_with_job_postings_on(
+    make_rig: Callable[..., Rig], tmp_path: Path
+) -> None:
+    ats = AtsSettings(enabled=True, api_key="k", source=JobSourceSettings(directory=tmp_path))
+    rig = make_rig(extra={"ats": ats})
+    rig.sign_in("otto")
+    assert "Link a job" in rig.client.get("/console/jobs").text
+    headers = {"x-csrf-token": rig.csrf()}
+    linked = rig.client.post("/console/api/jobs/link", headers=headers,
+                             json={"source_id": "J-7", "ats_job_id": "A-1"})  # fmt: skip
+    assert linked.status_code == 200 and linked.json()["ok"]
+    assert JobLedger(rig.ledger.engine, "hirebridge").all()["J-7"].ats_job_id == "A-1"
+    jobs = rig.client.get("/console/api/jobs").json()
+    assert jobs["enabled"] and jobs["counts"] == {"open": 1}
+    assert rig.client.post("/console/api/jobs/retry", headers=headers).status_code == 409
+    assert _audit(rig)[0] == ("hirebridge", "job:J-7", "job_link", "otto")
+
+
+def test_a_candidate_map_can_be_uploaded_and_its_problem_lines_are_marked(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig()
+    rig.sign_in("ada")
+    token = rig.page_csrf("/console/maps/hris")
+    answer = rig.client.post(
+        "/console/maps/hris/try", data={"csrf": token},
+        files={"file": ("candidate.yaml", b"fields:\n  a: {const: 1}\n  b: nosuch(x)\n")},
+    )  # fmt: skip
+    assert answer.status_code == 422
+    assert '<li id="cand-3" class="marked">' in answer.text
+    assert "unknown function nosuch()" in answer.text

@@ -64,3 +64,17 @@ def test_real_answers_match_the_document(make_rig: Callable[..., Rig]) -> None:
     refused = client.post("/console/api/runs/now", json={})
     check_response(spec, "/runs/now", "post", 403, refused.json())
     assert rig.reloads == [1]
+
+
+def test_the_support_bundle_through_the_api(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig()
+    rig.sign_in("ada")
+    spec = rig.client.get("/console/api/openapi.json").json()
+    headers = {"x-csrf-token": rig.csrf()}
+    bad = rig.client.post("/console/api/support-bundle", json={"since": "soon"}, headers=headers)
+    check_response(spec, "/support-bundle", "post", 422, bad.json())
+    good = rig.client.post("/console/api/support-bundle", json={"since": "1d"}, headers=headers)
+    assert good.status_code == 200 and good.content[:2] == b"PK"
+    assert (
+        "application/zip" in spec["paths"]["/support-bundle"]["post"]["responses"]["200"]["content"]
+    )

@@ -62,6 +62,7 @@ def api_routes(console: Console) -> list[BaseRoute]:
         Route("/maps/{target}/check", act("admin", a.check), methods=["POST"]),
         Route("/maps/{target}/apply", act("admin", a.apply), methods=["POST"]),
         Route("/maps/{target}/rollback", act("admin", a.rollback), methods=["POST"]),
+        Route("/support-bundle", act("admin", a.support_bundle), methods=["POST"]),
     ]
 
 
@@ -177,6 +178,11 @@ class _Api:
         found.pop("lines", None)
         found.pop("candidate", None)
         return JSONResponse(found, 200 if found["applied"] else 422)
+
+    async def support_bundle(self, request: Request, who: Identity) -> Response:
+        from worker.console.bundle import download
+
+        return await download(self.ctx, who, await _body(request))
 
     async def rollback(self, request: Request, who: Identity) -> Response:
         body = await _body(request)

@@ -4,7 +4,7 @@ PageUp clients, its health, and its reload."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine
@@ -25,8 +25,6 @@ class ConsoleContext:
     sources: Callable[[], Mapping[str, SourceParts]]
     reload: Callable[[], Awaitable[tuple[bool, str]]]
     health: Callable[[], Awaitable[dict[str, Any]]]
-    # The service's start (a clock value) and each source's next scheduled run come from here.
-    extra: dict[str, Any] = field(default_factory=dict)
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         result: T = await self.call(fn, *args, **kwargs)

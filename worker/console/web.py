@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -152,7 +151,3 @@ def console_app(ctx: ConsoleContext) -> Mount:
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Mount("/console", app=Starlette(routes=routes))
-
-
-def json_body(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(data, status)

@@ -59,6 +59,8 @@ class Rig:
     client: TestClient
     ledger: Ledger
     reloads: list[int]
+    # What the service's reload answers next (then: reloaded).
+    reload_answers: list[tuple[bool, str]]
 
     def sign_in(self, user: str, password: str | None = None) -> Any:
         return self.client.post(
@@ -114,13 +116,14 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         engines.append(engine)
         SourceRuns(engine, worker_timeout=30).ensure(list(settings.sources))
         reloads: list[int] = []
+        answers: list[tuple[bool, str]] = []
 
         async def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             return fn(*args, **kwargs)
 
         async def reload() -> tuple[bool, str]:
             reloads.append(1)
-            return True, "ok"
+            return answers.pop(0) if answers else (True, "ok")
 
         async def health() -> dict[str, Any]:
             return {"status": "ready", "checks": {"database": "ok"}, "sources": {}, "targets": {}}
@@ -135,7 +138,7 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         )
         app = Starlette(routes=[console_app(ctx)])
         client = TestClient(app, base_url="http://127.0.0.1", client=(client_host, 5000))
-        return Rig(settings, client, Ledger(engine), reloads)
+        return Rig(settings, client, Ledger(engine), reloads, answers)
 
     yield make
     for engine in engines:

@@ -27,7 +27,7 @@ from worker.routing import choose_targets, compile_routes
 from worker.sources.offer_document import preview_document
 
 LINE = re.compile(r":(\d+):\d+\b")
-VERSION_NAME = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}\.yaml$")
+VERSION_NAME = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{12}\.yaml$")  # when (to the µs), hash
 
 
 def map_path(ctx: ConsoleContext, target: str) -> Path | None:
@@ -226,7 +226,7 @@ def _keep(path: Path, text: str, how_many: int) -> str:
 
     folder = versions_folder(path)
     folder.mkdir(exist_ok=True)
-    name = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{sha256(text.encode()).hexdigest()[:12]}.yaml"
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}Z-{sha256(text.encode()).hexdigest()[:12]}.yaml"
     _write(folder / name, text)
     for old in saved_versions(path)[how_many:]:
         (folder / old).unlink(missing_ok=True)

@@ -142,3 +142,19 @@ def test_the_inbound_overlay_publishes_only_the_push_paths_over_tls() -> None:
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["name"] == service["metadata"]["name"]
     assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_the_console_overlay_publishes_only_the_console_on_its_own_signed_in_host() -> None:
+    documents = render(KUBE / "console")
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    (ingress,) = [d for d in documents if d["kind"] == "Ingress"]
+    paths = [p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert paths == ["/console/"]
+    assert ingress["spec"]["tls"] and ingress["spec"]["tls"][0]["secretName"]
+    assert "auth-url" in " ".join(ingress["metadata"]["annotations"])
+    (inbound,) = [d for d in render(KUBE / "inbound") if d["kind"] == "Ingress"]
+    hosts = {rule["host"] for rule in inbound["spec"]["rules"]}
+    assert hosts.isdisjoint(rule["host"] for rule in ingress["spec"]["rules"])
+    inbound_paths = [p["path"] for rule in inbound["spec"]["rules"] for p in rule["http"]["paths"]]
+    assert not any(path.startswith("/console") for path in inbound_paths)

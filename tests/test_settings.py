@@ -120,7 +120,7 @@ def test_a_key_given_twice_at_any_depth_is_refused_naming_both_lines(tmp_path: P
 
 
 # A mapping of named entries, or a list of them (a list of plain names is a value).
-NAMED = ("sources", "targets", "routes", "channels")
+NAMED = ("sources", "targets", "routes", "channels", "users")
 
 
 def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from worker import __version__, alerts
 from worker.commands import applications as application_commands
+from worker.commands import console as console_commands
 from worker.commands import inbound as inbound_commands
 from worker.commands import jobs as job_commands
 from worker.commands import maps as map_commands
@@ -88,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     job_commands.register(commands)
     application_commands.register(commands)
     support_commands.register(commands)
+    console_commands.register(commands)
 
     demo = commands.add_parser("demo", help="run a sync against the bundled simulators")
     demo.add_argument("--offers", type=int, default=12, help="sample offers (default 12)")

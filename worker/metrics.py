@@ -11,6 +11,8 @@ failure. No offer id, person or URL is ever a label.
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Gauge, Histogram
 
 LAST_SUCCESS = Gauge(
@@ -124,3 +126,11 @@ NOTICE_CHANNEL_FAILING = Gauge(
     "A channel's failed sends in a row (0: fine)",
     ["channel"],
 )
+
+# The console's overview: per remote system, when it was last called (epoch seconds), at which
+# stage, and what it answered (an HTTP status or a transport failure). This process only.
+LAST_CALLS: dict[str, tuple[float, str, str]] = {}
+
+
+def note_call(system: str, stage: str, status: int | str) -> None:
+    LAST_CALLS[system] = (time.time(), stage, str(status))

@@ -16,7 +16,7 @@ from worker.mapping.engine import apply_map, planned_requests
 from worker.mapping.loader import FieldMap, load_field_map
 from worker.observability import configure_logging
 from worker.routing import choose_targets, compile_routes, no_route_reason
-from worker.settings import Settings
+from worker.settings import Settings, TargetSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -115,13 +115,30 @@ def _preview_target(settings: Settings, name: str, document: Any, other: Path | 
     if not field_map.multi_step:
         print(json.dumps(payload, indent=2, ensure_ascii=False))
         return EXIT_OK
-    for request in planned:
-        method = request.method or target.method
-        url = target.url.rstrip("/") + unquote(request.path or "")
-        upsert = "  (or updates the record its look-up finds)" if request.upsert else ""
-        print(f"# step {request.step}: {method} {url}{upsert}")
-        print(json.dumps(request.payload, indent=2, ensure_ascii=False))
+    for request in target_requests(target, field_map, document, planned):
+        upsert = "  (or updates the record its look-up finds)" if request["upsert"] else ""
+        print(f"# step {request['step']}: {request['method']} {request['url']}{upsert}")
+        print(json.dumps(request["payload"], indent=2, ensure_ascii=False))
     return EXIT_OK
+
+
+def target_requests(
+    target: TargetSettings, field_map: FieldMap, document: Any, planned: Any = None
+) -> list[dict[str, Any]]:
+    """What ``field_map`` would send ``target`` for ``document``: one request per step (one
+    in all for a single-step map), with method, URL and payload. MappingError if it cannot."""
+    if not field_map.multi_step:
+        payload = apply_map(field_map, document).payload
+        return [{"step": None, "method": target.method, "url": target.url, "payload": payload,
+                 "upsert": False}]  # fmt: skip
+    found = []
+    for request in planned if planned is not None else planned_requests(field_map, document):
+        found.append({
+            "step": request.step, "method": request.method or target.method,
+            "url": target.url.rstrip("/") + unquote(request.path or ""),
+            "payload": request.payload, "upsert": bool(request.upsert),
+        })  # fmt: skip
+    return found
 
 
 def _preview_documents(settings: Settings, name: str, field_map: FieldMap, document: Any) -> bool:

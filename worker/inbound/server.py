@@ -70,6 +70,15 @@ def inbound_routes(settings: InboundSettings, store: Store) -> list[Route]:
         routes.append(
             Route(path, _pop_handler(settings, store), methods=list(settings.pop.methods))
         )
+    if routes:
+        from worker.inbound.openapi import PATH, inbound_openapi
+
+        document = inbound_openapi(settings)
+
+        async def contract(_: Request) -> Response:
+            return JSONResponse(document)
+
+        routes.append(Route(PATH, contract, methods=["GET"]))
     return routes
 
 

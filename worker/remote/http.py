@@ -170,6 +170,7 @@ def record_call(
     system, stage, method, route = call
     seconds = time.perf_counter() - started
     metrics.REQUESTS.labels(system, stage, str(status)).inc()
+    metrics.note_call(system, stage, status)
     metrics.REQUEST_SECONDS.labels(system).observe(seconds)
     if status == 429:
         metrics.RATE_LIMITED.labels(system).inc()

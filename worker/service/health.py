@@ -6,12 +6,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from worker.store.ledger import Ledger
 
@@ -62,11 +63,31 @@ class Readiness:
         return self._ats_seen[1]
 
 
+async def readiness_report(readiness: Readiness) -> dict[str, Any]:
+    """What /readyz answers (the console's overview shows it too)."""
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.to_thread(readiness.ledger.ping)
+        checks["database"] = "ok"
+    except Exception as exc:  # any driver error means not ready
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    checks["field_map"] = readiness.map_problem or "ok"
+    if readiness.ats_health is not None:
+        checks["ats"] = await readiness.ats()
+    sources, targets = readiness.sources(), readiness.targets()
+    any_source = not sources or any(value == "ok" for value in sources.values())
+    ready = all(value == "ok" for value in checks.values()) and any_source
+    if not any_source:
+        checks["sources"] = "no source can get a PageUp token"
+    return {"status": "ready" if ready else "not ready", "checks": checks,
+            "sources": sources, "targets": targets}  # fmt: skip
+
+
 def build_app(
     liveness: Liveness,
     readiness: Readiness,
     reload: Callable[[], Awaitable[tuple[bool, str]]],
-    extra_routes: Sequence[Route] = (),
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """Health, readiness, metrics and reload; ``extra_routes``: the inbound push endpoints."""
 
@@ -77,25 +98,8 @@ def build_app(
         return JSONResponse(body, status_code=200 if alive else 503)
 
     async def readyz(_: Request) -> Response:
-        checks: dict[str, str] = {}
-        try:
-            await asyncio.to_thread(readiness.ledger.ping)
-            checks["database"] = "ok"
-        except Exception as exc:  # any driver error means not ready
-            checks["database"] = f"unreachable: {type(exc).__name__}"
-        checks["field_map"] = readiness.map_problem or "ok"
-        if readiness.ats_health is not None:
-            checks["ats"] = await readiness.ats()
-        sources, targets = readiness.sources(), readiness.targets()
-        any_source = not sources or any(value == "ok" for value in sources.values())
-        ready = all(value == "ok" for value in checks.values()) and any_source
-        if not any_source:
-            checks["sources"] = "no source can get a PageUp token"
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks,
-             "sources": sources, "targets": targets},
-            status_code=200 if ready else 503,
-        )  # fmt: skip
+        report = await readiness_report(readiness)
+        return JSONResponse(report, status_code=200 if report["status"] == "ready" else 503)
 
     async def prometheus(_: Request) -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

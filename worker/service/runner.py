@@ -54,7 +54,7 @@ from worker.runtime import (
 )
 from worker.service import systemd
 from worker.service.check import ats_health
-from worker.service.health import Liveness, Readiness, build_app
+from worker.service.health import Liveness, Readiness, build_app, readiness_report
 from worker.service.schedule import trigger_for
 from worker.service.server import server_config
 from worker.settings import Settings
@@ -118,8 +118,26 @@ class Service:
                 Inbox(engine), on_loop=engine.dialect.name == "sqlite", stored=self._wake.set
             )
             routes = inbound_routes(settings.inbound, writer.add)
+        if settings.console.enabled:
+            routes = [*routes, self._console()]
         app = build_app(self.liveness, self.readiness, self.reload, routes)
         self.server = _Server(server_config(app, settings.service))
+
+    def _console(self) -> Any:
+        from worker.console.context import ConsoleContext
+        from worker.console.web import console_app
+
+        worker = self._worker
+        return console_app(
+            ConsoleContext(
+                settings=lambda: self._settings,
+                engine=worker.engine,
+                call=worker.store.call,
+                sources=lambda: self._worker.sources,
+                reload=self.reload,
+                health=lambda: readiness_report(self.readiness),
+            )
+        )
 
     # -- scheduled work -------------------------------------------------------------------
 
@@ -454,7 +472,7 @@ async def run_service(settings: Settings, reread: Callable[[], Settings] | None 
         notifier = None
         if channels := build_channels(settings.notifications):
             notifier = Notifier(worker.notices.notices, worker.store, channels,
-                                settings.notifications, settings.notice_timezone)  # fmt: skip
+                                settings.notice_settings, settings.notice_timezone)  # fmt: skip
         log.debug("service_built", seconds=round(time.monotonic() - started, 3))
         service = Service(settings, worker, delivery, jobs, reread=reread, notifier=notifier,
                           applications=applications)  # fmt: skip

@@ -175,9 +175,16 @@ def guarded_protocol(service: ServiceSettings) -> type[GuardedHttpToolsProtocol]
 
 def server_config(app: Any, service: ServiceSettings) -> uvicorn.Config:
     """How ``hirebridge run`` serves ``app`` (its probes, metrics and inbound endpoints)."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from worker.console.web import KeepPeer
+
+    # X-Forwarded-For is applied here (not by uvicorn's own wrapping) so that KeepPeer, outside
+    # it, can keep the TCP peer: the console believes an auth proxy by its own address only.
+    if service.trusted_proxies:
+        app = ProxyHeadersMiddleware(app, trusted_hosts=list(service.trusted_proxies))
     return uvicorn.Config(
-        app, host=service.host, port=service.port, http=guarded_protocol(service), ws="none",
-        log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5,
-        proxy_headers=bool(service.trusted_proxies),
-        forwarded_allow_ips=",".join(service.trusted_proxies) or None,
+        KeepPeer(app), host=service.host, port=service.port, http=guarded_protocol(service),
+        ws="none", log_config=None, access_log=False, lifespan="off",
+        timeout_graceful_shutdown=5, proxy_headers=False,
     )  # fmt: skip

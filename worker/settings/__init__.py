@@ -29,6 +29,7 @@ from pydantic_settings import (
 from worker.errors import ConfigError
 from worker.settings.ats import AtsSettings, JobSourceSettings
 from worker.settings.common import AuthSettings, RetrySettings, Section
+from worker.settings.console import ConsoleProxySettings, ConsoleSettings, ConsoleUser
 from worker.settings.documents import DocumentSettings
 from worker.settings.files import read_yaml_mapping
 from worker.settings.inbound import (
@@ -58,7 +59,8 @@ from worker.settings.support import ChannelSettings, ErrorLogSettings, Notificat
 from worker.settings.targets import HrisSettings, RouteSettings, TargetSettings
 
 __all__ = [
-    "ApnaSettings", "AtsSettings", "AuthSettings", "ChannelSettings", "DatabaseSettings",
+    "ApnaSettings", "AtsSettings", "AuthSettings", "ChannelSettings", "ConsoleProxySettings",
+    "ConsoleSettings", "ConsoleUser", "DatabaseSettings",
     "DocumentIdPaths", "DocumentSettings", "ErrorLogSettings", "HrisSettings",
     "InboundAuthSettings", "InboundSettings", "JobSourceSettings", "LoggingSettings",
     "NotificationSettings", "PageUpPaths", "PageUpSettings", "PagingSettings", "PopEngineSettings",
@@ -109,6 +111,7 @@ class Settings(BaseSettings):
     documents: DocumentSettings = DocumentSettings()
     error_log: ErrorLogSettings = ErrorLogSettings()
     notifications: NotificationSettings = NotificationSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -172,6 +175,14 @@ class Settings(BaseSettings):
         return self.sources[source].concurrency or self.sync.concurrency
 
     @property
+    def notice_settings(self) -> NotificationSettings:
+        """The notices' settings as sent: a hire links to its console page
+        (``notifications.console_url``) only when the console is on."""
+        if self.console.enabled or self.notifications.console_url is None:
+            return self.notifications
+        return self.notifications.model_copy(update={"console_url": None})
+
+    @property
     def notice_timezone(self) -> str:
         """The digest's time zone: its own, else the service's."""
         return self.notifications.timezone or self.service.schedule.timezone
@@ -216,6 +227,12 @@ def topology_problems(settings: Settings) -> list[str]:
             if source not in settings.sources
         ]
     problems += application_problems(settings)
+    console = settings.console
+    if console.enabled and console.mode == "proxy" and not settings.service.trusted_proxies:
+        problems.append(
+            "console.mode: 'proxy' needs service.trusted_proxies (the auth proxy's "
+            "addresses): its headers are believed from nowhere else"
+        )
     seen: dict[tuple[str, int | None], str] = {}
     for name, source in settings.sources.items():
         key = (source.resolved_api_base_url, source.offer_action_type_id)

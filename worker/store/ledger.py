@@ -607,19 +607,22 @@ class Ledger:
 def _targets_of(
     conn: Connection, keys: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[TargetState, ...]]:
-    if not keys:
-        return {}
+    """The targets of these offers, per source: ``source = ? AND offer_id IN (...)`` is served
+    by the primary key, where SQLite scanned the whole table for a row-value IN."""
     t = offer_targets.c
+    by_source: dict[str, list[str]] = {}
+    for source, offer_id in keys:
+        by_source.setdefault(source, []).append(offer_id)
     found: dict[tuple[str, str], list[TargetState]] = {}
-    for start in range(0, len(keys), ENQUEUE_CHUNK):
-        chunk = keys[start : start + ENQUEUE_CHUNK]
-        rows = conn.execute(
-            select(offer_targets)
-            .where(tuple_(t.source, t.offer_id).in_(chunk))
-            .order_by(t.source, t.offer_id, t.target)
-        ).all()
-        for row in rows:
-            found.setdefault((row.source, row.offer_id), []).append(_target(row))
+    for source, ids in by_source.items():
+        for start in range(0, len(ids), ENQUEUE_CHUNK):
+            rows = conn.execute(
+                select(offer_targets)
+                .where(t.source == source, t.offer_id.in_(ids[start : start + ENQUEUE_CHUNK]))
+                .order_by(t.offer_id, t.target)
+            ).all()
+            for row in rows:
+                found.setdefault((row.source, row.offer_id), []).append(_target(row))
     return {key: tuple(states) for key, states in found.items()}
 
 

@@ -62,6 +62,20 @@ class SourceRuns:
         with self._engine.begin() as conn:
             conn.execute(upsert_into(self._engine, source_state).on_conflict_do_nothing(), rows)
 
+    def due_now(self, sources: Sequence[str]) -> list[str]:
+        """Bring these sources' next run forward to now (the console's "run now"): the next
+        worker tick starts it. A source whose run is in progress keeps it (it is running)."""
+        now = _now()
+        s = source_state.c
+        with self._engine.begin() as conn:
+            found = conn.execute(
+                update(source_state)
+                .where(s.source.in_(list(sources)), s.next_run_at > now)
+                .values(next_run_at=now)
+                .returning(s.source)
+            ).scalars()
+            return sorted(str(name) for name in found)
+
     def take_due(
         self, owner: str, sources: Sequence[str], *, lease_seconds: float, limit: int,
         now_due: bool = False,

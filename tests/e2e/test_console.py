@@ -1,0 +1,205 @@
+"""The console in a real browser (Debian's Chromium, driven by Playwright) against a real
+``hirebridge run`` and the simulators: sign-in, an operator's retry and run now, a viewer's
+limits, an admin's map preview, apply and rollback, CSRF, lockout; the auth-proxy mode from a
+trusted and an untrusted peer."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright import sync_api as playwright_api
+
+from tests.conftest import Sims
+from tests.e2e.console_rig import CHROMIUM, PASSWORDS, Served, served
+from worker.simulators.sample import make_offers
+
+pytestmark = pytest.mark.e2e
+PARKED = "900102"  # the sample offer without a tax file number: parked by the first run
+SHOTS = os.environ.get("HIREBRIDGE_CONSOLE_SCREENSHOTS")  # a folder: also save screenshots
+
+
+@pytest.fixture(scope="module")
+def sims() -> Iterator[Sims]:
+    started = Sims(3, frozenset({1})).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def service(sims: Sims, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("console")
+    with served(sims, folder, allow_map_apply=True, max_failed_logins=3) as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def signed_in(browser: Any, service: Served, user: str) -> Any:
+    page = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
+    page.goto(f"{service.base}/console/login")
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password").fill(PASSWORDS[user])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{service.base}/console/")
+    return page
+
+
+def personal_values(sims: Sims) -> list[str]:
+    found = []
+    for sample in sims.samples:
+        applicant = sample.offer["Applicant"]
+        found += [applicant["FirstName"], applicant["LastName"], applicant["Email"]]
+    return [value for value in found if len(value) > 3]
+
+
+def test_an_operator_retries_a_parked_offer_and_sees_it_processed_after_run_now(
+    service: Served, browser: Any
+) -> None:
+    page = signed_in(browser, service, "otto")
+    assert page.locator("#parked-count").inner_text() == "1"
+    if SHOTS:
+        page.screenshot(path=f"{SHOTS}/console-overview.png", full_page=True)
+    page.get_by_role("link", name="Offers").click()
+    page.get_by_label("Parked").select_option("yes")
+    page.get_by_role("button", name="Filter").click()
+    row = page.locator("table.offers tbody tr")
+    assert row.count() == 1 and "taxFileNumber" in row.inner_text()
+    page.get_by_role("link", name=PARKED).click()
+    assert "required" in page.locator("#offer-reason").inner_text()
+    if SHOTS:
+        page.screenshot(path=f"{SHOTS}/console-offer.png", full_page=True)
+
+    # HR fixed the new-starter form in PageUp; the operator retries, then runs now.
+    fixed = make_offers(3)[1]
+    service.sims.pageup.load([fixed])
+    page.get_by_label("Reason (optional)").fill("TFN added in PageUp")
+    page.get_by_role("button", name="Retry").click()
+    assert "re-queued" in page.get_by_role("status").inner_text()
+    page.get_by_role("link", name="Runs").click()
+    page.get_by_role("button", name="Run now").click()
+    assert "run requested" in page.get_by_role("status").inner_text()
+    service.worker.wait_for("run_finished", succeeded=1)
+    page.goto(f"{service.base}/console/offers/pageup/{PARKED}")
+    assert page.locator("#offer-state").inner_text() == "processed"
+    assert "retry otto TFN added in PageUp" in page.locator("table").last.inner_text().replace(
+        "\t", " "
+    )
+
+
+def test_a_viewer_sees_no_action_buttons_and_a_forged_post_is_refused(
+    service: Served, browser: Any
+) -> None:
+    page = signed_in(browser, service, "vera")
+    html = [page.content()]
+    for path in ("/console/offers", "/console/offers/pageup/900101", "/console/runs",
+                 "/console/maps/hris", "/console/inbox"):  # fmt: skip
+        page.goto(service.base + path)
+        html.append(page.content())
+        assert (
+            page.get_by_role("button", name=re.compile("Retry|Skip|Mark|Run now|Apply")).count()
+            == 0
+        )
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+    forged = page.request.post(f"{service.base}/console/offers/pageup/900101/retry",
+                               form={"csrf": token, "reason": "forged"})  # fmt: skip
+    assert forged.status == 403
+    # A preview for a viewer: payload shape and non-personal fields, never personal values.
+    page.goto(f"{service.base}/console/maps/hris")
+    page.get_by_label("Offer id").first.fill("900101")
+    page.get_by_role("button", name="Preview").click()
+    preview = page.locator("#preview-result").inner_text()
+    assert '"firstName": "•••"' in preview and '"externalId": "900101"' in preview
+    html.append(page.content())
+    leaked = [value for value in personal_values(service.sims) if any(value in h for h in html)]
+    assert leaked == []
+
+
+def test_an_admin_previews_applies_a_broken_map_then_a_good_one_and_rolls_back(
+    service: Served, browser: Any
+) -> None:
+    original = service.mapping.read_text()
+    page = signed_in(browser, service, "ada")
+    page.goto(f"{service.base}/console/maps/hris")
+    assert page.locator("#map-valid").is_visible()
+    page.get_by_label("Offer id").first.fill("900103")
+    page.get_by_label("Reveal personal values (recorded)").check()
+    page.get_by_role("button", name="Preview").click()
+    assert '"firstName": "•••"' not in page.locator("#preview-result").inner_text()
+
+    broken = original.replace("jobTitle: {expr: offer.PositionTitle", "jobTitle: {expr: nosuch(")
+    page.get_by_label("Candidate map (paste)").fill(broken)
+    page.get_by_role("button", name="Apply").click()
+    assert "Not applied" in page.locator("#refused").inner_text()
+    marked = page.locator("ol.code li.marked")
+    assert marked.count() == 1 and "nosuch(" in marked.inner_text()
+    assert service.mapping.read_text() == original
+
+    good = original + "\n# changed from the console\n"
+    page.get_by_label("Candidate map (paste)").fill(good)
+    page.get_by_role("button", name="Apply").click()
+    assert "Applied" in page.locator("#applied").inner_text()
+    assert service.mapping.read_text() == good
+    service.worker.wait_for("mapping_reloaded")
+
+    page.goto(f"{service.base}/console/maps/hris")
+    page.get_by_role("button", name="Roll back to it").click()
+    assert "Applied" in page.locator("#applied").inner_text()
+    assert service.mapping.read_text() == original
+    service.worker.wait_for("mapping_reloaded")
+
+
+def test_a_post_without_its_csrf_token_is_refused(service: Served, browser: Any) -> None:
+    page = signed_in(browser, service, "otto")
+    refused = page.request.post(f"{service.base}/console/runs/now", form={"source": "pageup"})
+    assert refused.status == 403 and "CSRF" in refused.text()
+    api = page.request.post(f"{service.base}/console/api/runs/now", data={})
+    assert api.status == 403
+
+
+def test_repeated_failed_logins_lock_out(service: Served, browser: Any) -> None:
+    page = browser.new_context().new_page()
+    page.goto(f"{service.base}/console/login")
+    for _ in range(3):
+        page.get_by_label("User name").fill("vera")
+        page.get_by_label("Password").fill("not her password")
+        page.get_by_role("button", name="Sign in").click()
+        assert "wrong user name or password" in page.locator("#login-error").inner_text()
+    page.get_by_label("User name").fill("vera")
+    page.get_by_label("Password").fill(PASSWORDS["vera"])
+    page.get_by_role("button", name="Sign in").click()
+    assert "too many failed sign-ins" in page.locator("#login-error").inner_text()
+
+
+def test_the_auth_proxy_is_believed_from_a_trusted_peer_only(
+    sims: Sims, tmp_path: Path, browser: Any
+) -> None:
+    proxy = {"group_roles": {"hr-ops": "operator"}}
+    # 127.0.0.1 is the proxy; a client reaching the service from 127.0.0.2 is not.
+    with served(sims, tmp_path, mode="proxy", proxy=proxy,
+                service={"trusted_proxies": ["127.0.0.1/32"]}) as found:  # fmt: skip
+        headers = {"X-Forwarded-User": "sam", "X-Forwarded-Groups": "staff,hr-ops"}
+        context = browser.new_context(extra_http_headers=headers)
+        page = context.new_page()
+        page.goto(f"{found.base}/console/")
+        assert "sam" in page.locator(".who").inner_text()
+        assert page.get_by_role("link", name="Offers").is_visible()
+        transport = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(transport=transport) as client:
+            untrusted = client.get(f"{found.base}/console/api/session", headers=headers)
+        assert untrusted.status_code == 401

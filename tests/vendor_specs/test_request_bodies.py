@@ -43,6 +43,22 @@ def xero_validator() -> Draft202012Validator:
     return Draft202012Validator(body, registry=registry)
 
 
+def bamboohr_validator() -> Draft202012Validator:
+    """The request body of ``create-employee`` (OpenAPI 3.1: its schemas are JSON Schema 2020-12).
+    ``format: date`` is asserted too: BambooHR documents hireDate as YYYY-MM-DD."""
+    spec = yaml.safe_load((HERE / "bamboohr-public.create-employee.yaml").read_text())
+    registry: Registry[Any] = Registry().with_resource(
+        "bamboohr.yaml", Resource.from_contents(spec, default_specification=DRAFT202012)
+    )
+    body = {
+        "$ref": "bamboohr.yaml#/paths/~1api~1v1~1employees/post/requestBody/content"
+        "/application~1json/schema"
+    }
+    return Draft202012Validator(
+        body, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+
+
 def read_only(schema: Any, path: str = "") -> set[str]:
     """Properties the spec marks readOnly: a request must not send them."""
     found: set[str] = set()
@@ -76,8 +92,10 @@ def plain(name: str) -> Callable[[str, Any], Draft202012Validator]:
 
 
 XERO = xero_validator()
+BAMBOOHR = bamboohr_validator()
+NOTHING = Draft202012Validator(False)  # a JSON body on a path no vendored schema covers
 TARGETS: dict[str, Callable[[str, Any], Draft202012Validator]] = {
-    "bamboohr": plain("bamboohr-post-new-employee.schema.json"),
+    "bamboohr": lambda path, _body: BAMBOOHR if path.endswith("/v1/employees") else NOTHING,
     "hibob": plain("hibob-create-employee-request.schema.json"),
     "xero": lambda _path, _body: XERO,
     "successfactors": lambda _path, body: successfactors_validator(
@@ -145,4 +163,10 @@ def test_the_validators_refuse_what_the_specs_forbid() -> None:
     assert not keypay.is_valid({"bankAccount1_Bsb": "000-000"})  # misspelt: BSB
     assert not keypay.is_valid({"australianResident": "Yes"})
     assert not TARGETS["hibob"]("", {}).is_valid({"firstName": "A", "surname": "B"})
-    assert not TARGETS["bamboohr"]("", {}).is_valid({"firstName": 7})
+    # BambooHR: other fields are allowed with any JSON value, the six it lists are typed.
+    assert BAMBOOHR.is_valid({"firstName": "A", "lastName": "B", "hireDate": "2026-12-03",
+                              "payRate": "1 AUD", "anyCustomField": 7})  # fmt: skip
+    assert not BAMBOOHR.is_valid({"firstName": 7, "lastName": "B"})
+    assert not BAMBOOHR.is_valid({"firstName": "A", "lastName": "B", "workEmail": ["a@b.c"]})
+    assert not BAMBOOHR.is_valid({"firstName": "A"})  # lastName required
+    assert not BAMBOOHR.is_valid({"firstName": "A", "lastName": "B", "hireDate": "03/12/2026"})

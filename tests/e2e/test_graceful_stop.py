@@ -10,6 +10,7 @@ hire duplicated or lost.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -21,11 +22,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import Sims
+from tests.conftest import FakeIngest, Sims
 from tests.e2e.service_process import Worker
 from worker.settings import DatabaseSettings
 from worker.store.db import create_store_engine
 from worker.store.ledger import Ledger
+from worker.store.sources import SourceRuns
+from worker.store.workers import Workers
 
 pytestmark = pytest.mark.e2e
 OFFERS = 10
@@ -107,9 +110,12 @@ def test_a_signal_mid_run_lets_the_offers_in_flight_finish(
             worker[0].process.kill()
 
 
-def test_past_the_grace_the_stop_cancels_and_names_what_it_left(tmp_path: Path) -> None:
+def test_past_the_grace_the_stop_cancels_and_names_what_it_left(
+    tmp_path: Path, ingest: tuple[FakeIngest, str]
+) -> None:
     """An HRIS that hangs: the stop gives up after the grace, says which offers it left in
     which state, frees their claims, and the next start finishes them exactly once."""
+    fake, dsn = ingest
     sims = Sims(6, frozenset()).start()
     try:
         sims.hris.faults.latency_seconds = 3.0  # every post hangs well past the grace
@@ -118,6 +124,7 @@ def test_past_the_grace_the_stop_cancels_and_names_what_it_left(tmp_path: Path) 
         data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600},
                            "shutdown_grace_seconds": 0.5}  # fmt: skip
         data["logging"] = {"format": "json"}
+        data["sentry"] = {"dsn": dsn}
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump(data))
         worker: list[Worker] = []
@@ -138,6 +145,11 @@ def test_past_the_grace_the_stop_cancels_and_names_what_it_left(tmp_path: Path) 
         assert left == sorted(
             f"pageup/{offer_id}: pending at post (hris posting)" for offer_id in fetched
         )
+        # On-call hears of it once, as a warning grouped under its own fingerprint.
+        (event,) = fake.of("event")
+        assert event["level"] == "warning"
+        assert event["fingerprint"] == ["shutdown-incomplete"]
+        assert event["contexts"]["unfinished"]["offer_count"] == len(fetched)
 
         engine = create_store_engine(DatabaseSettings(url=database))
         ledger = Ledger(engine)
@@ -159,3 +171,47 @@ def test_past_the_grace_the_stop_cancels_and_names_what_it_left(tmp_path: Path) 
         sims.stop()
         if worker and worker[0].process.poll() is None:
             worker[0].process.kill()
+
+
+def test_an_idle_service_stops_cleanly_with_no_error_and_no_sentry_event(
+    tmp_path: Path, ingest: tuple[FakeIngest, str]
+) -> None:
+    """SIGTERM between runs, while the scheduler's own jobs (taking due runs every second,
+    the heartbeat, housekeeping) come and go: none is cancelled mid-call, nothing is left
+    leased, and neither the log nor Sentry hears of an error."""
+    fake, dsn = ingest
+    sims = Sims(3, frozenset()).start()
+    worker: Worker | None = None
+    try:
+        database = f"sqlite:///{tmp_path / 'state.sqlite'}"
+        # The shortest worker timeout: a heartbeat every half second.
+        data = sims.settings_data(database, sync={"worker_timeout_seconds": 3})
+        data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600},
+                           "shutdown_grace_seconds": 20}  # fmt: skip
+        data["logging"] = {"format": "json"}
+        data["sentry"] = {"dsn": dsn}
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(data))
+        worker = Worker(config, dict(os.environ))
+        worker.wait_for("run_finished", outcome="ok")  # idle from now on, for an hour
+        os.kill(worker.process.pid, signal.SIGTERM)
+        events = worker.finished_events()
+
+        assert worker.process.returncode == 0
+        names = [event.get("event") for event in events]
+        assert names[-1] == "service_stopped"
+        errors = [event for event in events if event.get("level") in ("error", "critical")]
+        assert errors == [], "a clean stop logs no error"
+        assert not [event for event in events if "raised an exception" in json.dumps(event)]
+        assert fake.of("event") == [], "a clean stop sends Sentry nothing"
+        engine = create_store_engine(DatabaseSettings(url=database))
+        rows = SourceRuns(engine, worker_timeout=3).rows()
+        registered = Workers(engine).all()
+        engine.dispose()
+        assert [row.lease_owner for row in rows] == [None], "no run left leased"
+        assert registered == [], "the worker signed off"
+        assert len(sims.hris_counts()) == 3
+    finally:
+        sims.stop()
+        if worker is not None and worker.process.poll() is None:
+            worker.process.kill()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import threading
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from structlog.testing import capture_logs
 
 from tests.conftest import REPO
 from worker.demo import simulator_settings
@@ -44,12 +44,16 @@ class _HeldOnCall:
         return self.tickets
 
 
-def _no_errors(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
-    return [entry for entry in logs if entry["log_level"] in ("error", "critical")]
+def _logged(captured: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in captured.getvalue().splitlines()]
+
+
+def _errors(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [entry for entry in logs if entry["level"] in ("error", "critical")]
 
 
 def test_sync_once_stopped_while_taking_its_run_begins_none_and_hands_it_back(
-    tmp_path: Path,
+    tmp_path: Path, captured_logs: io.StringIO
 ) -> None:
     async def go() -> tuple[list[RunReport], list[RunTicket], list[SourceRow]]:
         async with offer_worker(_settings(tmp_path)) as worker:
@@ -62,18 +66,18 @@ def test_sync_once_stopped_while_taking_its_run_begins_none_and_hands_it_back(
             reports = await once
             return reports, held.tickets, await worker.store.call(worker.source_runs.rows)
 
-    with capture_logs() as logs:
-        reports, tickets, rows = asyncio.run(go())
+    reports, tickets, rows = asyncio.run(go())
+    logs = _logged(captured_logs)
 
     assert [t.source for t in tickets] == ["pageup"]
     assert [(r.source, r.outcome, r.listed) for r in reports] == [("pageup", "stopped", 0)]
     assert [row.lease_owner for row in rows] == [None]
     assert "run_started" not in [entry["event"] for entry in logs]
-    assert _no_errors(logs) == []
+    assert _errors(logs) == []
 
 
 def test_sync_once_following_a_dead_leader_does_not_take_its_run_over_once_stopped(
-    tmp_path: Path,
+    tmp_path: Path, captured_logs: io.StringIO
 ) -> None:
     async def go() -> tuple[list[RunReport], list[RunTicket], list[SourceRow]]:
         async with offer_worker(_settings(tmp_path)) as worker:
@@ -89,11 +93,11 @@ def test_sync_once_following_a_dead_leader_does_not_take_its_run_over_once_stopp
             reports = await once
             return reports, held.tickets, await worker.store.call(worker.source_runs.rows)
 
-    with capture_logs() as logs:
-        reports, tickets, rows = asyncio.run(go())
+    reports, tickets, rows = asyncio.run(go())
+    logs = _logged(captured_logs)
 
     assert [t.source for t in tickets] == ["pageup"], "the database did hand the run over"
     assert [(r.source, r.outcome) for r in reports] == [("pageup", "helped")]
     assert [row.lease_owner for row in rows] == [None]
     assert "run_started" not in [entry["event"] for entry in logs]
-    assert _no_errors(logs) == []
+    assert _errors(logs) == []

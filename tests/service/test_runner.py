@@ -1,8 +1,11 @@
-"""The running worker's map reload (SIGHUP, POST /-/reload)."""
+"""The running worker: map reload (SIGHUP, POST /-/reload), scheduled jobs, and a stop that
+comes while the database hands out runs."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import shutil
 import signal
 import threading
@@ -10,8 +13,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from structlog.testing import capture_logs
 
 from tests.conftest import REPO
 from worker.demo import simulator_settings
@@ -116,7 +117,7 @@ class _Blocked:
 
 
 def test_a_stop_while_the_database_hands_out_runs_starts_none_and_hands_them_back(
-    tmp_path: Path,
+    tmp_path: Path, captured_logs: io.StringIO
 ) -> None:
     data = simulator_settings(
         "http://127.0.0.1:9", "http://127.0.0.1:9", f"sqlite:///{tmp_path / 's.sqlite'}",
@@ -139,8 +140,8 @@ def test_a_stop_while_the_database_hands_out_runs_starts_none_and_hands_them_bac
             return started, blocked.tickets, rows, list(runs)
 
     before = datetime.now(UTC)
-    with capture_logs() as logs:
-        started, tickets, rows, runs = asyncio.run(go())
+    started, tickets, rows, runs = asyncio.run(go())
+    logs = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
 
     assert [t.source for t in tickets] == ["pageup"], "the database did hand out the run"
     assert started == []
@@ -151,7 +152,7 @@ def test_a_stop_while_the_database_hands_out_runs_starts_none_and_hands_them_bac
     names = [entry["event"] for entry in logs]
     assert "run_started" not in names
     assert ("runs_handed_back", ["pageup"]) in [(e["event"], e.get("sources")) for e in logs]
-    assert [e for e in logs if e["log_level"] in ("error", "critical")] == []
+    assert [e for e in logs if e["level"] in ("error", "critical")] == []
 
 
 def test_beat_and_housekeeping_are_waited_for_by_a_stop_and_not_begun_after_it(

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import yaml
 from tests.conftest import REPO, FakeIngest, Sims
 from tests.e2e.service_process import Worker
 from worker.settings import DatabaseSettings
+from worker.simulators.server import BackgroundServer
 from worker.store.db import create_store_engine
 from worker.store.ledger import Ledger
 from worker.store.sources import SourceRuns
@@ -39,6 +41,16 @@ LANES = 4
 SEED = 20261125
 # Ten SIGTERMs (the first two in each place, then random places), and one SIGINT.
 PLACES = ["record", "mark", "fetch", "record", "mark", "fetch"]
+
+
+@pytest.fixture
+def process_ingest() -> Iterator[tuple[FakeIngest, str]]:
+    """The fake Sentry ingest, for the service processes only. (The shared ``ingest`` fixture
+    re-initialises this process's Sentry client on teardown with the SDK's default
+    integrations, which patch Starlette for every later test in the session.)"""
+    fake = FakeIngest()
+    with BackgroundServer(fake.app()) as server:
+        yield fake, f"{server.url.replace('http://', 'http://public@')}/42"
 
 
 def trials() -> list[tuple[str, int, signal.Signals]]:
@@ -114,11 +126,11 @@ def test_a_signal_mid_run_lets_the_offers_in_flight_finish(
 
 
 def test_past_the_grace_the_stop_cancels_and_names_what_it_left(
-    tmp_path: Path, ingest: tuple[FakeIngest, str]
+    tmp_path: Path, process_ingest: tuple[FakeIngest, str]
 ) -> None:
     """An HRIS that hangs: the stop gives up after the grace, says which offers it left in
     which state, frees their claims, and the next start finishes them exactly once."""
-    fake, dsn = ingest
+    fake, dsn = process_ingest
     sims = Sims(6, frozenset()).start()
     try:
         sims.hris.faults.latency_seconds = 3.0  # every post hangs well past the grace
@@ -177,12 +189,12 @@ def test_past_the_grace_the_stop_cancels_and_names_what_it_left(
 
 
 def test_an_idle_service_stops_cleanly_with_no_error_and_no_sentry_event(
-    tmp_path: Path, ingest: tuple[FakeIngest, str]
+    tmp_path: Path, process_ingest: tuple[FakeIngest, str]
 ) -> None:
     """SIGTERM between runs, while the scheduler's own jobs (taking due runs every second,
     the heartbeat, housekeeping) come and go: none is cancelled mid-call, nothing is left
     leased, and neither the log nor Sentry hears of an error."""
-    fake, dsn = ingest
+    fake, dsn = process_ingest
     sims = Sims(3, frozenset()).start()
     worker: Worker | None = None
     try:
@@ -241,7 +253,6 @@ def _clean_stop(worker: Worker, release: threading.Event) -> list[dict[str, Any]
 
 def test_a_stop_while_the_ats_holds_a_job_request_lets_the_job_finish(tmp_path: Path) -> None:
     from worker.simulators import ats
-    from worker.simulators.server import BackgroundServer
     from worker.store.jobs import JobLedger
 
     state = ats.AtsState()

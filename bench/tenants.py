@@ -7,16 +7,21 @@ Set-up (defaults are the issue's: 200 tenants, 20 offers each, 3 workers, a 60 s
 - half of each tenant's offers in its queue at the start, the other half entering at seeded
   random times during the first period (so the lag measures scheduling, not only start-up).
 
-It prints each tenant's lag from an offer entering the queue to its mark (p50, p99, max,
-taken over tenants), offers/s, database connections used (the most seen), peak RSS per
-process and duplicates. ``--kill`` kills one worker with SIGKILL half a period in, and reports
-how long its tenants took to be picked up by the others. ``--tenants 10,200`` runs twice and
-compares the memory of a worker.
+It prints the lag from an offer entering a tenant's queue to its mark: each tenant's p50, p99
+and max (the worst tenants listed, every tenant with ``--per-tenant``), summarised over the
+tenants and over all offers; how many tenants were synced within one period (every offer
+marked within a period of entering the queue); offers/s; the database connections used (the
+most seen); the peak RSS of each worker process; duplicates. ``--kill`` kills one worker with
+SIGKILL half a period into the last size measured, and reports what it held at that moment (the
+runs of the sources it led, the offers it had claimed) and how long until the others took those
+runs over, finished them and processed those offers, against the worker timeout in the
+settings. ``--tenants 10,200`` runs once per size and compares the memory of the workers.
 
-    python bench/tenants.py [--tenants 200] [--offers 20] [--workers 3] [--period 60] [--kill]
+    scripts/with-postgres .venv/bin/python bench/tenants.py \
+        [--tenants 200] [--offers 20] [--workers 3] [--period 60] [--kill] [--per-tenant]
 
-Needs PostgreSQL: ``--database-url`` or $HIREBRIDGE_TEST_DATABASE_URL (``make bench`` starts one
-with scripts/with-postgres).
+Needs PostgreSQL: ``--database-url`` or $HIREBRIDGE_TEST_DATABASE_URL, which
+``scripts/with-postgres`` sets (it starts a throw-away server). ``make bench`` does not run it.
 """
 
 from __future__ import annotations
@@ -39,11 +44,13 @@ from typing import Any
 
 import httpx
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import ProgrammingError
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 SEED = 20261125
+BENCH_APP = "hirebridge-bench"
 
 
 @dataclass
@@ -60,7 +67,22 @@ class Measured:
     rss_mb: dict[int, float] = field(default_factory=dict)
     duplicates: int = 0
     unmarked: int = 0
-    killed_tenants_picked_up: float | None = None
+    per_tenant: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # p50/99/max
+    kill: Killed | None = None
+
+
+@dataclass
+class Killed:
+    """What the killed worker held when it died, and when the others had finished it."""
+
+    index: int
+    at: float
+    worker_timeout: float
+    runs: dict[str, str]  # source -> the run it led
+    offers: set[tuple[str, str]]  # (source, offer) it had claimed
+    taken_over: float | None = None  # seconds after the kill: every run led by another
+    runs_finished: float | None = None  # ... and finished
+    offers_finished: float | None = None  # every offer it held processed
 
 
 def main() -> int:
@@ -70,18 +92,22 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--period", type=float, default=60.0)
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--kill", action="store_true", help="kill -9 one worker mid-way")
+    parser.add_argument(
+        "--kill", action="store_true", help="kill -9 one worker mid-way (in the last size measured)"
+    )
+    parser.add_argument("--per-tenant", action="store_true", help="print every tenant's lags")
     parser.add_argument("--logs", type=Path, help="keep each worker's log (info) in this folder")
     parser.add_argument("--database-url", default=os.environ.get("HIREBRIDGE_TEST_DATABASE_URL"))
     args = parser.parse_args()
     if not args.database_url:
         parser.error("needs PostgreSQL: --database-url or $HIREBRIDGE_TEST_DATABASE_URL")
+    counts = [int(count) for count in args.tenants.split(",")]
     results = [
-        measure(int(count), args.offers, args.workers, args.period, args.latency_ms,
-                args.database_url, kill=args.kill, logs=args.logs)
-        for count in args.tenants.split(",")
+        measure(count, args.offers, args.workers, args.period, args.latency_ms,
+                args.database_url, kill=args.kill and n == len(counts) - 1, logs=args.logs)
+        for n, count in enumerate(counts)
     ]  # fmt: skip
-    report(results, args.period, args.workers)
+    report(results, args.period, args.workers, every_tenant=args.per_tenant)
     return 0
 
 
@@ -172,7 +198,7 @@ def drive(config: Path, pageup: str, database: str, tenants: int, offers: int, w
                  for n in range(workers)]  # fmt: skip
         sampler = Sampler(procs, database)
         sampler.start()
-        killed_at = None
+        killed: KillWatch | None = None
         pending = list(later)
         deadline = started + 4 * period
         try:
@@ -181,11 +207,18 @@ def drive(config: Path, pageup: str, database: str, tenants: int, offers: int, w
                 while pending and pending[0][0] <= now:
                     _, tenant, n = pending.pop(0)
                     load(sim, tenant, offers - first_half, 1_000_000 + 1000 * n + first_half)
-                if kill and killed_at is None and now >= period / 2:
+                if kill and killed is None and now >= period / 2 and leads_runs(sampler, 0):
                     procs[0].send_signal(signal.SIGKILL)
-                    killed_at = time.time()
+                    procs[0].wait()
+                    killed = KillWatch(database, 0, procs[0].pid, worker_timeout(config))
+                    # Time for the others to notice (the worker timeout) and finish its work.
+                    deadline = max(deadline, killed.killed.at + 2 * killed.killed.worker_timeout
+                                   + period)  # fmt: skip
+                if killed is not None:
+                    killed.poll()
                 marks = sim.get("/_sim/marks").json()
-                if not pending and all(m[1] for rows in marks.values() for m in rows):
+                if (not pending and all(m[1] for rows in marks.values() for m in rows)
+                        and (killed is None or killed.done)):  # fmt: skip
                     break
                 time.sleep(0.5)
         finally:
@@ -195,8 +228,78 @@ def drive(config: Path, pageup: str, database: str, tenants: int, offers: int, w
             for proc in procs:
                 proc.wait(timeout=60)
             sampler.stop()
+            if killed is not None:
+                killed.close()
         marks = sim.get("/_sim/marks").json()
-    return figures(marks, started, tenants, offers, sampler, killed_at)
+    measured = figures(marks, started, tenants, offers, sampler, period)
+    measured.kill = killed.killed if killed is not None else None
+    return measured
+
+
+def leads_runs(sampler: Sampler, index: int) -> bool:
+    """The worker leads a run now with offers claimed (a kill then leaves work behind)."""
+    pid = sampler.procs[index].pid
+    query = text("SELECT count(*) FROM source_state s JOIN workers w ON w.worker_id = "
+                 "s.lease_owner WHERE w.pid = :pid AND EXISTS (SELECT 1 FROM offers o "
+                 "WHERE o.lease_owner = w.worker_id)")  # fmt: skip
+    try:
+        with sampler.engine.connect() as conn:
+            return int(conn.execute(query, {"pid": pid}).scalar_one()) > 0
+    except ProgrammingError:  # the workers have not created the schema yet
+        return False
+
+
+def bench_engine(database: str) -> Engine:
+    """The bench's own connections, named so that they are not counted as the workers'."""
+    return create_engine(database, connect_args={"application_name": BENCH_APP})
+
+
+def worker_timeout(config: Path) -> float:
+    from worker.config_file import load_settings_for_command
+
+    return load_settings_for_command(config).sync.worker_timeout_seconds
+
+
+class KillWatch:
+    """What a killed worker held (read from the database the moment it died), and when the
+    other workers had taken its runs over, finished them, and processed its offers."""
+
+    def __init__(self, database: str, index: int, pid: int, timeout: float) -> None:
+        self._engine = bench_engine(database)
+        at = time.time()
+        with self._engine.connect() as conn:
+            owner = conn.execute(text("SELECT worker_id FROM workers WHERE pid = :pid"),
+                                 {"pid": pid}).scalar_one()  # fmt: skip
+            runs = conn.execute(text("SELECT source, run_id FROM source_state "
+                                     "WHERE lease_owner = :o"), {"o": owner}).all()  # fmt: skip
+            offers = conn.execute(text("SELECT source, offer_id FROM offers "
+                                       "WHERE lease_owner = :o"), {"o": owner}).all()  # fmt: skip
+        self.killed = Killed(index, at, timeout, {str(s): str(r) for s, r in runs},
+                             {(str(s), str(o)) for s, o in offers})  # fmt: skip
+
+    @property
+    def done(self) -> bool:
+        return self.killed.runs_finished is not None and self.killed.offers_finished is not None
+
+    def poll(self) -> None:
+        k, elapsed = self.killed, time.time() - self.killed.at
+        with self._engine.connect() as conn:
+            rows = conn.execute(text("SELECT source, run_id, lease_owner, last_finished_at "
+                                     "FROM source_state")).all()  # fmt: skip
+            done = text("SELECT source, offer_id FROM offers WHERE status = 'processed'")
+            processed = {(str(s), str(o)) for s, o in conn.execute(done).all()}
+        states = {str(row[0]): row for row in rows if str(row[0]) in k.runs}
+        moved = all(row[1] != k.runs[name] for name, row in states.items())
+        ended = all(row[3] is not None and row[3].timestamp() > k.at for row in states.values())
+        if k.taken_over is None and moved:
+            k.taken_over = elapsed
+        if k.runs_finished is None and moved and ended:
+            k.runs_finished = elapsed
+        if k.offers_finished is None and k.offers <= processed:
+            k.offers_finished = elapsed
+
+    def close(self) -> None:
+        self._engine.dispose()
 
 
 def load(sim: httpx.Client, tenant: str, count: int, first_id: int) -> None:
@@ -209,8 +312,8 @@ class Sampler(threading.Thread):
 
     def __init__(self, procs: list[subprocess.Popen[bytes]], database: str) -> None:
         super().__init__(daemon=True)
-        self._procs = procs
-        self._engine = create_engine(database)
+        self.procs = procs
+        self.engine = bench_engine(database)
         self._name = database.rsplit("/", 1)[1]
         self._done = threading.Event()
         self.rss_mb: dict[int, float] = {}
@@ -218,19 +321,20 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self._done.wait(0.5):
-            for index, proc in enumerate(self._procs):
+            for index, proc in enumerate(self.procs):
                 self.rss_mb[index] = max(self.rss_mb.get(index, 0.0), rss_of(proc.pid))
-            with self._engine.connect() as conn:
+            with self.engine.connect() as conn:
                 used = conn.execute(
-                    text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d"),
-                    {"d": self._name},
-                ).scalar_one()
-            self.connections = max(self.connections, int(used) - 1)  # not the sampler's own
+                    text("SELECT count(*) FROM pg_stat_activity WHERE datname = :d "
+                         "AND application_name <> :me"),
+                    {"d": self._name, "me": BENCH_APP},
+                ).scalar_one()  # fmt: skip
+            self.connections = max(self.connections, int(used))
 
     def stop(self) -> None:
         self._done.set()
         self.join(timeout=5)
-        self._engine.dispose()
+        self.engine.dispose()
 
 
 def rss_of(pid: int) -> float:
@@ -244,54 +348,86 @@ def rss_of(pid: int) -> float:
 
 
 def figures(marks: dict[str, list[list[Any]]], started: float, tenants: int, offers: int,
-            sampler: Sampler, killed_at: float | None) -> Measured:  # fmt: skip
+            sampler: Sampler, period: float) -> Measured:  # fmt: skip
     measured = Measured(tenants, offers, rss_mb=sampler.rss_mb, connections=sampler.connections)
     all_lags, last_mark, first_marks = [], started, []
-    for rows in marks.values():
-        lags = [marked - loaded for loaded, marked, _count in rows if marked]
+    for tenant, rows in marks.items():
+        lags = sorted(marked - loaded for loaded, marked, _count in rows if marked)
         measured.unmarked += sum(1 for _l, marked, _c in rows if not marked)
         measured.duplicates += sum(1 for _l, _m, count in rows if count > 1)
         if lags:
-            measured.lags.append(max(lags))
+            measured.per_tenant[tenant] = (statistics.median(lags), _p99(lags), lags[-1])
+            measured.lags.append(lags[-1])
             all_lags.extend(lags)
         last_mark = max([last_mark, *(m for _l, m, _c in rows if m)])
         first_marks += [m for loaded, m, _c in rows if m and loaded <= started + 1]
     ordered = sorted(all_lags) or [0.0]
     measured.p50 = statistics.median(ordered)
-    measured.p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    measured.p99 = _p99(ordered)
     measured.worst = ordered[-1]
     measured.synced_within = max(first_marks, default=started) - started
     measured.offers_per_second = len(all_lags) / max(0.001, last_mark - started)
-    if killed_at is not None:
-        late = [m for rows in marks.values() for _l, m, _c in rows if m and m > killed_at]
-        measured.killed_tenants_picked_up = (max(late) - killed_at) if late else 0.0
     return measured
 
 
-def report(results: list[Measured], period: float, workers: int) -> None:
-    print("| tenants | offers | lag p50 | lag p99 | lag max | first half synced | offers/s |"
-          " DB connections | peak RSS per worker (MB) | duplicates | unmarked |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+def _p99(ordered: list[float]) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def _spread(values: list[float]) -> str:
+    """Over the tenants: median, p99, worst."""
+    ordered = sorted(values) or [0.0]
+    return f"{statistics.median(ordered):.1f} / {_p99(ordered):.1f} / {ordered[-1]:.1f} s"
+
+
+def report(results: list[Measured], period: float, workers: int, *,
+           every_tenant: bool = False) -> None:  # fmt: skip
+    print("| tenants | offers | lag p50 | lag p99 | lag max | tenants synced within a period |"
+          " first half synced | offers/s | DB connections | peak RSS per worker (MB) |"
+          " duplicates | unmarked |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for m in results:
         rss = ", ".join(f"{mb:.0f}" for _, mb in sorted(m.rss_mb.items()))
+        within = sum(1 for _p50, _p99, worst in m.per_tenant.values() if worst <= period)
         print(f"| {m.tenants} | {m.tenants * m.offers} | {m.p50:.1f} s | {m.p99:.1f} s |"
-              f" {m.worst:.1f} s | {m.synced_within:.1f} s | {m.offers_per_second:.1f} |"
-              f" {m.connections} | {rss} | {m.duplicates} | {m.unmarked} |")  # fmt: skip
+              f" {m.worst:.1f} s | {within}/{m.tenants} | {m.synced_within:.1f} s |"
+              f" {m.offers_per_second:.1f} | {m.connections} | {rss} | {m.duplicates} |"
+              f" {m.unmarked} |")  # fmt: skip
+    for m in results:
+        lags = list(m.per_tenant.values())
+        print(f"\n{m.tenants} tenants, each tenant's lag (median / p99 / worst over the tenants):"
+              f" p50 {_spread([t[0] for t in lags])}, p99 {_spread([t[1] for t in lags])},"
+              f" max {_spread([t[2] for t in lags])}")  # fmt: skip
+        shown = sorted(m.per_tenant.items(), key=lambda item: -item[1][2])
+        print("| tenant | lag p50 | lag p99 | lag max |\n|---|---|---|---|")
+        for tenant, (p50, p99, worst) in shown if every_tenant else shown[:5]:
+            print(f"| {tenant} | {p50:.1f} s | {p99:.1f} s | {worst:.1f} s |")
     last = results[-1]
     print(f"\nschedule {period:g} s, {workers} workers; targets: every tenant synced within one "
           f"period, p99 lag < {1.5 * period:g} s, no duplicate, RSS growth < 50 MB")  # fmt: skip
-    print(
-        f"p99 lag {last.p99:.1f} s = {last.p99 / period:.2f} periods; "
-        f"first half synced within {last.synced_within / period:.2f} periods"
-    )
+    print(f"p99 lag {last.p99:.1f} s = {last.p99 / period:.2f} periods; "
+          f"first half synced within {last.synced_within / period:.2f} periods")  # fmt: skip
     if len(results) > 1:
-        growth = max(last.rss_mb.values()) - max(results[0].rss_mb.values())
-        print(f"worker RSS growth {results[0].tenants} -> {last.tenants} tenants: {growth:+.1f} MB")
-    if last.killed_tenants_picked_up is not None:
-        print(
-            f"after kill -9 of one worker: its tenants' offers all marked within "
-            f"{last.killed_tenants_picked_up:.1f} s (worker timeout 30 s)"
-        )
+        first = results[0]
+        alive = [mb for n, mb in last.rss_mb.items() if last.kill is None or n != last.kill.index]
+        growth = max(alive) - max(first.rss_mb.values())
+        print(f"worker RSS growth {first.tenants} -> {last.tenants} tenants: {growth:+.1f} MB"
+              " (peak of the largest worker; a killed worker left out)")  # fmt: skip
+    if last.kill is not None:
+        report_kill(last.kill)
+
+
+def report_kill(k: Killed) -> None:
+    def seconds(value: float | None) -> str:
+        return "not within the bench" if value is None else f"{value:.1f} s"
+
+    print(
+        f"\nkill -9 of worker {k.index}: it led {len(k.runs)} runs (sources) and held "
+        f"{len(k.offers)} claimed offers; worker timeout {k.worker_timeout:g} s (settings)"
+    )
+    print(f"  its runs all led by another worker after {seconds(k.taken_over)}, all finished "
+          f"after {seconds(k.runs_finished)}; its offers all processed after "
+          f"{seconds(k.offers_finished)}")  # fmt: skip
 
 
 if __name__ == "__main__":

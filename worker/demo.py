@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
 import sys
 import threading
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 import worker
+from worker.demo_folder import fresh_demo_folder
 from worker.errors import MappingError
 from worker.mapping.engine import apply_map
 from worker.mapping.loader import FieldMap, load_field_map
@@ -136,9 +136,7 @@ def simulator_settings(
 
 def run_demo(*, offers: int, folder: Path, target: str = "example") -> int:
     """Start both simulators, sync twice, show what happened. Exit 0 when all went as expected."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    fresh_demo_folder(folder)
     log_path = folder / "hirebridge.log"
     samples = make_offers(offers, missing_tfn=frozenset({DEMO_MISSING_TFN}))
     sim_pageup = pageup.PageUpState(faults=pageup.PageUpFaults(error_rate=0.05, seed=3))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +23,7 @@ import httpx
 import yaml
 
 from worker.demo import default_mapping, simulator_settings
+from worker.demo_folder import fresh_demo_folder
 from worker.inbound.pop import build_config
 from worker.settings import Settings
 from worker.simulators import hris, pageup, pop_engine
@@ -37,9 +37,7 @@ LEADS, ASSESSMENTS = 8, 3
 
 
 def run_inbound_demo(*, folder: Path) -> int:
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    fresh_demo_folder(folder)
     sim_hris = hris.HrisState()
     sim_engine = pop_engine.PopEngineState()
     for index in range(ASSESSMENTS):

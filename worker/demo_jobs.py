@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from worker.demo import default_mapping, simulator_settings
+from worker.demo_folder import fresh_demo_folder
 from worker.observability import configure_logging
 from worker.runtime import job_sync
 from worker.settings import Settings
@@ -35,10 +35,9 @@ CSV_ROWS = [
 
 
 def run_jobs_demo(*, folder: Path) -> int:
-    if folder.exists():
-        shutil.rmtree(folder)
+    fresh_demo_folder(folder)
     source = folder / "jobs"
-    source.mkdir(parents=True)
+    source.mkdir()
     state = ats.AtsState()
     _write(source, JOBS, CSV_ROWS)
     with (

@@ -9,7 +9,6 @@ the payroll of its country, and is marked processed in its tenant once both acce
 from __future__ import annotations
 
 import asyncio
-import shutil
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import yaml
 
 import worker
+from worker.demo_folder import fresh_demo_folder
 from worker.observability import configure_logging
 from worker.runtime import offer_worker
 from worker.settings import Settings
@@ -71,9 +71,7 @@ def routes_settings(
 def run_routes_demo(*, folder: Path) -> int:
     """Sync both tenants once and show where each offer went. Exit 0 when all went as
     expected: each offer in the HRIS and in its country's payroll once, and marked once."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    fresh_demo_folder(folder)
     states, samples = tenants()
     sims = {name: hris.HrisState() for name in TARGETS}
     with ExitStack() as stack, (folder / "hirebridge.log").open("w") as log_file:

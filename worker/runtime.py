@@ -158,6 +158,7 @@ class Worker:
         )  # fmt: skip
         self._halts: set[asyncio.Task[None]] = set()
         self._running: list[SourceRun] = []
+        self._stopped = False  # told to stop (``run_once``): take no run from now on
 
     def _build_sources(self, settings: Settings) -> dict[str, SourceParts]:
         return {
@@ -181,6 +182,12 @@ class Worker:
     async def beat(self) -> None:
         """This worker is alive (its leases hold)."""
         await self.store.call(self.workers.beat, self.owner)
+
+    async def hand_back(self, tickets: Sequence[RunTicket]) -> None:
+        """Give back runs taken as a stop came: due again at once, for the next worker."""
+        if tickets:
+            await self.store.call(self.source_runs.hand_back, tickets, self.owner)
+            log.info("runs_handed_back", sources=[ticket.source for ticket in tickets])
 
     def _halt_source(self, source: str, run_id: str, reason: str, exc: DeliveryError) -> None:
         task = asyncio.create_task(self._halt(source, run_id, reason, exc))
@@ -221,10 +228,13 @@ class Worker:
             self.source_runs.take_due, self.owner, names, limit=len(names), now_due=True,
             lease_seconds=self.settings.sync.worker_timeout_seconds,
         )  # fmt: skip
+        if self._stopped:  # told to stop while the database answered: begin none of them
+            await self.hand_back(tickets)
+            return [RunReport(t.run_id, t.source, stopped=True) for t in tickets]
         taken = {ticket.source for ticket in tickets}
+        self._running = [self.run_of(ticket) for ticket in tickets]  # a stop reaches them
         pool = asyncio.create_task(self.pool.run())
         beating = asyncio.create_task(self._beat_forever())
-        self._running = [self.run_of(ticket) for ticket in tickets]
         runs = asyncio.ensure_future(asyncio.gather(
             *(run.run() for run in self._running),
             *(self._follow(name) for name in names if name not in taken),
@@ -232,7 +242,9 @@ class Worker:
         try:
             either: set[asyncio.Future[Any]] = {runs, pool}
             await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-            if pool.done():  # the lanes died: no run can end by itself
+            # The lanes ended: after a stop, with the offers in flight done, and the runs end
+            # by themselves; otherwise they died, and no run can end by itself.
+            if pool.done() and not self._stopped:
                 runs.cancel()
                 await pool
             reports = await runs
@@ -248,13 +260,16 @@ class Worker:
         it over if that worker dies."""
         (row,) = await self.store.call(self.source_runs.rows, [source])
         before = self.pool.processed_here[source]
-        while not self.pool.stopping:
+        while not (self._stopped or self.pool.stopping):
             if row.lease_owner is None:
                 break  # the run ended
             tickets = await self.store.call(
                 self.source_runs.take_due, self.owner, [source], limit=1, now_due=True,
                 lease_seconds=self.settings.sync.worker_timeout_seconds,
             )  # fmt: skip
+            if self._stopped:  # told to stop while the database answered
+                await self.hand_back(tickets)
+                break
             if tickets:  # its leader stopped beating: lead it from here
                 run = self.run_of(tickets[0])
                 self._running.append(run)
@@ -269,6 +284,7 @@ class Worker:
 
     def stop(self) -> None:
         """Start nothing new (``run_once``): runs end after the offers in flight."""
+        self._stopped = True
         for run in self._running:
             run.stop()
         self.pool.stop()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, Sims
+from tests.conftest import REPO, RoutedSims, Sims
 from tests.pipelines.test_steps import STEPS_MAP
 from worker.simulators.apna import make_leads
 
@@ -405,3 +405,102 @@ def test_routes_demo_then_the_commands_scoped_by_source_and_target(tmp_path: Pat
                          cwd=tmp_path)  # fmt: skip
     assert preview.returncode == 1  # the simulators are gone with the demo: fetch fails cleanly
     assert "offer 910101:" in preview.stderr
+
+
+def _json_documents(text: str) -> list[object]:
+    """The JSON documents printed one after another."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while (at := _skip_space(text, at)) < len(text):
+        document, at = decoder.raw_decode(text, at)
+        found.append(document)
+    return found
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
+
+
+def test_commands_with_several_sources_and_targets(routed: RoutedSims, tmp_path: Path) -> None:
+    """preview shows the routes and a payload per target; sync, retry (--reroute, --target) and
+    skip act on the source and target named, and on nothing else."""
+    database = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    data = routed.settings_data(database, sync={"retry_backoff_initial_seconds": 0,
+                                                "max_attempts": 1,
+                                                "circuit_breaker_failures": 100})  # fmt: skip
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+    cfg = ("--config", str(config))
+    kiwis = [str(s.offer_id) for s in routed.samples["group"]
+             if routed.country("group", str(s.offer_id)) == "New Zealand"]  # fmt: skip
+    assert len(kiwis) >= 3
+
+    preview = hirebridge(*cfg, "preview", "--source", "group", "--offer", kiwis[0], cwd=tmp_path)
+    assert preview.returncode == 0, preview.stderr
+    assert re.search(r"^# routes of group: payroll_nz, hris  \(conditions looked at "
+                     r"offer\.Location\.Country = \"New Zealand\"\)$", preview.stderr,
+                     re.MULTILINE), preview.stderr  # fmt: skip
+    shown = re.findall(r"^# target (\S+): ", preview.stderr, re.MULTILINE)
+    assert shown == ["payroll_nz", "hris"]
+    assert len(_json_documents(preview.stdout)) == 2, "one payload per target"
+    assert all(sim.calls["post"] == 0 for sim in routed.targets.values()), "preview posts nothing"
+
+    only_au = hirebridge(*cfg, "sync", "--once", "--source", "au", cwd=tmp_path)
+    assert only_au.returncode == 0, only_au.stdout + only_au.stderr
+    assert all(routed.tenants["au"].processed[str(s.offer_id)] == 1 for s in routed.samples["au"])
+    assert routed.tenants["group"].calls["list_offers"] == 0, "the group tenant was not run"
+
+    routed.targets["payroll_nz"].faults.error_rate = 1.0
+    group = hirebridge(*cfg, "sync", "--once", "--source", "group", cwd=tmp_path)
+    assert group.returncode == 1, group.stdout + group.stderr
+    assert routed.targets["payroll_nz"].external_ids().total() == 0
+    assert all(routed.tenants["group"].processed[k] == 0 for k in kiwis)
+    parked = hirebridge(*cfg, "parked", "--source", "group", "--target", "payroll_nz",
+                        cwd=tmp_path)  # fmt: skip
+    assert all(k in parked.stdout for k in kiwis), parked.stdout
+
+    # New Zealand pay is outsourced: the route to payroll_nz goes (the target stays, for the
+    # offers already given to it). One offer is rerouted (now the HRIS alone, which has it);
+    # another is retried on the target it was given; a third is skipped; the rest stay parked.
+    routed.targets["payroll_nz"].faults.error_rate = 0.0
+    data["routes"] = [r for r in data["routes"] if r["target"] != "payroll_nz"]
+    config.write_text(yaml.safe_dump(data))
+    rerouted, retried, skipped, *left = kiwis
+    reroute = hirebridge(*cfg, "retry", rerouted, "--source", "group", "--reroute", cwd=tmp_path)
+    assert reroute.returncode == 0, reroute.stderr
+    assert f"re-queued group/{rerouted}: its targets will be chosen again" in reroute.stdout
+    one = hirebridge(*cfg, "retry", retried, "--target", "payroll_nz", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    skip = hirebridge(*cfg, "skip", skipped, "--source", "group", "--reason", "hired elsewhere",
+                      cwd=tmp_path)  # fmt: skip
+    assert skip.returncode == 0, skip.stderr
+    hris_posts = routed.targets["hris"].calls["post"]
+
+    again = hirebridge(*cfg, "sync", "--once", "--source", "group", cwd=tmp_path)
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert routed.targets["payroll_nz"].external_ids()[rerouted] == 0, "rerouted away from it"
+    assert routed.targets["payroll_nz"].external_ids()[retried] == 1, "its recorded target"
+    assert routed.targets["hris"].calls["post"] == hris_posts, "the HRIS kept its one copy"
+    marked = routed.tenants["group"].processed
+    assert (marked[rerouted], marked[retried], marked[skipped]) == (1, 1, 0)
+    assert all(marked[k] == 0 for k in left), "still parked"
+    assert routed.targets["payroll_nz"].external_ids()[skipped] == 0
+    assert all(routed.targets["payroll_au"].external_ids()[k] == 0 for k in kiwis)
+
+
+@pytest.mark.parametrize("kind", [[], ["--routes"], ["--jobs"], ["--inbound"]])
+def test_every_demo_refuses_to_delete_a_folder_it_did_not_make(
+    tmp_path: Path, kind: list[str]
+) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+
+    refused = hirebridge("demo", *kind, "--dir", str(folder), cwd=tmp_path)
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "not made by a demo: refusing to delete it" in refused.stderr
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    assert (folder / "notes.txt").read_text() == "keep me"

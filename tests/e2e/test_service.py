@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -292,3 +293,77 @@ def test_sighup_reads_the_folder_of_tenants_and_their_secrets_again(tmp_path: Pa
         assert all(n == 1 for n in routed.targets["hris"].external_ids().values())
     finally:
         routed.stop()
+
+
+def test_metrics_readiness_and_check_name_each_source_and_target(tmp_path: Path) -> None:
+    """Two tenants and three targets, the NZ payroll refusing our key: /metrics labels each
+    source and target, /readyz names the one resting, and `check` has a line for each."""
+    from tests.conftest import RoutedSims
+
+    routed = RoutedSims().start()
+    try:
+        data = routed.settings_data(f"sqlite:///{tmp_path / 'state.sqlite'}")
+        data["targets"]["payroll_nz"]["auth"]["api_key"] = "wrong"
+        data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600}}
+        data["logging"] = {"format": "json"}
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump(data))
+        every = [(t, str(s.offer_id)) for t, samples in routed.samples.items() for s in samples]
+        kiwis = sum(routed.country(tenant, offer) == "New Zealand" for tenant, offer in every)
+        worker = Worker(config, dict(os.environ))
+        try:
+            port = worker.wait_for("service_started")["port"]
+            finished = {worker.wait_for("run_finished")["source"] for _ in range(2)}
+            assert finished == {"au", "group"}
+            base = f"http://127.0.0.1:{port}"
+            exposition = httpx.get(f"{base}/metrics").text
+            ready = httpx.get(f"{base}/readyz").json()
+            worker.process.send_signal(signal.SIGTERM)
+            assert worker.process.wait(timeout=30) == 0
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.kill()
+
+        lines = set(exposition.splitlines())
+        assert 'hirebridge_offers_total{outcome="processed",source="au"} 4.0' in lines
+        assert (
+            f'hirebridge_offers_total{{outcome="processed",source="group"}} {8 - kiwis}.0' in lines
+        )
+        assert 'hirebridge_runs_total{outcome="ok",source="au"} 1.0' in lines
+        assert 'hirebridge_runs_total{outcome="partial",source="group"} 1.0' in lines
+        assert 'hirebridge_deliveries_total{outcome="posted",target="hris"} 12.0' in lines
+        assert (
+            f'hirebridge_deliveries_total{{outcome="posted",target="payroll_au"}} {12 - kiwis}.0'
+            in lines
+        )
+        assert 'hirebridge_target_resting{target="payroll_nz"} 1.0' in lines
+        assert 'hirebridge_oldest_waiting_offer_age_seconds{source="au"} 0.0' in lines
+        assert any(line.startswith('hirebridge_last_success_timestamp_seconds{source="au"}')
+                   for line in lines)  # fmt: skip
+        assert not any('source="group"' in line and "last_success" in line for line in lines)
+        assert ready["sources"] == {"au": "ok", "group": "ok"}
+        assert ready["targets"]["hris"] == "ok" and ready["targets"]["payroll_au"] == "ok"
+        assert ready["targets"]["payroll_nz"].startswith("resting ")
+
+        check = subprocess.run(
+            [sys.executable, "-m", "worker", "--config", str(config), "check"],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+    finally:
+        routed.stop()
+    assert check.returncode == 1, check.stdout + check.stderr
+    found = re.findall(r"^(ok|FAIL) +((?:source|target|map) \S+) ", check.stdout, re.MULTILINE)
+    rows = {name: status for status, name in found}
+    assert rows == {
+        "source au": "ok",
+        "source group": "ok",
+        "map payroll_au": "ok",
+        "map payroll_nz": "ok",
+        "map hris": "ok",
+        "target payroll_au": "ok",
+        "target payroll_nz": "FAIL",
+        "target hris": "ok",
+    }, check.stdout
+    assert re.search(r"^ok +settings +loaded: 2 source\(s\), 3 target\(s\), 5 route\(s\)$",
+                     check.stdout, re.MULTILINE), check.stdout  # fmt: skip
+    assert "payroll_nz refused our credentials" in check.stdout

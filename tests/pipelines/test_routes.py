@@ -147,3 +147,80 @@ def test_a_source_whose_token_is_refused_halts_alone(routed: RoutedSims, db_url:
     assert reports["group"].ok and reports["group"].succeeded == 8
     assert all(routed.tenants["au"].processed[str(s.offer_id)] == 0
                for s in routed.samples["au"])  # fmt: skip
+
+
+def test_an_offer_no_route_takes_parks_naming_what_was_looked_at_and_the_others_go_on(
+    routed: RoutedSims, db_url: str
+) -> None:
+    data: dict[str, Any] = routed.settings_data(db_url)
+    # The group's HRIS takes Australians and New Zealanders only; one hire is in Fiji.
+    for route in data["routes"]:
+        if route["source"] == "group" and route["target"] == "hris":
+            route["when"] = "contains(['Australia', 'New Zealand'], offer.Location.Country)"
+    fijian = routed.samples["group"][0]
+    fijian.offer["Location"]["Country"] = "Fiji"
+    fiji = str(fijian.offer_id)
+
+    reports = run_all(Settings(**data))
+
+    state = ledger(Settings(**data)).get("group", fiji)
+    assert state is not None
+    assert state.stage == "route" and state.parked_at is not None, state
+    reason = state.last_error or ""
+    assert reason.startswith("no route:"), reason
+    assert "offer.Location.Country" in reason and "Fiji" in reason, reason
+    assert state.targets == (), "no target was chosen"
+    assert sent_to(routed, fiji) == [], "posted nowhere"
+    assert routed.tenants["group"].processed[fiji] == 0, "not marked"
+    assert reports["group"].parked == 1 and reports["group"].succeeded == 7
+    assert reports["au"].succeeded == 4
+    for tenant, offer_id in every_offer(routed):
+        if offer_id != fiji:
+            assert sent_to(routed, offer_id) == expected(routed, tenant, offer_id), offer_id
+            assert routed.tenants[tenant].processed[offer_id] == 1
+
+
+def test_a_rate_limit_without_retry_after_halts_that_tenant_only(
+    routed: RoutedSims, db_url: str
+) -> None:
+    au = routed.tenants["au"]
+    au.faults.retry_after = None
+
+    def rate_limited_from_now(_offer_id: str) -> None:
+        au.faults.rate_limit_every = 1  # every later call of this tenant: 429, no Retry-After
+
+    au.on_fetch = rate_limited_from_now
+    reports = run_all(routed.settings(db_url, sync={"retry_backoff_initial_seconds": 0}))
+
+    assert reports["au"].outcome == "halted" and "HTTP 429" in (reports["au"].halted or "")
+    assert au.injected["429"] > 0
+    assert sum(au.processed.values()) == 0
+    assert reports["group"].ok and reports["group"].succeeded == 8
+    assert all(routed.tenants["group"].processed[str(s.offer_id)] == 1
+               for s in routed.samples["group"])  # fmt: skip
+
+
+def test_a_target_failing_past_the_breaker_rests_while_the_other_targets_go_on(
+    routed: RoutedSims, db_url: str
+) -> None:
+    routed.targets["payroll_nz"].faults.error_rate = 1.0  # every post: 503
+    settings = routed.settings(db_url, sync={
+        "circuit_breaker_failures": 2, "retry_backoff_initial_seconds": 0,
+        "concurrency": 1,  # one offer at a time: none is in flight as the breaker opens
+    })  # fmt: skip
+    reports = run_all(settings)
+
+    kiwis = [o for t, o in every_offer(routed) if routed.country(t, o) == "New Zealand"]
+    assert len(kiwis) > 2, "more New Zealand offers than the breaker lets through"
+    attempts = settings.targets["payroll_nz"].retry.attempts
+    posts = routed.targets["payroll_nz"].calls["post"]
+    assert posts == 2 * attempts, f"it rests after 2 offers failed ({posts} posts)"
+    assert routed.targets["payroll_nz"].external_ids().total() == 0
+    assert all(routed.targets["hris"].external_ids()[o] == 1 for o in kiwis)
+    assert all(routed.tenants["group"].processed[o] == 0 for o in kiwis)
+    australians = [(t, o) for t, o in every_offer(routed) if o not in kiwis]
+    for tenant, offer_id in australians:
+        assert sent_to(routed, offer_id) == ["hris", "payroll_au"], offer_id
+        assert routed.tenants[tenant].processed[offer_id] == 1
+    assert reports["au"].ok and reports["au"].succeeded == 4
+    assert reports["group"].succeeded == 8 - len(kiwis)

@@ -1,10 +1,18 @@
-"""The running worker's map reload (SIGHUP, POST /-/reload)."""
+"""The running worker: map reload (SIGHUP, POST /-/reload), scheduled jobs, and a stop that
+comes while the database hands out runs."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import shutil
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -14,6 +22,7 @@ from worker.mapping.loader import load_field_map
 from worker.runtime import offer_worker
 from worker.service.runner import Service
 from worker.settings import Settings
+from worker.store.sources import RunTicket, SourceRow
 
 
 def test_reload_refuses_a_map_with_a_key_given_twice_then_takes_the_fixed_one(
@@ -116,3 +125,97 @@ def test_notices_are_sent_by_a_job_of_their_own_and_old_rows_purged_hourly(
     assert {"notices", "housekeeping"} <= jobs
     assert failures == [1] and notices == 1  # waiting, to be tried again
     assert errors_left == 0
+
+
+class _Blocked:
+    """``SourceRuns.take_due`` held in the store's thread until released."""
+
+    def __init__(self, take_due: Callable[..., list[RunTicket]]) -> None:
+        self._take_due = take_due
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.tickets: list[RunTicket] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[RunTicket]:
+        self.entered.set()
+        assert self.release.wait(30), "never released"
+        self.tickets = self._take_due(*args, **kwargs)
+        return self.tickets
+
+
+def test_a_stop_while_the_database_hands_out_runs_starts_none_and_hands_them_back(
+    tmp_path: Path, captured_logs: io.StringIO
+) -> None:
+    data = simulator_settings(
+        "http://127.0.0.1:9", "http://127.0.0.1:9", f"sqlite:///{tmp_path / 's.sqlite'}",
+        mapping=REPO / "mappings" / "example_hris.yaml",
+    )  # fmt: skip
+    settings = Settings(**data)
+
+    async def go() -> tuple[list[Any], list[RunTicket], list[SourceRow], list[Any]]:
+        async with offer_worker(settings) as worker:
+            service = Service(settings, worker)
+            blocked = _Blocked(worker.source_runs.take_due)
+            worker.source_runs.take_due = blocked  # type: ignore[method-assign]
+            taking = asyncio.create_task(service.take_runs())
+            await asyncio.to_thread(blocked.entered.wait, 30)
+            service.request_stop(signal.SIGTERM)
+            blocked.release.set()
+            started = await taking
+            rows = await worker.store.call(worker.source_runs.rows)
+            runs = await worker.store.call(worker.runs.last, 5)
+            return started, blocked.tickets, rows, list(runs)
+
+    before = datetime.now(UTC)
+    started, tickets, rows, runs = asyncio.run(go())
+    logs = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+
+    assert [t.source for t in tickets] == ["pageup"], "the database did hand out the run"
+    assert started == []
+    (row,) = rows
+    assert row.lease_owner is None and row.run_id == tickets[0].run_id
+    assert row.next_run_at.replace(tzinfo=UTC) >= before.replace(microsecond=0), "due now"
+    assert [(r["run_id"], r["outcome"]) for r in runs] == [(tickets[0].run_id, "stopped")]
+    names = [entry["event"] for entry in logs]
+    assert "run_started" not in names
+    assert ("runs_handed_back", ["pageup"]) in [(e["event"], e.get("sources")) for e in logs]
+    assert [e for e in logs if e["level"] in ("error", "critical")] == []
+
+
+def test_beat_and_housekeeping_are_waited_for_by_a_stop_and_not_begun_after_it(
+    tmp_path: Path,
+) -> None:
+    data = simulator_settings(
+        "http://127.0.0.1:9", "http://127.0.0.1:9", f"sqlite:///{tmp_path / 's.sqlite'}",
+        mapping=REPO / "mappings" / "example_hris.yaml",
+    )  # fmt: skip
+    settings = Settings(**data)
+
+    async def go() -> tuple[bool, bool, int]:
+        async with offer_worker(settings) as worker:
+            service = Service(settings, worker)
+            entered, release = threading.Event(), threading.Event()
+            beat = worker.workers.beat
+
+            def slow_beat(owner: str) -> None:
+                entered.set()
+                assert release.wait(30)
+                beat(owner)
+
+            worker.workers.beat = slow_beat  # type: ignore[method-assign,assignment]
+            beating = asyncio.create_task(service.beat())
+            await asyncio.to_thread(entered.wait, 30)
+            counted = any(not task.done() for task in service._busy)  # a stop waits for it
+            service.request_stop(signal.SIGTERM)
+            release.set()
+            await beating
+            entered.clear()
+            await service.beat()
+            await service.housekeeping()
+            return counted, entered.is_set(), len(service._busy)
+
+    counted, beat_after_stop, busy = asyncio.run(go())
+
+    assert counted
+    assert not beat_after_stop
+    assert busy == 0

@@ -22,6 +22,7 @@ def test_parked_backing_off_and_skipped_offers_wait_and_an_admin_replays_them(
     rig.ledger.record_failed(
         "au", "2", owner="w1", offer=Failure("post", "retriable", "503", 503, next_attempt_at=LATER)
     )
+    rig.ledger.release("au", "3", owner="w1", until=None)  # the lanes give back the untried
     admin = Interventions(rig.ledger)
     keys = [OfferKey("au", n) for n in "123"]
     assert admin.skip(keys[2], actor="ops", reason="duplicate in PageUp", marked=False)

@@ -99,7 +99,8 @@ def test_a_claim_excludes_other_workers_until_it_expires_or_its_worker_dies(db_u
     assert other.offer_id == "2", "b gets only what a did not take"
     rig.runs.finish(ticket, "w1", datetime.now(UTC))
     rig.start("au", ["1", "2"], owner="b")  # a new run: neither has been tried in it
-    assert [o.offer_id for o in rig.claim("b")] == ["2"], "1 is a's (alive); 2 b held already"
+    # 1 is a's (alive); 2 is b's own claim, which may still be in flight in b: never twice.
+    assert rig.claim("b") == []
     with rig.engine.begin() as conn:  # a stops beating: its claims are void at once
         conn.execute(update(workers).where(workers.c.worker_id == "a")
                      .values(heartbeat_at=datetime.now(UTC) - timedelta(minutes=5)))  # fmt: skip

@@ -105,7 +105,7 @@ class Service:
         self._stop = asyncio.Event()
         self._force = asyncio.Event()  # a second signal: do not wait for the grace period
         self._wake = asyncio.Event()  # set when a push is stored: deliver it now
-        self._busy: set[asyncio.Task[Any]] = set()  # runs in progress
+        self._busy: set[asyncio.Task[Any]] = set()  # work in flight: a stop waits for it
         self._runs: dict[str, SourceRun] = {}  # source -> its run this worker leads
         self.liveness = Liveness(settings.service.heartbeat_stale_seconds)
         self.readiness = Readiness(worker.ledger, self._source_health, self._target_health)
@@ -143,27 +143,32 @@ class Service:
 
     async def take_runs(self) -> list[asyncio.Task[None]]:
         """Start the runs of this worker's sources that are due and no live worker leads;
-        returns them (the offer lanes must be running for them to end)."""
+        returns them (the offer lanes must be running for them to end). Tracked as work in
+        flight: a stop waits for it rather than cancelling it mid-call."""
         if self._stop.is_set():
             return []
-        worker, sync = self._worker, self._settings.sync
-        room = sync.max_parallel_runs - len(self._runs)
-        names = [name for name in worker.sources if name not in self._runs]
-        if room <= 0 or not names:
-            return []
-        tickets = await worker.store.call(
-            worker.source_runs.take_due, worker.owner, names, limit=room,
-            lease_seconds=sync.worker_timeout_seconds,
-        )  # fmt: skip
-        started = []
-        for ticket in tickets:
-            run = worker.run_of(ticket)
-            self._runs[ticket.source] = run
-            task = asyncio.create_task(self._lead(run))
-            self._busy.add(task)
-            task.add_done_callback(self._busy.discard)
-            started.append(task)
-        return started
+        async with self._tracked():
+            worker, sync = self._worker, self._settings.sync
+            room = sync.max_parallel_runs - len(self._runs)
+            names = [name for name in worker.sources if name not in self._runs]
+            if room <= 0 or not names:
+                return []
+            tickets = await worker.store.call(
+                worker.source_runs.take_due, worker.owner, names, limit=room,
+                lease_seconds=sync.worker_timeout_seconds,
+            )  # fmt: skip
+            if self._stop.is_set():  # told to stop while the database answered
+                await worker.hand_back(tickets)
+                return []
+            started = []
+            for ticket in tickets:
+                run = worker.run_of(ticket)
+                self._runs[ticket.source] = run
+                task = asyncio.create_task(self._lead(run))
+                self._busy.add(task)
+                task.add_done_callback(self._busy.discard)
+                started.append(task)
+            return started
 
     async def _lead(self, run: SourceRun) -> None:
         """One run, with its Sentry Crons check-ins and the source's oldest-offer gauge."""
@@ -185,10 +190,13 @@ class Service:
         metrics.OLDEST_WAITING.labels(source).set(max(0.0, age))
 
     async def beat(self) -> None:
-        try:
-            await self._worker.beat()
-        except Exception as exc:  # the database may be down: say so, keep trying
-            log.error("heartbeat_failed", error=type(exc).__name__)
+        if self._stop.is_set():
+            return
+        async with self._tracked():
+            try:
+                await self._worker.beat()
+            except Exception as exc:  # the database may be down: say so, keep trying
+                log.error("heartbeat_failed", error=type(exc).__name__)
 
     async def sync_jobs(self) -> None:
         """One scheduled job postings run (ats.interval_seconds)."""
@@ -220,12 +228,15 @@ class Service:
 
     async def housekeeping(self) -> None:
         """Hourly: delete error log rows and notices past their retention."""
+        if self._stop.is_set():
+            return
         worker = self._worker
-        try:
-            await worker.store.call(worker.pageup_errors.purge)
-            await worker.store.call(worker.notices.purge)
-        except Exception as exc:  # the database may be down: say so, keep trying
-            log.error("housekeeping_failed", error=type(exc).__name__)
+        async with self._tracked():
+            try:
+                await worker.store.call(worker.pageup_errors.purge)
+                await worker.store.call(worker.notices.purge)
+            except Exception as exc:  # the database may be down: say so, keep trying
+                log.error("housekeeping_failed", error=type(exc).__name__)
 
     @contextlib.asynccontextmanager
     async def _tracked(self) -> AsyncIterator[None]:
@@ -360,6 +371,9 @@ class Service:
         # coroutines it is running, so it comes only once they have finished (or been given up).
         scheduler.pause()
         self._wake.set()
+        # A job the scheduler started just before the pause has not run its first step yet:
+        # let it, so that it either returns at once (it sees the stop) or counts itself in.
+        await asyncio.sleep(0)
         in_flight = {*self._busy, pool, *([deliveries] if deliveries is not None else [])}
         await self._drain(in_flight)
         scheduler.shutdown(wait=False)

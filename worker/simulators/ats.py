@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -45,6 +46,7 @@ class AtsState:
     calls: Counter[str] = field(default_factory=Counter)
     fail_next: Counter[str] = field(default_factory=Counter)  # path fragment → 503s to answer
     healthy: bool = True
+    on_call: Callable[[str], None] | None = None  # called with the action of each job request
 
     def by_title(self, source: str, title: str) -> str | None:
         for job_id, job in self.jobs.items():
@@ -93,6 +95,8 @@ def build_app(state: AtsState) -> Starlette:
     async def job_call(request: Request, action: str) -> Response:
         started = time.perf_counter()
         state.calls[action] += 1
+        if state.on_call is not None:
+            state.on_call(action)
         for fragment, left in list(state.fail_next.items()):
             if left > 0 and fragment in request.url.path:
                 state.fail_next[fragment] -= 1

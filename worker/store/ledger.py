@@ -235,9 +235,13 @@ class Ledger:
     def _candidates(self, conn: Connection, claim: Claim, now: datetime) -> list[tuple[str, str]]:
         o, s = offers.c, source_state.c
         rank = func.row_number().over(partition_by=o.source, order_by=(o.first_seen_at, o.offer_id))
+        # A run whose leader died is left alone until another worker takes it over and lists
+        # the queue again: its old listing still names offers the dead worker was marking,
+        # which PageUp may already have taken out of the queue.
         in_run = and_(
             s.run_id.is_not(None), s.listed_at.is_not(None), s.halted.is_(None),
-            s.lease_until > now, o.listed_at >= s.listed_at,
+            s.lease_until > now, alive_owner(s.lease_owner, now, claim.worker_timeout),
+            o.listed_at >= s.listed_at,
             or_(o.last_run_id.is_(None), o.last_run_id != s.run_id),
         )  # fmt: skip
         where = [in_run, self._free(now, claim)]
@@ -274,10 +278,11 @@ class Ledger:
             o.status != Status.SKIPPED.value,
             or_(o.status != Status.PROCESSED.value, o.processed_at < o.listed_at),
             or_(o.next_attempt_at.is_(None), o.next_attempt_at <= now),
+            # Never an offer this worker holds: it is in flight here (a run that began while
+            # it was, after a takeover, would otherwise have it processed twice at once).
             or_(
                 o.lease_owner.is_(None),
                 o.lease_until < now,
-                o.lease_owner == claim.owner,
                 ~alive_owner(o.lease_owner, now, claim.worker_timeout),
             ),
         )

@@ -169,6 +169,27 @@ class SourceRuns:
         return self._owned_update(ticket, owner, lease_owner=None, lease_until=None,
                                   next_run_at=next_run_at, last_finished_at=_now())  # fmt: skip
 
+    def hand_back(self, tickets: Sequence[RunTicket], owner: str) -> None:
+        """Give back runs taken but never begun (the worker was told to stop while the database
+        answered): each source is due again at once, for whichever worker comes next, and its
+        run is recorded as stopped before it began."""
+        now = _now()
+        s = source_state.c
+        with self._engine.begin() as conn:
+            for ticket in tickets:
+                conn.execute(
+                    update(source_state)
+                    .where(s.source == ticket.source, s.run_id == ticket.run_id,
+                           s.lease_owner == owner)
+                    .values(lease_owner=None, lease_until=None, next_run_at=now)
+                )  # fmt: skip
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.run_id == ticket.run_id, runs.c.finished_at.is_(None))
+                    .values(finished_at=now, outcome="stopped",
+                            error="the worker stopped before the run began")
+                )  # fmt: skip
+
     def _owned_update(self, ticket: RunTicket, owner: str, **values: object) -> bool:
         s = source_state.c
         with self._engine.begin() as conn:

@@ -13,7 +13,8 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed  ## a sync against the bundled simulators, on SQLite
 	$(VENV)/bin/hirebridge demo
 
-test: $(VENV)/.installed  ## every test, on SQLite and a throw-away PostgreSQL
+test: $(VENV)/.installed  ## every test, on SQLite and a throw-away PostgreSQL (and Chromium)
+	scripts/ensure-chromium
 	scripts/with-postgres $(VENV)/bin/pytest
 
 check: $(VENV)/.installed  ## ruff and mypy --strict

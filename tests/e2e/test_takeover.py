@@ -1,6 +1,6 @@
 """Replicas on PostgreSQL: the one leading a source's run dies (SIGKILL) in the middle of it,
 and another takes the run over within the worker timeout; every offer reaches the HRIS once
-and is marked once."""
+and is marked once (the one whose mark was in flight at the kill at most twice)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def test_a_replica_killed_while_leading_a_run_is_taken_over_within_the_timeout(
             with engine.connect() as conn:
                 run_id, pid = conn.execute(LEADER).one()
             os.kill(int(pid), signal.SIGKILL)  # the leader, in the middle of its run
-            victim.update(run_id=run_id, pid=int(pid), at=time.monotonic())
+            victim.update(run_id=run_id, pid=int(pid), at=time.monotonic(), offer=offer_id)
         killed.set()
 
     sims.pageup.on_mark = on_mark
@@ -114,5 +114,11 @@ def test_a_replica_killed_while_leading_a_run_is_taken_over_within_the_timeout(
     every = {str(sample.offer_id) for sample in sims.samples}
     assert Counter(sims.hris_counts().values()) == Counter({1: OFFERS}), "each posted once"
     assert set(sims.hris_counts()) == every
-    assert dict(sims.pageup.processed) == dict.fromkeys(every, 1), "each marked once"
+    # The leader died inside its mark of one offer: PageUp took that mark, the ledger never
+    # heard of it. A survivor may mark that offer again (marking a processed offer changes
+    # nothing in PageUp); every other offer is marked exactly once.
+    in_flight = str(victim["offer"])
+    marks = dict(sims.pageup.processed)
+    assert marks.pop(in_flight) in (1, 2), "the mark in flight at the kill: at most once more"
+    assert marks == dict.fromkeys(every - {in_flight}, 1), "each other offer marked once"
     assert marked_before_posted == []

@@ -7,8 +7,9 @@ Each run is N offers with a fixed simulator latency per call; the worker runs in
 process per run (so peak RSS is that run's). Printed per run: offers/s, the ratio to the bound
 set by the critical path (concurrency / (3 x latency): parallel fetches, then post, then mark),
 PageUp calls per offer, worker CPU ms per offer, and peak RSS. The simulators' CPU is not counted.
-"httpx floor" is the CPU that the same number of bare httpx GETs costs, measured in the same
-process just before the run: no per-offer work of ours can go below it.
+"httpx floor" is the CPU that the same number of bare httpx GETs costs (through the transport
+the worker uses), measured in the same process just before the run: no per-offer work of ours
+can go below it.
 """
 
 from __future__ import annotations
@@ -61,10 +62,11 @@ def measure_in_this_process(
 
 
 async def bare_request_cpu_ms(url: str, requests: int = 300) -> float:
-    """CPU of one plain httpx GET on loopback: the floor under any per-call work of ours."""
-    import httpx
+    """CPU of one plain httpx GET on loopback, through the transport the worker uses: the
+    floor under any per-call work of ours."""
+    from worker.remote.lanes import CONNECTIONS_PER_LANE, new_client
 
-    async with httpx.AsyncClient() as client:
+    async with new_client(CONNECTIONS_PER_LANE) as client:
         for _ in range(20):
             await client.get(url)
         start = time.process_time()

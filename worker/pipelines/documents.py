@@ -150,7 +150,7 @@ class DocumentDelivery:
         if row is not None and row.sha256 is not None and row.size_bytes is not None:
             found = await self._look_up(target, context, plan, row.size_bytes, row.sha256)
             if found is not None:
-                await self._store.call(self._ledger.done, ref, sha256=row.sha256,
+                await self._store.write(self._ledger.done, ref, sha256=row.sha256,
                                        size=row.size_bytes, record_id=found)  # fmt: skip
                 metrics.DOCUMENTS.labels(target.name, "already_there").inc()
                 log.info("document_already_there", target=target.name,
@@ -158,10 +158,10 @@ class DocumentDelivery:
                 return True
         wanted = Wanted(doc.document_id, doc.mime, doc.extension, doc.declared_bytes)
         async with self._downloader.fetch(self._pageup, wanted) as downloaded:
-            await self._store.call(self._ledger.posting, ref, sha256=downloaded.sha256,
+            await self._store.write(self._ledger.posting, ref, sha256=downloaded.sha256,
                                    size=downloaded.size)  # fmt: skip
             delivered = await self._upload(target, field_map, doc, plan, downloaded, key)
-            await self._store.call(self._ledger.done, ref, sha256=downloaded.sha256,
+            await self._store.write(self._ledger.done, ref, sha256=downloaded.sha256,
                                    size=downloaded.size, record_id=delivered.record_id)  # fmt: skip
         metrics.DOCUMENTS.labels(target.name, "sent").inc()
         metrics.DOCUMENT_BYTES.labels(target.name).inc(downloaded.size)
@@ -219,7 +219,7 @@ class DocumentDelivery:
     ) -> None:
         facts = failure_facts(exc, "documents", Redactor(()))
         failure = DocumentFailure(facts.kind, facts.message, facts.status)
-        await self._store.call(self._ledger.failed, self._ref(target, offer_id, doc, key),
+        await self._store.write(self._ledger.failed, self._ref(target, offer_id, doc, key),
                                failure)  # fmt: skip
         outcome = "refused" if facts.kind == "document_refused" else "failed"
         metrics.DOCUMENTS.labels(target.name, outcome).inc()

@@ -249,3 +249,22 @@ def test_vcrpy_records_and_replays_the_traffic_of_our_clients(tmp_path: Path) ->
         assert replayed.play_count == 2 and replayed.all_played
     assert again == live == [(200, b"{}"), (200, b"{}")]
     assert len(seen) == 2
+
+
+def test_sentry_sends_no_trace_headers_to_remote_systems(ingest: tuple[Any, str]) -> None:
+    """Sentry's aiohttp integration would add sentry-trace and baggage to every request to
+    PageUp and the HRIS, as its httpx one would: both are disabled."""
+    from worker import alerts
+    from worker.settings import SentrySettings
+
+    assert alerts.init_sentry(SentrySettings(dsn=ingest[1]))
+    seen: Seen = []
+
+    async def go() -> None:
+        server = await asyncio.start_server(recording(seen), "127.0.0.1", 0)
+        async with server, new_client(2) as client:
+            await client.get(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x")
+
+    asyncio.run(go())
+    names = {name.lower() for name, _ in seen[0][1]}
+    assert names == {"host", "accept", "accept-encoding", "connection", "user-agent"}

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TARGETS = {"rps": 500.0, "p99_ms": 100.0}
+TARGETS = {"rps": 500.0, "p99_ms": 50.0, "ratio": 0.3}
 USER, PASSWORD = "bench-apna", "bench-apna-password"
 
 
@@ -45,6 +45,7 @@ def serve(database: str, port_file: Path) -> None:
     from worker.settings import DatabaseSettings, InboundSettings, ServiceSettings
     from worker.store.db import create_store_engine, migrate
     from worker.store.inbox import Inbox
+    from worker.store.thread import StoreThread
 
     configure_logging("warning", "json")
     engine = create_store_engine(DatabaseSettings(url=database))
@@ -53,7 +54,7 @@ def serve(database: str, port_file: Path) -> None:
         apna={"enabled": True, "auth": {"username": USER, "password": PASSWORD},
               "target": {"url": "https://unused.example.com", "mapping": "unused.yaml"}},
     )  # fmt: skip
-    writer = InboxWriter(Inbox(engine), on_loop=True, stored=lambda: None)
+    writer = InboxWriter(Inbox(engine), StoreThread(engine), stored=lambda: None)
 
     async def noop(request: Request) -> Response:
         await request.body()
@@ -157,7 +158,8 @@ def main() -> int:
             real = [request_bytes("/inbound/apna", body) for body in bodies]
             asyncio.run(load(port, noop[:500], args.connections))  # warm-up
             cores = os.cpu_count()
-            print(f"{args.leads} leads, {args.connections} connections, {cores} cores in all\n")
+            print(f"{args.leads} leads, {args.connections} connections, {cores} cores in all; "
+                  f"load average {os.getloadavg()[0]:.2f}\n")  # fmt: skip
             print(f"{'endpoint':<22} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9}")
             base_lat, _, base_wall = asyncio.run(load(port, noop, args.connections))
             bare = summary("no-op", base_lat, base_wall)
@@ -177,10 +179,11 @@ def main() -> int:
     print(f"answered 200:           {answered} of {args.leads}; other statuses: "
           f"{sorted(set(statuses) - {200}) or 'none'}")  # fmt: skip
     print(f"in the inbox:           {rows[0]} rows, {rows[1]} distinct, {rows[2]} repeats")
-    ok = (stored["rps"] >= TARGETS["rps"] and stored["p99_ms"] < TARGETS["p99_ms"]
+    ratio = stored["rps"] / bare["rps"]
+    ok = (ratio >= TARGETS["ratio"] and stored["p99_ms"] < TARGETS["p99_ms"]
           and answered == args.leads == rows[0] == rows[1] and not rows[2])  # fmt: skip
     print(
-        f"targets (>= {TARGETS['rps']:.0f} req/s, p99 < {TARGETS['p99_ms']:.0f} ms, "
+        f"targets (>= {TARGETS['ratio']} of the no-op route, p99 < {TARGETS['p99_ms']:.0f} ms, "
         f"none lost or duplicated): {'met' if ok else 'NOT met'}"
     )
     return 0

@@ -18,6 +18,7 @@ from typing import Any
 
 import sentry_sdk
 from sentry_sdk.crons import capture_checkin
+from sentry_sdk.integrations.aiohttp import AioHttpIntegration
 from sentry_sdk.integrations.httpx import HttpxIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.integrations.sqlalchemy import SqlalchemyIntegration
@@ -52,11 +53,17 @@ def init_sentry(settings: SentrySettings) -> bool:
         # Our own error events and breadcrumbs are explicit (below): log lines become neither.
         integrations=[LoggingIntegration(level=None, event_level=None)],
         # SQLAlchemy's breadcrumbs are SQL statements; httpx's carry whole URLs (ids in paths,
-        # keys in queries), and it would send Sentry trace headers to PageUp and the HRIS.
+        # keys in queries), and it would send Sentry trace headers to PageUp and the HRIS; so
+        # would aiohttp's, which moves httpx's bytes (worker/remote/transport.py).
         # Starlette's reads every inbound request's body before the endpoint runs: a push
         # refused for its credentials would wait for its body, and the body would be read
         # whole before the endpoint's size cap (and could reach an event).
-        disabled_integrations=[SqlalchemyIntegration(), HttpxIntegration(), StarletteIntegration()],
+        disabled_integrations=[
+            SqlalchemyIntegration(),
+            HttpxIntegration(),
+            AioHttpIntegration(),
+            StarletteIntegration(),
+        ],
     )
     return True
 

@@ -131,6 +131,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument(
         "--tenants", type=int, default=1, help="PageUp tenants served on one port (default 1)"
     )
+    simulate.add_argument(
+        "--page-size", type=int, help="PageUp lists the queue in pages of this many offers"
+    )
     simulate.set_defaults(handler=_simulate)
     return parser
 
@@ -260,4 +263,4 @@ def _simulate(args: argparse.Namespace) -> int:
     from worker.demo import serve_simulators
 
     return serve_simulators(offers=args.offers, latency=args.latency_ms / 1000, seed=args.seed,
-                            tenants=args.tenants)  # fmt: skip
+                            tenants=args.tenants, page_size=args.page_size)  # fmt: skip

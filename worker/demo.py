@@ -267,14 +267,16 @@ def simulated_tenant(index: int) -> pageup.PageUpState:
     return pageup.PageUpState(tenant=f"{1000 + index}", client_id=f"tenant-{index:04d}")
 
 
-def serve_simulators(*, offers: int, latency: float, seed: int, tenants: int = 1) -> int:
+def serve_simulators(
+    *, offers: int, latency: float, seed: int, tenants: int = 1, page_size: int | None = None
+) -> int:
     """Serve both simulators until SIGTERM/SIGINT; print their URLs as one JSON line. With
     ``tenants`` above 1 PageUp serves that many tenants (``simulated_tenant``), each with
     ``offers`` offers, on one port."""
     # Two servers share this process's GIL; with the default 5 ms switch interval a response
     # could wait that long for the other server's thread, adding latency nobody asked for.
     sys.setswitchinterval(0.0005)
-    faults = pageup.PageUpFaults(latency_seconds=latency, seed=seed)
+    faults = pageup.PageUpFaults(latency_seconds=latency, seed=seed, page_size=page_size)
     documents = storage.StorageState()  # one storage listener for every tenant's documents
     states = [simulated_tenant(n) for n in range(tenants)] if tenants > 1 else [
         pageup.PageUpState()]  # fmt: skip

@@ -122,7 +122,10 @@ class Worker:
         self.settings = settings
         self.engine = engine
         self.owner = new_worker_id()
-        self.store = StoreThread()
+        self.store = StoreThread(
+            engine, window=settings.database.group_commit_ms / 1000,
+            max_rows=settings.database.group_commit_rows,
+        )  # fmt: skip
         self.ledger = Ledger(engine)
         self.runs = Runs(engine)
         timeout = settings.sync.worker_timeout_seconds

@@ -15,6 +15,7 @@ from worker.settings import DatabaseSettings, InboundSettings, ServiceSettings
 from worker.simulators.server import BackgroundServer
 from worker.store.db import create_store_engine, migrate
 from worker.store.inbox import Inbox
+from worker.store.thread import StoreThread
 
 APNA_USER, APNA_PASSWORD = "apna-user", "apna-password-for-tests"
 POP_AUTH = "pop-user:pop-password-for-tests"
@@ -61,9 +62,7 @@ def make_rig(db_url: str) -> Iterator[Any]:
     ) -> Rig:
         """``service``: serve as ``hirebridge run`` does, with these limits."""
         stored: list[int] = []
-        writer = InboxWriter(
-            inbox, on_loop=engine.dialect.name == "sqlite", stored=lambda: stored.append(1)
-        )
+        writer = InboxWriter(inbox, StoreThread(engine), stored=lambda: stored.append(1))
         app = Starlette(routes=inbound_routes(settings or inbound_settings(), store or writer.add))
         config = server_config(app, service) if service is not None else None
         server = BackgroundServer(app, config=config).start()

@@ -15,6 +15,7 @@ from tests.inbound.conftest import APNA_PASSWORD, APNA_USER, POP_AUTH, Rig, inbo
 from worker.inbound import pop
 from worker.simulators.apna import ApnaPusher, make_leads
 from worker.simulators.pop_engine import Notifier
+from worker.store.thread import StoreThread
 
 APNA = (APNA_USER, APNA_PASSWORD)
 DETAILS = {"application_id": "10013810", "position_id": "10002063", "aname": "EPOP Leadership",
@@ -116,7 +117,7 @@ def test_a_lead_that_cannot_be_stored_gets_503_and_apnas_retry_lands_it(
     from worker.inbound.server import InboxWriter
 
     probe = make_rig()
-    writer = InboxWriter(probe.inbox, on_loop=db_url.startswith("sqlite"), stored=lambda: None)
+    writer = InboxWriter(probe.inbox, StoreThread(probe.inbox.engine), stored=lambda: None)
     rig = make_rig(store=failing_store(1, writer.add))
     pusher = ApnaPusher(f"{rig.url}/inbound/apna", auth=APNA, retry_delay=0.01)
 
@@ -178,7 +179,7 @@ def test_the_engine_retries_our_503_because_our_config_lists_it(make_rig: Any, d
     from worker.inbound.server import InboxWriter
 
     probe = make_rig()
-    writer = InboxWriter(probe.inbox, on_loop=db_url.startswith("sqlite"), stored=lambda: None)
+    writer = InboxWriter(probe.inbox, StoreThread(probe.inbox.engine), stored=lambda: None)
     rig = make_rig(store=failing_store(3, writer.add))
     settings = inbound_settings(public_url=rig.url.replace("http://", "https://"))
     config = pop.build_config(settings, show_secret=True).replace("https://", "http://")

@@ -18,6 +18,7 @@ from tests.inbound.conftest import APNA_PASSWORD, APNA_USER, Rig
 from worker.inbound.server import InboxWriter
 from worker.settings import ServiceSettings
 from worker.simulators.apna import make_leads
+from worker.store.thread import StoreThread
 
 APNA = (APNA_USER, APNA_PASSWORD)
 TIMEOUT = 0.5  # the server's request deadline in these tests
@@ -140,7 +141,7 @@ def test_the_deadline_is_for_receiving_the_request_not_for_answering_it(
     make_rig: Any, db_url: str
 ) -> None:
     probe = make_rig()
-    writer = InboxWriter(probe.inbox, on_loop=db_url.startswith("sqlite"), stored=lambda: None)
+    writer = InboxWriter(probe.inbox, StoreThread(probe.inbox.engine), stored=lambda: None)
 
     async def slow_store(source: str, key: str, payload: str) -> bool:
         await asyncio.sleep(TIMEOUT * 2)  # a slow database, not synchronisation

@@ -18,6 +18,7 @@ import vcr
 from tests.conftest import Sims
 from tests.sources.test_pageup import CASSETTES, _scrub_token
 from worker.errors import DocumentRefused
+from worker.remote.lanes import new_client
 from worker.settings import DocumentSettings
 from worker.simulators.storage import SimDocument
 from worker.sources.downloads import Downloaded, Downloader, Wanted
@@ -63,7 +64,7 @@ def with_downloader(
     documents = DocumentSettings(**{"allow_http": True, **limits})
 
     async def go() -> T:
-        async with httpx.AsyncClient() as api, httpx.AsyncClient() as downloads:
+        async with new_client(4) as api, new_client(4) as downloads:
             return await use(PageUpClient(settings.sources["pageup"], api),
                              Downloader(documents, downloads))  # fmt: skip
 

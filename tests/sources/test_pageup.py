@@ -18,6 +18,7 @@ import pytest
 import vcr
 
 from tests.conftest import Sims
+from worker.remote.lanes import new_client
 from worker.settings import Settings
 from worker.sources.pageup import PageUpClient
 
@@ -56,7 +57,7 @@ def placeholder_people(sims: Sims) -> None:
 
 def with_client(settings: Settings, use: Callable[[PageUpClient], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with httpx.AsyncClient() as client:
+        async with new_client(4) as client:
             return await use(PageUpClient(settings.sources["pageup"], client))
 
     return asyncio.run(go())

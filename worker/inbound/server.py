@@ -7,7 +7,6 @@ the statuses in its ``http_err``, so we answer 503, which our generated config l
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hashlib
@@ -28,6 +27,7 @@ from worker.inbound.body import BodyError, parse_json
 from worker.inbound.pop import valid_application_id, valid_report_id
 from worker.settings import InboundAuthSettings, InboundSettings
 from worker.store.inbox import Inbox
+from worker.store.thread import StoreThread
 
 log = structlog.get_logger(__name__)
 APNA_SUCCESS = {"status": "success", "message": "Lead data received successfully."}
@@ -43,19 +43,16 @@ class Abandoned(Exception):
 
 
 class InboxWriter:
-    """Commits pushes to the inbox. A SQLite file is written on the event loop (its commits are
-    sub-millisecond and one process owns it); a remote database through a thread."""
+    """Commits pushes to the inbox through the store's thread, where concurrent pushes share
+    one transaction (group commit): each is answered once its own row is durable."""
 
-    def __init__(self, inbox: Inbox, *, on_loop: bool, stored: Callable[[], None]) -> None:
+    def __init__(self, inbox: Inbox, store: StoreThread, *, stored: Callable[[], None]) -> None:
         self._inbox = inbox
-        self._on_loop = on_loop
+        self._store = store
         self._stored = stored  # wakes the delivery loop
 
     async def add(self, source: str, dedup_key: str, payload: str) -> bool:
-        if self._on_loop:
-            new = self._inbox.add(source, dedup_key, payload)
-        else:
-            new = await asyncio.to_thread(self._inbox.add, source, dedup_key, payload)
+        new = await self._store.write(self._inbox.add, source, dedup_key, payload)
         if new:
             self._stored()
         return new

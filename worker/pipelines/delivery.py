@@ -91,10 +91,10 @@ class TargetDelivery:
             # A one-step map keeps the offer's own key: a record sent before documents existed
             # in the map is settled by the key it was first sent with.
             key = f"{base_key}:{step.name}" if field_map.multi_step else base_key
-            await self._store.call(ledger.record_step, source, offer_id, name, step.name,
+            await self._store.write(ledger.record_step, source, offer_id, name, step.name,
                                    status="posting", idempotency_key=key)  # fmt: skip
             delivered = await send_step(target.sink, field_map, step, context, payload, key)
-            await self._store.call(ledger.record_step, source, offer_id, name, step.name,
+            await self._store.write(ledger.record_step, source, offer_id, name, step.name,
                                    status="done", idempotency_key=key,
                                    record_id=delivered.record_id)  # fmt: skip
             ids[step.name] = delivered.record_id

@@ -61,7 +61,7 @@ async def retry_documents(
     groups: dict[tuple[str, str, str], set[str]] = {}
     for row in rows:
         groups.setdefault((row.source, row.offer_id, row.target), set()).add(row.document_id)
-    store, ledger, documents = StoreThread(), Ledger(engine), DocumentLedger(engine)
+    store, ledger, documents = StoreThread(engine), Ledger(engine), DocumentLedger(engine)
     results = []
     try:
         for (source, offer_id, target), wanted in groups.items():

@@ -252,7 +252,7 @@ class DocumentDelivery:
     ) -> None:
         facts = failure_facts(exc, "documents", Redactor(()))
         failure = DocumentFailure(facts.kind, facts.message, facts.status)
-        await self._store.call(self._ledger.failed, self._ref(target, offer_id, doc, key),
+        await self._store.write(self._ledger.failed, self._ref(target, offer_id, doc, key),
                                failure)  # fmt: skip
         outcome = "refused" if facts.kind == "document_refused" else "failed"
         metrics.DOCUMENTS.labels(target.name, outcome).inc()

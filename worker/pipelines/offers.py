@@ -131,7 +131,7 @@ class OfferProcessor:
             document = await fetch_document(source.pageup, ref, source.checks)
             source.breaker.succeeded()
             if self._keep_days is not None:
-                await self._store.call(self._ledger.keep_document, offer.source,
+                await self._store.write(self._ledger.keep_document, offer.source,
                                        offer.offer_id, json.dumps(document))  # fmt: skip
             stage = "route"
             structlog.contextvars.bind_contextvars(stage=stage)
@@ -183,7 +183,7 @@ class OfferProcessor:
                     payload_hash(plan.payload), self.targets[name].field_map.version)
             for name, plan in plans.items()
         ]  # fmt: skip
-        await self._store.call(self._ledger.begin_delivery, offer.source, offer.offer_id,
+        await self._store.write(self._ledger.begin_delivery, offer.source, offer.offer_id,
                                owner=self._owner, route=route, sending=sending)  # fmt: skip
         structlog.contextvars.bind_contextvars(stage="post")
         documents = None
@@ -220,7 +220,7 @@ class OfferProcessor:
             if target.breaker.reason is not None:
                 metrics.TARGET_RESTING.labels(target.name).set(0)
             target.breaker.succeeded()
-            await self._store.call(self._ledger.record_posted, offer.source, offer.offer_id,
+            await self._store.write(self._ledger.record_posted, offer.source, offer.offer_id,
                                    target.name, owner=self._owner, record_id=record_id)  # fmt: skip
             attempt.posted.add(target.name)
             metrics.DELIVERIES.labels(target.name, "posted").inc()
@@ -232,7 +232,7 @@ class OfferProcessor:
         except Exception as exc:  # HirebridgeError, or a bug
             return await self._offer_failed(offer, source, "mark_processed", exc, scrub_text,
                                             all_posted=True, document=document)  # fmt: skip
-        await self._store.call(self._ledger.record_processed, offer.source, offer.offer_id,
+        await self._store.write(self._ledger.record_processed, offer.source, offer.offer_id,
                                owner=self._owner)  # fmt: skip
         metrics.OFFERS.labels(offer.source, "processed").inc()
         log.info("offer_processed")
@@ -277,7 +277,7 @@ class OfferProcessor:
         parked = not pending
         whole = Failure(first.stage, first.kind, summary, first.http_status, park=parked,
                         next_attempt_at=None if parked else min(pending))  # fmt: skip
-        await self._store.call(self._ledger.record_failed, offer.source, offer.offer_id,
+        await self._store.write(self._ledger.record_failed, offer.source, offer.offer_id,
                                owner=self._owner, offer=whole, targets=failures)  # fmt: skip
         metrics.OFFERS.labels(offer.source, "parked" if parked else "failed").inc()
         # Each target's failure was logged and alerted above; this says where the offer stands.
@@ -299,7 +299,7 @@ class OfferProcessor:
     ) -> Outcome:
         """The offer as a whole failed (fetch, route, mark)."""
         failure = self._decide(exc, stage, offer.attempts, redact, datetime.now(UTC))
-        await self._store.call(self._ledger.record_failed, offer.source, offer.offer_id,
+        await self._store.write(self._ledger.record_failed, offer.source, offer.offer_id,
                                owner=self._owner, offer=failure, all_posted=all_posted)  # fmt: skip
         metrics.OFFERS.labels(offer.source, "parked" if failure.park else "failed").inc()
         metrics.OFFER_FAILURES.labels(failure.stage, failure.kind).inc()
@@ -392,7 +392,7 @@ class OfferProcessor:
         alerts.target_resting(target=target.name, reason=reason, status=exc.status)
 
     async def _release(self, offer: OfferState, until: datetime | None) -> None:
-        await self._store.call(self._ledger.release, offer.source, offer.offer_id,
+        await self._store.write(self._ledger.release, offer.source, offer.offer_id,
                                owner=self._owner, until=until)  # fmt: skip
 
     async def release_unfinished(self) -> list[OfferState]:

@@ -61,6 +61,10 @@ class OfferPool:
         """Set each time this worker is done with one of ``source``'s offers (its run waits)."""
         return self._progressed.setdefault(source, asyncio.Event())
 
+    def busy(self, source: str) -> bool:
+        """Whether this worker has offers of ``source`` queued or in a lane."""
+        return self._running[source] > 0 or bool(self._queued.get(source))
+
     @property
     def stopping(self) -> bool:
         return self._stopping

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -179,8 +180,17 @@ class SourceRun:
         """Wait until no offer of the listing is left to try and none is in flight."""
         context, source = self._context, self._ticket.source
         progressed = context.pool.progress_of(source)
+        asked = -math.inf
         while not self._done():
             progressed.clear()
+            loop_time = asyncio.get_running_loop().time()
+            if context.pool.busy(source) and loop_time - asked < context.settings.poll_seconds:
+                # Not drained while this worker still holds some of its offers; asking the
+                # database after every offer cost a count over the whole listing each time.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(progressed.wait(), context.settings.poll_seconds)
+                continue
+            asked = loop_time
             waiting, in_flight, halted = await self._call(
                 context.sources.progress, self._ticket, snapshot
             )

@@ -20,6 +20,7 @@ import httpx
 
 from worker import __version__
 from worker.errors import ConfigError
+from worker.remote.transport import Transport
 
 _lane: contextvars.ContextVar[httpx.AsyncClient | None] = contextvars.ContextVar(
     "hirebridge_http_lane", default=None
@@ -52,6 +53,7 @@ def new_client(max_connections: int, ca_bundle: Path | None = None) -> httpx.Asy
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
     client = httpx.AsyncClient(
+        transport=Transport(verify=tls_context(ca_bundle), limits=limits),
         limits=limits,
         headers={"User-Agent": f"hirebridge/{__version__}"},
         follow_redirects=False,

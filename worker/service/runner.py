@@ -114,9 +114,7 @@ class Service:
         routes = []
         if inbound is not None:
             engine = worker.engine
-            writer = InboxWriter(
-                Inbox(engine), on_loop=engine.dialect.name == "sqlite", stored=self._wake.set
-            )
+            writer = InboxWriter(Inbox(engine), worker.store, stored=self._wake.set)
             routes = inbound_routes(settings.inbound, writer.add)
         if settings.console.enabled:
             routes = [*routes, self._console()]

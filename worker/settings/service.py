@@ -17,6 +17,11 @@ class DatabaseSettings(Section):
     # Keep each fetched source document (it holds PII) this many days, for diagnosis.
     # None (the default): never stored.
     keep_source_documents_days: int | None = Field(None, ge=1)
+    # Group commit: state changes of concurrent offers and concurrent pushes that arrive within
+    # this many milliseconds of each other (up to group_commit_rows) share one transaction,
+    # and so one fsync. Each waits for that commit before it goes on (or a push is answered).
+    group_commit_ms: float = Field(2.0, ge=0, le=100)
+    group_commit_rows: int = Field(64, ge=1, le=10000)
 
 
 class SyncSettings(Section):

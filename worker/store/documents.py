@@ -17,6 +17,7 @@ from sqlalchemy import Engine, and_, func, select
 from worker.store.db import upsert_into
 from worker.store.ledger import Status
 from worker.store.tables import offer_documents, offers
+from worker.store.thread import transaction
 
 POSTING, DONE, FAILED = "posting", "done", "failed"
 
@@ -109,7 +110,7 @@ class DocumentLedger:
         if attempt:
             changes["attempts"] = d.attempts + 1
         statement = upsert_into(self._engine, offer_documents).values(**row)
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=[d.source, d.offer_id, d.target, d.document_id], set_=changes

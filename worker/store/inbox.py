@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, and_, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker.store.ledger import Failure
+from worker.store.statements import inbox_add
 from worker.store.tables import inbox, inbox_actions
+from worker.store.thread import transaction
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
@@ -65,28 +65,11 @@ class Inbox:
 
     def add(self, source: str, dedup_key: str, payload: str) -> bool:
         """Store a push; False when it is a repeat of one already stored (then counted)."""
-        now = _now()
-        insert = pg_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
-        statement = (
-            insert(inbox)
-            .values(
-                source=source,
-                dedup_key=dedup_key,
-                payload=payload,
-                status=PENDING,
-                attempts=0,
-                repeats=0,
-                received_at=now,
-                updated_at=now,
-            )
-            .on_conflict_do_update(
-                index_elements=[inbox.c.source, inbox.c.dedup_key],
-                set_={"repeats": inbox.c.repeats + 1},
-            )
-            .returning(inbox.c.repeats)
-        )
-        with self._engine.begin() as conn:
-            repeats = conn.execute(statement).scalar_one()
+        statement = inbox_add(self._engine.dialect.name)
+        row = {"source": source, "dedup_key": dedup_key, "payload": payload,
+               "status": PENDING, "now": _now()}  # fmt: skip
+        with transaction(self._engine) as conn:
+            repeats = conn.execute(statement, row).scalar_one()
         return int(repeats) == 0
 
     def claim_due(
@@ -107,7 +90,7 @@ class Inbox:
             or_(row.next_attempt_at.is_(None), row.next_attempt_at <= now),
             or_(row.lease_until.is_(None), row.lease_until < now),
         )
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             ids = conn.execute(select(row.id).where(due).order_by(row.id).limit(limit)).scalars()
             wanted = list(ids)
             if not wanted:
@@ -143,7 +126,7 @@ class Inbox:
 
     def release_leases_of(self, owner: str) -> int:
         """Free the undelivered items ``owner`` claimed (its deliveries were cancelled)."""
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             result = conn.execute(
                 update(inbox)
                 .where(inbox.c.lease_owner == owner, inbox.c.status != DELIVERED)
@@ -160,7 +143,7 @@ class Inbox:
         ]
         if item_id is not None:
             condition.append(inbox.c.id == item_id)
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             result = conn.execute(
                 update(inbox).where(*condition).values(parked_at=None, next_attempt_at=None)
             )
@@ -175,7 +158,7 @@ class Inbox:
             if conn.execute(select(row.id).where(due).limit(1)).first() is None:
                 return []
         now = _now()
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             purged = sorted(
                 conn.execute(
                     update(inbox)
@@ -208,7 +191,7 @@ class Inbox:
         return [dict(row._mapping) for row in rows]
 
     def _set(self, item_id: int, **values: object) -> None:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             conn.execute(
                 update(inbox).where(inbox.c.id == item_id).values(updated_at=_now(), **values)
             )

@@ -41,7 +41,9 @@ from sqlalchemy import (
 )
 
 from worker.store.db import upsert_into
+from worker.store.statements import bound, fenced_offer_update, target_update
 from worker.store.tables import offer_steps, offer_targets, offers, source_documents, source_state
+from worker.store.thread import transaction
 from worker.store.workers import alive_owner
 
 ENQUEUE_CHUNK = 500  # rows per INSERT when a listing is stored
@@ -192,7 +194,7 @@ class Ledger:
                 "application_id": statement.excluded.application_id,
             },
         )
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             for start in range(0, len(rows), ENQUEUE_CHUNK):
                 conn.execute(statement, rows[start : start + ENQUEUE_CHUNK])
 
@@ -206,7 +208,7 @@ class Ledger:
         counts an attempt and stamps the run.
         """
         now = _now()
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             picked = self._candidates(conn, claim, now)
             if not picked:
                 return []
@@ -302,7 +304,7 @@ class Ledger:
         target about to be sent, with its idempotency key. From here on an outcome may be
         unknown after a crash; the key settles it."""
         now = _now()
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             self._fence(conn, source, offer_id, owner, {"stage": "post", "updated_at": now,
                         **({"routed_at": now} if route is not None else {})})  # fmt: skip
             if route is not None:
@@ -314,44 +316,28 @@ class Ledger:
                         upsert_into(self._engine, offer_targets).on_conflict_do_nothing(), rows
                     )
             for send in sending:
-                t = offer_targets.c
-                conn.execute(
-                    update(offer_targets)
-                    .where(*_target_key(source, offer_id, send.target))
-                    .values(
-                        status=Status.POSTING.value,
-                        stage="post",
-                        attempts=t.attempts + 1,
-                        idempotency_key=send.idempotency_key,
-                        payload_hash=send.payload_hash,
-                        mapping_version=send.mapping_version,
-                        updated_at=now,
-                    )
-                )
+                values = {"status": Status.POSTING.value, "stage": "post",
+                          "idempotency_key": send.idempotency_key,
+                          "payload_hash": send.payload_hash,
+                          "mapping_version": send.mapping_version, "updated_at": now}  # fmt: skip
+                conn.execute(target_update(tuple(values), count_attempt=True), {
+                    "k_source": source, "k_offer_id": offer_id, "k_target": send.target,
+                    **bound("v_", values)})  # fmt: skip
 
     def record_posted(
         self, source: str, offer_id: str, target: str, *, owner: str, record_id: str | None
     ) -> None:
         """Written as soon as a target accepted: it must never be sent this offer again."""
         now = _now()
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             self._fence(conn, source, offer_id, owner, {"updated_at": now})
-            conn.execute(
-                update(offer_targets)
-                .where(*_target_key(source, offer_id, target))
-                .values(
-                    status=Status.POSTED.value,
-                    stage=None,
-                    record_id=record_id,
-                    posted_at=now,
-                    error_kind=None,
-                    last_error=None,
-                    http_status=None,
-                    next_attempt_at=None,
-                    parked_at=None,
-                    updated_at=now,
-                )
-            )
+            values = {"status": Status.POSTED.value, "stage": None, "record_id": record_id,
+                      "posted_at": now, "error_kind": None, "last_error": None,
+                      "http_status": None, "next_attempt_at": None, "parked_at": None,
+                      "updated_at": now}  # fmt: skip
+            conn.execute(target_update(tuple(values)), {
+                "k_source": source, "k_offer_id": offer_id, "k_target": target,
+                **bound("v_", values)})  # fmt: skip
 
     def record_all_posted(self, source: str, offer_id: str, *, owner: str) -> None:
         """Every chosen target accepted: only the mark is left."""
@@ -382,7 +368,7 @@ class Ledger:
         target stays posted, and an offer whose targets all accepted stays ``posted``.
         """
         now = _now()
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             for target, failure in (targets or {}).items():
                 conn.execute(
                     update(offer_targets)
@@ -410,17 +396,15 @@ class Ledger:
                   lease_until=None)  # fmt: skip
 
     def _set(self, source: str, offer_id: str, owner: str, **values: object) -> None:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             self._fence(conn, source, offer_id, owner, {"updated_at": _now(), **values})
 
     def _fence(
         self, conn: Connection, source: str, offer_id: str, owner: str, values: dict[str, Any]
     ) -> None:
-        result = conn.execute(
-            update(offers)
-            .where(*_key(source, offer_id), offers.c.lease_owner == owner)
-            .values(**values)
-        )
+        statement = fenced_offer_update(tuple(values))
+        keys = {"k_source": source, "k_offer_id": offer_id, "k_owner": owner}
+        result = conn.execute(statement, {**keys, **bound("v_", values)})
         if result.rowcount != 1:
             raise LeaseLost(f"offer {offer_id} of {source} is no longer claimed by this worker")
 
@@ -428,7 +412,7 @@ class Ledger:
         """Free the unprocessed offers ``owner`` holds (its work was cancelled); returns
         them as they were left."""
         held = and_(offers.c.lease_owner == owner, offers.c.status != Status.PROCESSED.value)
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             rows = conn.execute(
                 select(offers).where(held).order_by(offers.c.source, offers.c.offer_id)
             ).all()
@@ -470,7 +454,7 @@ class Ledger:
             source=source, offer_id=offer_id, target=target, step=step, **values
         )
         s = offer_steps.c
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=[s.source, s.offer_id, s.target, s.step], set_=values
@@ -596,13 +580,13 @@ class Ledger:
             source=source, offer_id=offer_id, **values
         )
         d = source_documents.c
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             conn.execute(
                 statement.on_conflict_do_update(index_elements=[d.source, d.offer_id], set_=values)
             )
 
     def purge_documents(self, older_than: datetime) -> int:
-        with self._engine.begin() as conn:
+        with transaction(self._engine) as conn:
             result = conn.execute(
                 delete(source_documents).where(source_documents.c.stored_at < older_than)
             )

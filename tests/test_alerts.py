@@ -15,7 +15,7 @@ from worker import alerts
 from worker.remote.http import route_of
 from worker.runtime import offer_worker
 from worker.service.runner import Service
-from worker.settings import Settings
+from worker.settings import SentrySettings, Settings
 from worker.sinks.http import HttpSink
 
 
@@ -147,3 +147,44 @@ def test_before_send_scrubs_values_and_secret_keys() -> None:
         "timestamp": "2026-11-23T01:50:37Z",
         "breadcrumbs": {"values": [{"timestamp": 1.5, "message": "id [number]"}]},
     }
+
+
+def test_a_parked_application_and_an_unreadable_job_each_reach_sentry_once_without_pii(
+    sims: Sims, ingest: tuple[FakeIngest, str], tmp_path: Any
+) -> None:
+    from tests.pipelines.test_applications import JOB, Rig
+
+    fake, dsn = ingest
+    rig = Rig(sims, f"sqlite:///{tmp_path / 's.sqlite'}")
+    sims.hris.refuse_echoing.add("app-800006")  # the refusal quotes every value sent
+    settings = rig.settings(job_ids=["999", str(JOB)]).model_copy(
+        update={"sentry": SentrySettings(dsn=dsn, environment="test")}
+    )
+    assert alerts.init_sentry(settings.sentry)
+
+    report = rig.run(settings)
+    alerts.flush()
+
+    assert (report.failed, len(report.job_problems)) == (1, 1)
+    events = fake.of("event")
+    assert sorted(tuple(e["fingerprint"]) for e in events) == [
+        ("application-failed", "post", "permanent", "hris"),
+        ("application-job-failed", "pageup", "999"),
+    ]
+    parked = next(e for e in events if e["fingerprint"][0] == "application-failed")
+    assert {k: parked["tags"][k] for k in ("source", "target", "stage", "application_id",
+                                           "parked", "remote_system")} == {
+        "source": "pageup", "target": "hris", "stage": "post", "application_id": "800006",
+        "parked": "true", "remote_system": "hris",
+    }  # fmt: skip
+    job = next(e for e in events if e["fingerprint"][0] == "application-job-failed")
+    assert {k: job["tags"][k] for k in ("source", "job", "stage", "http_status")} == {
+        "source": "pageup", "job": "999", "stage": "list_applications", "http_status": "404",
+    }  # fmt: skip
+    assert "no such job" in job["contexts"]["failure"]["reason"]
+    everything = b"".join(fake.raw).decode("utf-8", "replace")
+    for applicant in rig.sim.applicants.values():
+        for key in ("FirstName", "LastName", "Email", "Phone"):
+            assert str(applicant[key]) not in everything, key
+    assert sims.pageup.client_secret not in everything
+    assert str(sims.hris.api_key) not in everything

@@ -125,6 +125,11 @@ def test_sync_once_status_skip_and_retry(
     assert f"pageup job {JOB}: 12 listed" in out
     assert "application 800004 -> hris (job 3001) parked, 1 tries, at post: HTTP 422" in out
 
+    assert main(["--config", str(config), "status"]) == 0  # the offers' status points here
+    out = capsys.readouterr().out
+    assert "applications (details: `hirebridge applications status`)\n" in out
+    assert "  pageup -> hris: delivered 11, parked 1\n" in out
+
     assert main([*base, "skip", "800004", "--source", "pageup", "--reason", "dup"]) == 0
     assert main([*base, "retry", "800099", "--source", "pageup"]) == 1
     assert "800099: not failed, parked or skipped in pageup" in capsys.readouterr().err
@@ -133,6 +138,22 @@ def test_sync_once_status_skip_and_retry(
     assert main([*base, "sync", "--once"]) == 0
     assert "created 1, updated 0, unchanged 11" in capsys.readouterr().out
     assert sims.hris.external_ids()["app-800004"] == 1
+
+
+def test_status_names_a_flow_that_has_not_run_yet_and_follows_the_scope(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--config", str(config), "status"]) == 0
+    assert "  pageup -> hris: nothing yet\n" in capsys.readouterr().out
+
+    assert main(["--config", str(config), "status", "--target", "hris"]) == 0
+    assert "  pageup -> hris: nothing yet\n" in capsys.readouterr().out
+
+    data = yaml.safe_load(config.read_text())
+    data["pageup"]["applications"]["enabled"] = False
+    config.write_text(yaml.safe_dump(data))
+    assert main(["--config", str(config), "status"]) == 0
+    assert "applications" not in capsys.readouterr().out
 
 
 def test_sync_once_refuses_a_source_without_the_flow(

@@ -88,6 +88,45 @@ def test_three_pages_of_applications_each_delivered_once(rig: Rig, sims: Sims) -
     assert all(state.status == "delivered" and state.sends == 1 for state in rig.ledger().values())
 
 
+def next_link_settings(rig: Rig, style: str) -> Settings:
+    rig.sim.link_page_size, rig.sim.link_style = PAGE, style
+    settings = rig.settings()
+    source = settings.sources["pageup"]
+    linked = source.model_copy(update={"paging": source.paging.model_copy(
+        update={"mode": "next_link"})})  # fmt: skip
+    return settings.model_copy(update={"sources": {"pageup": linked}})
+
+
+@pytest.mark.parametrize("style", ["absolute", "rooted", "relative"])
+def test_next_links_are_followed_to_the_last_page(rig: Rig, sims: Sims, style: str) -> None:
+    settings = next_link_settings(rig, style)
+
+    report = rig.run(settings)
+
+    assert (report.listed, report.created, report.ok) == (COUNT, COUNT, True)
+    assert sims.pageup.calls["list_applications"] == 3  # pages of 10, 10 and 5
+    assert sorted(sims.hris.external_ids()) == sorted(f"app-{800001 + i}" for i in range(COUNT))
+    job = rig.sim.jobs[str(JOB)]
+    gone = job.applications.pop(COUNT - 1)  # on the last page: seen missing only if it is read
+    again = rig.run(settings)
+    assert (again.removed, again.unchanged) == (1, COUNT - 1)
+    assert rig.ledger()[str(gone["ApplicationInfo"]["PUReferenceID"])].status == "removed"
+
+
+def test_a_next_link_to_another_host_is_not_followed(rig: Rig, sims: Sims) -> None:
+    settings = next_link_settings(rig, "absolute")
+    rig.run(settings)
+    rig.sim.link_style = "elsewhere"  # our token would go with the request
+
+    report = rig.run(settings)
+
+    (problem,) = report.job_problems
+    assert "the next page link leads to https://elsewhere.example, not to PageUp's API" in problem
+    assert (report.listed, report.removed, report.unchanged) == (0, 0, 0)
+    assert sims.pageup.calls["list_applications"] == 4  # three pages, then the first one again
+    assert all(state.status == "delivered" for state in rig.ledger().values())
+
+
 def test_an_unchanged_application_is_not_sent_again(rig: Rig, sims: Sims) -> None:
     rig.run()
     posts, puts = sims.hris.calls["post"], sims.hris.calls["put"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from tests.conftest import REPO
+from tests.conftest import REPO, Sims
 from worker.demo import simulator_settings
 from worker.mapping.loader import load_field_map
 from worker.runtime import offer_worker
@@ -219,3 +219,78 @@ def test_beat_and_housekeeping_are_waited_for_by_a_stop_and_not_begun_after_it(
     assert counted
     assert not beat_after_stop
     assert busy == 0
+
+
+def test_reload_swaps_in_a_changed_applications_map_and_job_list(
+    sims: Sims, tmp_path: Path
+) -> None:
+    from tests.pipelines.test_applications import COUNT, JOB, Rig
+    from worker.application_runtime import application_syncs
+
+    rig = Rig(sims, f"sqlite:///{tmp_path / 's.sqlite'}")
+    rig.sim.add_job(3002, 5, first_id=810001)
+    mapping = tmp_path / "applications.yaml"
+    shutil.copy(REPO / "mappings" / "example_applications.yaml", mapping)
+    text = mapping.read_text()
+    settings = rig.settings(mapping)
+    later = rig.settings(mapping, job_ids=[str(JOB), "3002"])
+    added = text + "  origin: \"'reloaded'\"\n"
+    find = text[text.index("find:") : text.index("requires:")]
+    without_find = text.replace(find, "")
+
+    async def run_reload_run() -> tuple[tuple[bool, str], tuple[bool, str], dict[str, int]]:
+        async with offer_worker(settings) as worker, application_syncs(
+            settings, worker.engine, worker.notices, worker.pageup_errors, worker.owner
+        ) as syncs:  # fmt: skip
+            service = Service(settings, worker, reread=lambda: later, applications=syncs)
+            await service.sync_applications("pageup")
+            mapping.write_text(without_find)  # a valid map, but not an applications map
+            refused = await service.reload()
+            await service.sync_applications("pageup")  # the old map and list go on
+            after_refusal = dict(sims.hris.calls)
+            mapping.write_text(added)
+            taken = await service.reload()
+            await service.sync_applications("pageup")
+            return refused, taken, after_refusal
+
+    (ok, problems), (ok_after, _), calls = asyncio.run(run_reload_run())
+
+    assert not ok and f"{mapping}: an applications map needs find:" in problems
+    assert ok_after
+    assert (calls["post"], calls.get("put", 0)) == (COUNT, 0)  # the refused reload: no change
+    records = list(sims.hris.records.values())
+    assert len(records) == COUNT + 5  # job 3002's five, created once
+    assert all(r.get("origin") == "reloaded" for r in records)  # the new map, for every one
+    assert sims.hris.calls["put"] == COUNT  # job 3001's, updated once with the new field
+    assert set(sims.hris.external_ids().values()) == {1}
+
+
+def test_a_reload_that_gives_the_applications_flow_other_targets_says_it_needs_a_restart(
+    sims: Sims, tmp_path: Path
+) -> None:
+    from tests.pipelines.test_applications import Rig
+    from worker.application_runtime import application_syncs
+
+    rig = Rig(sims, f"sqlite:///{tmp_path / 's.sqlite'}")
+    settings = rig.settings()
+    data = settings.model_dump(mode="json", exclude_none=True)
+    data["sources"]["pageup"]["client_secret"] = sims.pageup.client_secret
+    data["targets"]["hris"]["auth"]["api_key"] = sims.hris.api_key  # dumped as ****
+    data["targets"]["talent"] = {**data["targets"]["hris"], "url": f"{sims.hris_url}/x"}
+    data["routes"].append({"source": "pageup", "target": "talent"})
+    data["sources"]["pageup"]["applications"]["targets"] = ["hris", "talent"]
+    changed = Settings(**data)
+
+    async def reload() -> tuple[bool, str]:
+        async with offer_worker(settings) as worker, application_syncs(
+            settings, worker.engine, worker.notices, worker.pageup_errors, worker.owner
+        ) as syncs:  # fmt: skip
+            return await Service(settings, worker, reread=lambda: changed,
+                                 applications=syncs).reload()  # fmt: skip
+
+    with structlog.testing.capture_logs() as logs:
+        ok, _ = asyncio.run(reload())
+
+    assert ok
+    needing = {e["section"] for e in logs if e["event"] == "reload_needs_restart"}
+    assert needing == {"sources.pageup.applications"}

@@ -120,6 +120,7 @@ def _status(args: argparse.Namespace) -> int:
         parked = len(Interventions(ledger).parked(source=args.source, target=args.target))
         runs = Runs(engine).last(5, source=args.source)
         documents = _documents_status(engine, args.source, args.limit)
+        documents += _applications_status(engine, settings, args.source, args.target)
         sources = SourceRuns(engine, worker_timeout=settings.sync.worker_timeout_seconds).rows(
             [args.source] if args.source else list(settings.sources)
         )
@@ -171,6 +172,32 @@ def _documents_status(engine: Engine, source: str | None, limit: int) -> list[st
         where = f"{row.source}/{row.offer_id} -> {row.target}"
         lines.append(f"  {where}: document {row.document_id} ({row.choice}), "
                      f"{row.attempts} tries: {row.last_error}")  # fmt: skip
+    return lines
+
+
+def _applications_status(
+    engine: Engine, settings: Settings, source: str | None, target: str | None
+) -> list[str]:
+    """A line per source and target with applications by state, pointing at the details."""
+    from worker.store.applications import ApplicationLedger
+
+    counts = {k: n for k, n in ApplicationLedger(engine).counts(source).items()
+              if target is None or k[1] == target}  # fmt: skip
+    flows = [
+        (name, t)
+        for name, section in settings.sources.items()
+        if section.applications.enabled and source in (None, name)
+        for t in section.applications.targets
+        if target in (None, t)
+    ]
+    pairs = list(dict.fromkeys(flows + [(src, tgt) for src, tgt, _ in sorted(counts)]))
+    if not pairs:
+        return []
+    lines = ["\napplications (details: `hirebridge applications status`)"]
+    for src, tgt in pairs:
+        states = ", ".join(f"{state} {n}" for (s, t, state), n in sorted(counts.items())
+                           if (s, t) == (src, tgt))  # fmt: skip
+        lines.append(f"  {src} -> {tgt}: {states or 'nothing yet'}")
     return lines
 
 

@@ -38,6 +38,7 @@ from worker.application_runtime import (
 )
 from worker.errors import ConfigError
 from worker.inbound.server import InboxWriter, inbound_routes
+from worker.mapping.loader import FieldMap
 from worker.notices.channels import build_channels
 from worker.notices.notifier import Notifier
 from worker.pipelines.applications import ApplicationSync
@@ -302,11 +303,7 @@ class Service:
                 log.warning("reload_needs_restart", section=section)
         if self._jobs is not None and job_map is not None:
             self._jobs.replace_map(job_map)
-        for name, sync in self._applications.items():  # maps and job lists; new flows: restart
-            if name in settings.sources:
-                sync.settings = settings.sources[name].applications
-            for target in sync.targets.values():
-                target.field_map = app_maps.get(target.name, target.field_map)
+        self._reload_applications(settings, app_maps)
         for name, inbound_map in inbound_maps:
             assert self._inbound is not None
             self._inbound.replace_map(name, inbound_map)
@@ -318,6 +315,20 @@ class Service:
         log.info("mapping_reloaded", version=versions, sources=len(settings.sources),
                  targets=len(settings.targets))  # fmt: skip
         return True, versions
+
+    def _reload_applications(self, settings: Settings, maps: dict[str, FieldMap]) -> None:
+        """Swap in each running flow's job list and its targets' maps. A flow turned on, or
+        given other targets, waits for the next start: said, not half done."""
+        for name, source in settings.sources.items():
+            sync = self._applications.get(name)
+            wanted = set(source.applications.targets) if source.applications.enabled else set()
+            if wanted and (sync is None or wanted != set(sync.targets)):
+                log.warning("reload_needs_restart", section=f"sources.{name}.applications")
+        for name, sync in self._applications.items():
+            if name in settings.sources:
+                sync.settings = settings.sources[name].applications
+            for target in sync.targets.values():
+                target.field_map = maps.get(target.name, target.field_map)
 
     # -- stopping -------------------------------------------------------------------------
 

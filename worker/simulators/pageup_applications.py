@@ -38,6 +38,11 @@ class SimApplications:
     broken_lists: dict[str, Any] = field(default_factory=dict)
     # applicant id -> a body served instead of the applicant
     broken_applicants: dict[str, Any] = field(default_factory=dict)
+    # next-link paging (ASSUMED shape): pages of this size in an envelope whose Paging.Next is
+    # the next page's link, "absolute", "rooted" (/path?cursor=), "relative" (to the API base)
+    # or "elsewhere" (on another host)
+    link_page_size: int | None = None
+    link_style: str = "absolute"
 
     def add_job(self, job_id: int, count: int, *, seed: int = 11, first_id: int = 800001) -> SimJob:
         """A job with ``count`` applications (and their applicants and forms)."""
@@ -83,6 +88,24 @@ class SimApplications:
         raise KeyError(application_id)
 
 
+def _linked_page(
+    sim: SimApplications, request: Request, entries: list[dict[str, Any]], wanted: str
+) -> dict[str, Any]:
+    """One page of a next-link list: ``cursor`` is where it starts."""
+    assert sim.link_page_size is not None
+    start = int(request.query_params.get("cursor", "0"))
+    end = start + sim.link_page_size
+    link = None
+    if end < len(entries):
+        link = {
+            "absolute": str(request.url.replace(query=f"cursor={end}")),
+            "rooted": f"{request.url.path}?cursor={end}",
+            "relative": f"jobs/{wanted}/applications?cursor={end}",
+            "elsewhere": f"https://elsewhere.example{request.url.path}?cursor={end}",
+        }[sim.link_style]
+    return {"Applications": entries[start:end], "Paging": {"Next": link}}
+
+
 Handler = Callable[[Any, Request], Awaitable[Response]]
 Errors = Callable[..., Response]
 
@@ -90,7 +113,8 @@ Errors = Callable[..., Response]
 def application_routes(
     api: str, endpoint: Callable[[str, Handler], Any], errors: Errors
 ) -> list[Route]:
-    """``GET jobs/{jobId}/applications`` (paged with ``page``/``pageSize`` when asked) and
+    """``GET jobs/{jobId}/applications`` (paged with ``page``/``pageSize`` when asked, or by
+    next links when ``link_page_size`` is set) and
     ``GET applicants/{applicantId}``; application forms are served by the offers' route."""
 
     async def list_applications(state: Any, request: Request) -> Response:
@@ -102,6 +126,8 @@ def application_routes(
         if job is None:
             return errors(404, "Job not found", field="jobId")
         entries = job.applications
+        if sim.link_page_size is not None:
+            return JSONResponse(_linked_page(sim, request, entries, wanted))
         if "page" in request.query_params:
             page = max(1, int(request.query_params["page"]))
             size = int(request.query_params.get("pageSize", "100"))

@@ -194,10 +194,11 @@ class PageUpClient:
         for _ in range(paging.max_pages):
             if url is None:
                 break
-            params: dict[str, str | int] = {}
+            # A next link is PageUp's, its query (a cursor) kept whole: httpx would replace it
+            # with even empty params. The route is the list's path.
+            params: dict[str, str | int] | None = None
             if paging.mode == "page_number":
                 params = {paging.page_param: page, paging.size_param: paging.page_size}
-            # A next link is PageUp's (it may carry a cursor): the route is the list's path.
             reply = await self._call("GET", url, stage, route=route, params=params)
             entries = self._entries(reply, items, keys, stage, what)
             pages.append(entries)
@@ -206,7 +207,7 @@ class PageUpClient:
                 url = path if len(entries) >= paging.page_size else None
             else:
                 link = jmespath.search(paging.next_link_path, reply.json())
-                url = link if isinstance(link, str) and link else None
+                url = self._next_url(link, stage) if isinstance(link, str) and link else None
         else:
             log.error("list_page_limit", stage=stage, max_pages=paging.max_pages)
             if stage != "list_offers":  # a partial list of applications would look like deletions
@@ -215,6 +216,20 @@ class PageUpClient:
                     system=SYSTEM, stage=stage,
                 )  # fmt: skip
         return pages
+
+    def _next_url(self, link: str, stage: str) -> str:
+        """A next link as PageUp may give it (absolute, rooted at the host, or relative to the
+        API base), made absolute; one leading to another host is refused, since our token
+        would go with it."""
+        base = httpx.URL(self._base)
+        url = base.join(link)
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+            raise PermanentError(
+                f"the next page link leads to {url.scheme}://{url.host}, not to PageUp's API "
+                f"({base.scheme}://{base.host}): not followed (paging.next_link_path)",
+                system=SYSTEM, stage=stage,
+            )  # fmt: skip
+        return str(url)
 
     @staticmethod
     def _entries(

@@ -98,13 +98,20 @@ class _Body(httpx.AsyncByteStream):
         self._chunks = chunks
         self._deadline = deadline
         self._seconds = seconds
+        # What the body's own source raised (a download cut short under a streamed upload):
+        # aiohttp would report it as a lost connection, which the caller would retry.
+        self.error: Exception | None = None
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
-        async for chunk in self._chunks:
-            if self._seconds is not None:
-                self._deadline.reschedule(loop.time() + self._seconds)
-            yield chunk
+        try:
+            async for chunk in self._chunks:
+                if self._seconds is not None:
+                    self._deadline.reschedule(loop.time() + self._seconds)
+                yield chunk
+        except Exception as exc:
+            self.error = exc
+            raise
         self._deadline.reschedule(None)  # all written: the read timeout takes over
 
 
@@ -146,25 +153,34 @@ class Transport(AiohttpTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         request.headers = _HeadersAsWritten(request.headers.raw)
         write = request.extensions.get("timeout", {}).get("write")
+        body: _Body | None = None
         try:
             async with asyncio.timeout(None) as deadline:
-                _pace_body(request, deadline, write)
+                body = _pace_body(request, deadline, write)
                 with _httpx_errors():
                     response = await super().handle_async_request(request)
         except TimeoutError:
             raise httpx.WriteTimeout("the request body was not taken in time") from None
+        except httpx.TransportError:
+            if body is not None and body.error is not None:
+                raise body.error from None  # the body's source failed, not the connection
+            raise
         assert isinstance(response.stream, httpx.AsyncByteStream)
         response.stream = _ResponseBody(response.stream)
         return response
 
 
-def _pace_body(request: httpx.Request, deadline: asyncio.Timeout, write: float | None) -> None:
+def _pace_body(
+    request: httpx.Request, deadline: asyncio.Timeout, write: float | None
+) -> _Body | None:
     """Give aiohttp a large or streamed body chunk by chunk, under the write timeout."""
     try:
         content = request.content
     except httpx.RequestNotRead:
-        request.stream = _Body(request.stream, deadline, write)
-        return
+        body = request.stream = _Body(request.stream, deadline, write)
+        return body
     if len(content) > SMALL_BODY:
-        request.stream = _Body(_pieces(content), deadline, write)
+        body = request.stream = _Body(_pieces(content), deadline, write)
         del request._content  # the transport then sends the stream, Content-Length kept
+        return body
+    return None

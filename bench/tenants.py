@@ -10,7 +10,10 @@ Set-up (defaults are the issue's: 200 tenants, 20 offers each, 3 workers, a 60 s
 It prints the lag from an offer entering a tenant's queue to its mark: each tenant's p50, p99
 and max (the worst tenants listed, every tenant with ``--per-tenant``), summarised over the
 tenants and over all offers; how many tenants were synced within one period (every offer
-marked within a period of entering the queue); offers/s; the database connections used (the
+marked within a period of the tenant's first scheduled run after it entered the queue: each
+run drained the queue before the next was due) and, apart, how many had every offer marked
+within a period of entering (stricter than the schedule allows: an offer that enters just
+after a listing waits up to a period for the next run); offers/s; the database connections used (the
 most seen); the peak RSS of each worker process; duplicates. ``--kill`` kills one worker with
 SIGKILL half a period into the last size measured, and reports what it held at that moment (the
 runs of the sources it led, the offers it had claimed) and how long until the others took those
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import signal
@@ -68,6 +72,9 @@ class Measured:
     duplicates: int = 0
     unmarked: int = 0
     per_tenant: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # p50/99/max
+    # per tenant: its worst (mark - the scheduled run after the offer entered); <= a period
+    # means each run of the tenant drained its queue before the next was due
+    behind_schedule: dict[str, float] = field(default_factory=dict)
     kill: Killed | None = None
 
 
@@ -214,9 +221,9 @@ def drive(config: Path, pageup: str, database: str, tenants: int, offers: int, w
                     # Time for the others to notice (the worker timeout) and finish its work.
                     deadline = max(deadline, killed.killed.at + 2 * killed.killed.worker_timeout
                                    + period)  # fmt: skip
-                if killed is not None:
-                    killed.poll()
                 marks = sim.get("/_sim/marks").json()
+                if killed is not None:
+                    killed.poll(marked_offers(marks))
                 if (not pending and all(m[1] for rows in marks.values() for m in rows)
                         and (killed is None or killed.done)):  # fmt: skip
                     break
@@ -231,9 +238,22 @@ def drive(config: Path, pageup: str, database: str, tenants: int, offers: int, w
             if killed is not None:
                 killed.close()
         marks = sim.get("/_sim/marks").json()
-    measured = figures(marks, started, tenants, offers, sampler, period)
+        first_runs = first_run_of_each_tenant(database)
+    measured = figures(marks, started, tenants, offers, sampler, period, first_runs)
     measured.kill = killed.killed if killed is not None else None
     return measured
+
+
+def first_run_of_each_tenant(database: str) -> dict[str, float]:
+    """Each tenant's first run start (its schedule's anchor: runs are due every period after
+    it), by tenant id (source ``t0038`` is tenant ``1038``)."""
+    engine = bench_engine(database)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT source, min(started_at) FROM runs GROUP BY source"))
+            return {str(1000 + int(str(source)[1:])): first.timestamp() for source, first in rows}
+    finally:
+        engine.dispose()
 
 
 def leads_runs(sampler: Sampler, index: int) -> bool:
@@ -281,13 +301,13 @@ class KillWatch:
     def done(self) -> bool:
         return self.killed.runs_finished is not None and self.killed.offers_finished is not None
 
-    def poll(self) -> None:
+    def poll(self, marked: set[str]) -> None:
+        """``marked``: the offers PageUp has marked processed (the truth: the ledger never
+        hears of a mark the dead worker sent just before it died)."""
         k, elapsed = self.killed, time.time() - self.killed.at
         with self._engine.connect() as conn:
             rows = conn.execute(text("SELECT source, run_id, lease_owner, last_finished_at "
                                      "FROM source_state")).all()  # fmt: skip
-            done = text("SELECT source, offer_id FROM offers WHERE status = 'processed'")
-            processed = {(str(s), str(o)) for s, o in conn.execute(done).all()}
         states = {str(row[0]): row for row in rows if str(row[0]) in k.runs}
         moved = all(row[1] != k.runs[name] for name, row in states.items())
         ended = all(row[3] is not None and row[3].timestamp() > k.at for row in states.values())
@@ -295,11 +315,17 @@ class KillWatch:
             k.taken_over = elapsed
         if k.runs_finished is None and moved and ended:
             k.runs_finished = elapsed
-        if k.offers_finished is None and k.offers <= processed:
+        if k.offers_finished is None and {offer for _source, offer in k.offers} <= marked:
             k.offers_finished = elapsed
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def marked_offers(marks: dict[str, list[list[Any]]]) -> set[str]:
+    """The ids of the offers PageUp has marked processed (offer ids are unique across the
+    bench's tenants)."""
+    return {str(offer) for rows in marks.values() for _l, marked, _c, offer in rows if marked}
 
 
 def load(sim: httpx.Client, tenant: str, count: int, first_id: int) -> None:
@@ -348,19 +374,24 @@ def rss_of(pid: int) -> float:
 
 
 def figures(marks: dict[str, list[list[Any]]], started: float, tenants: int, offers: int,
-            sampler: Sampler, period: float) -> Measured:  # fmt: skip
+            sampler: Sampler, period: float, first_runs: dict[str, float]) -> Measured:  # fmt: skip
     measured = Measured(tenants, offers, rss_mb=sampler.rss_mb, connections=sampler.connections)
     all_lags, last_mark, first_marks = [], started, []
     for tenant, rows in marks.items():
-        lags = sorted(marked - loaded for loaded, marked, _count in rows if marked)
-        measured.unmarked += sum(1 for _l, marked, _c in rows if not marked)
-        measured.duplicates += sum(1 for _l, _m, count in rows if count > 1)
+        lags = sorted(marked - loaded for loaded, marked, _count, _id in rows if marked)
+        anchor = first_runs.get(tenant)
+        if anchor is not None:
+            measured.behind_schedule[tenant] = max(
+                [marked - due_after(loaded, anchor, period) for loaded, marked, _c, _id in rows
+                 if marked], default=0.0)  # fmt: skip
+        measured.unmarked += sum(1 for _l, marked, _c, _id in rows if not marked)
+        measured.duplicates += sum(1 for _l, _m, count, _id in rows if count > 1)
         if lags:
             measured.per_tenant[tenant] = (statistics.median(lags), _p99(lags), lags[-1])
             measured.lags.append(lags[-1])
             all_lags.extend(lags)
-        last_mark = max([last_mark, *(m for _l, m, _c in rows if m)])
-        first_marks += [m for loaded, m, _c in rows if m and loaded <= started + 1]
+        last_mark = max([last_mark, *(m for _l, m, _c, _id in rows if m)])
+        first_marks += [m for loaded, m, _c, _id in rows if m and loaded <= started + 1]
     ordered = sorted(all_lags) or [0.0]
     measured.p50 = statistics.median(ordered)
     measured.p99 = _p99(ordered)
@@ -368,6 +399,12 @@ def figures(marks: dict[str, list[list[Any]]], started: float, tenants: int, off
     measured.synced_within = max(first_marks, default=started) - started
     measured.offers_per_second = len(all_lags) / max(0.001, last_mark - started)
     return measured
+
+
+def due_after(moment: float, anchor: float, period: float) -> float:
+    """The tenant's first scheduled run at or after ``moment`` (runs are due every period
+    from ``anchor``)."""
+    return anchor + max(0, math.ceil((moment - anchor) / period)) * period
 
 
 def _p99(ordered: list[float]) -> float:
@@ -383,14 +420,16 @@ def _spread(values: list[float]) -> str:
 def report(results: list[Measured], period: float, workers: int, *,
            every_tenant: bool = False) -> None:  # fmt: skip
     print("| tenants | offers | lag p50 | lag p99 | lag max | tenants synced within a period |"
-          " first half synced | offers/s | DB connections | peak RSS per worker (MB) |"
-          " duplicates | unmarked |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          " offers marked within a period of entering | first half synced | offers/s |"
+          " DB connections | peak RSS per worker (MB) | duplicates | unmarked |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for m in results:
         rss = ", ".join(f"{mb:.0f}" for _, mb in sorted(m.rss_mb.items()))
+        synced = sum(1 for late in m.behind_schedule.values() if late <= period)
         within = sum(1 for _p50, _p99, worst in m.per_tenant.values() if worst <= period)
         print(f"| {m.tenants} | {m.tenants * m.offers} | {m.p50:.1f} s | {m.p99:.1f} s |"
-              f" {m.worst:.1f} s | {within}/{m.tenants} | {m.synced_within:.1f} s |"
+              f" {m.worst:.1f} s | {synced}/{m.tenants} | {within}/{m.tenants} tenants |"
+              f" {m.synced_within:.1f} s |"
               f" {m.offers_per_second:.1f} | {m.connections} | {rss} | {m.duplicates} |"
               f" {m.unmarked} |")  # fmt: skip
     for m in results:
@@ -403,6 +442,11 @@ def report(results: list[Measured], period: float, workers: int, *,
         for tenant, (p50, p99, worst) in shown if every_tenant else shown[:5]:
             print(f"| {tenant} | {p50:.1f} s | {p99:.1f} s | {worst:.1f} s |")
     last = results[-1]
+    late = max(last.behind_schedule.values(), default=0.0)
+    print(f"\nsynced within a period: each offer marked within a period of the first run due "
+          f"after it entered (worst {late:.1f} s); an offer entering just after a listing waits "
+          f"up to a period for the next run by design, so 'within a period of entering' is shown "
+          f"apart")  # fmt: skip
     print(f"\nschedule {period:g} s, {workers} workers; targets: every tenant synced within one "
           f"period, p99 lag < {1.5 * period:g} s, no duplicate, RSS growth < 50 MB")  # fmt: skip
     print(f"p99 lag {last.p99:.1f} s = {last.p99 / period:.2f} periods; "

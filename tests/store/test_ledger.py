@@ -109,6 +109,39 @@ def test_a_claim_excludes_other_workers_until_it_expires_or_its_worker_dies(db_u
         rig.ledger.record_processed("au", "1", owner="a")
 
 
+def test_an_offer_whose_claimer_died_mid_run_is_taken_again_in_that_run(db_url: str) -> None:
+    """Each offer is tried once per run, but an attempt whose worker died was not a try: the
+    run (led by a live worker) takes it again at once, not a period later (issue #12)."""
+    rig = rig_for(db_url)
+    ticket = rig.start("au", ["1", "2", "3", "4"], owner="leader")
+    (row,) = rig.runs.rows(["au"])
+    assert row.listed_at is not None
+    assert len(rig.claim("a", limit=3)) == 3
+    rig.ledger.record_processed("au", "1", owner="a")
+    # a posts 3 to its only target: only the mark is left, which a may be sending as it dies
+    rig.ledger.begin_delivery("au", "3", owner="a", route=["hris"],
+                              sending=[Sending("hris", "k-3", "h", "v")])  # fmt: skip
+    rig.ledger.record_posted("au", "3", "hris", owner="a", record_id="EMP-3")
+    (fourth,) = rig.claim("b")
+    rig.ledger.release("au", fourth.offer_id, owner="b", until=None)  # given back: a try
+    assert rig.runs.progress(ticket, row.listed_at) == (0, 2, None), "2 and 3 are in a"
+    assert rig.claim("b") == []
+    with rig.engine.begin() as conn:  # a dies holding 2 and 3
+        conn.execute(update(workers).where(workers.c.worker_id == "a")
+                     .values(heartbeat_at=datetime.now(UTC) - timedelta(minutes=5)))  # fmt: skip
+    assert rig.runs.progress(ticket, row.listed_at) == (1, 0, None), "the run is not drained"
+    (again,) = rig.claim("b")
+    assert (again.offer_id, again.attempts) == ("2", 2), "3 waits for a fresh listing"
+    assert rig.claim("c") == [], "taken again once, by b only"
+    rig.ledger.record_processed("au", "2", owner="b")
+    assert rig.runs.progress(ticket, row.listed_at) == (0, 0, None)
+    assert rig.claim("b") == [], "1 and 2 were processed and 4 tried in this run"
+    rig.runs.finish(ticket, "leader", datetime.now(UTC))
+    rig.start("au", ["3"], owner="leader")  # PageUp did not take a's mark: 3 is listed again
+    (marked,) = rig.claim("b")
+    assert marked.offer_id == "3" and all(t.delivered for t in marked.targets)
+
+
 def test_an_expired_claim_is_free_and_a_release_gives_it_back(db_url: str) -> None:
     rig = rig_for(db_url)
     ticket = rig.start("au", ["1", "2"])

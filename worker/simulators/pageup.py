@@ -99,8 +99,9 @@ class PageUpState:
 def build_app(tenants: PageUpState | Sequence[PageUpState], *, loader: bool = False) -> Starlette:
     """The simulator as an ASGI app, serving one tenant or several on one port (each with its
     own client credentials, tokens, queue and faults). ``loader``: also ``POST /_sim/load``
-    (offers enter a tenant's queue now) and ``GET /_sim/marks`` (when each entered and was
-    marked), for a benchmark driving the simulator from another process."""
+    (offers enter a tenant's queue now) and ``GET /_sim/marks`` (per tenant, each offer's
+    ``[entered, first marked or null, marks, offer id]``), for a benchmark driving the
+    simulator from another process."""
     states = [tenants] if isinstance(tenants, PageUpState) else list(tenants)
     by_tenant = {state.tenant: state for state in states}
     by_client = {state.client_id: state for state in states}
@@ -164,8 +165,8 @@ def build_app(tenants: PageUpState | Sequence[PageUpState], *, loader: bool = Fa
 
     async def marks(_: Request) -> Response:
         return JSONResponse({
-            state.tenant: [[state.loaded_at[key], state.marked_at.get(key), state.processed[key]]
-                           for key in state.offers]
+            state.tenant: [[state.loaded_at[key], state.marked_at.get(key), state.processed[key],
+                            key] for key in state.offers]
             for state in states
         })  # fmt: skip
 

@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 
 from worker.store.db import upsert_into
+from worker.store.sources import untried_in
 from worker.store.statements import bound, fenced_offer_update, target_update
 from worker.store.tables import offer_steps, offer_targets, offers, source_documents, source_state
 from worker.store.thread import transaction
@@ -243,8 +244,7 @@ class Ledger:
         in_run = and_(
             s.run_id.is_not(None), s.listed_at.is_not(None), s.halted.is_(None),
             s.lease_until > now, alive_owner(s.lease_owner, now, claim.worker_timeout),
-            o.listed_at >= s.listed_at,
-            or_(o.last_run_id.is_(None), o.last_run_id != s.run_id),
+            o.listed_at >= s.listed_at, untried_in(s.run_id, now, claim.worker_timeout),
         )  # fmt: skip
         where = [in_run, self._free(now, claim)]
         if claim.sources:

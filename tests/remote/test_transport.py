@@ -268,3 +268,33 @@ def test_sentry_sends_no_trace_headers_to_remote_systems(ingest: tuple[Any, str]
     asyncio.run(go())
     names = {name.lower() for name, _ in seen[0][1]}
     assert names == {"host", "accept", "accept-encoding", "connection", "user-agent"}
+
+
+def test_the_client_keeps_no_cookie_a_remote_system_sets() -> None:
+    seen: Seen = []
+    sets_a_cookie = (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: session=abc; Path=/\r\n"
+                     b"Content-Type: application/json\r\n\r\n{}")  # fmt: skip
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                seen.append((head.split("\r\n")[0], [
+                    (n, v) for n, _, v in (h.partition(": ") for h in head.split("\r\n")[1:] if h)
+                ], b""))  # fmt: skip
+                writer.write(sets_a_cookie)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def scenario(base: str) -> int:
+        async with new_client(2) as client:
+            first = await client.get(f"{base}/login")
+            await client.get(f"{base}/next")
+            with pytest.raises(TypeError):
+                client.cookies = {"session": "forced"}
+            return len(first.cookies)
+
+    assert serve(handle, scenario) == 1, "the response itself still shows the cookie"
+    assert [line for line, _h, _b in seen] == ["GET /login HTTP/1.1", "GET /next HTTP/1.1"]
+    assert all(name.lower() != "cookie" for _l, headers, _b in seen for name, _v in headers)

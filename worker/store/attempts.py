@@ -157,6 +157,19 @@ class AttemptHistory:
             ).all()
         return [_row(r) for r in rows]
 
+    def steps(self, source: str, offer_id: str) -> dict[str, datetime | None]:
+        """When the latest attempt claimed the offer, fetched its document and mapped it."""
+        o = offers.c
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(o.claimed_at, o.fetched_at, o.mapped_at).where(
+                    o.source == source, o.offer_id == offer_id
+                )
+            ).first()
+        if row is None:
+            return {}
+        return {"claimed": _utc(row[0]), "fetched": _utc(row[1]), "mapped": _utc(row[2])}
+
     def prune(self, older_than: datetime, keep: int = KEEP_PER_TARGET) -> int:
         """Delete rows finished before ``older_than``, and all but the newest ``keep`` of each
         offer and target. Returns how many were deleted."""

@@ -5,9 +5,11 @@ trusted and an untrusted peer."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,12 @@ import httpx
 import pytest
 from playwright import sync_api as playwright_api
 
-from tests.conftest import Sims
-from tests.e2e.console_rig import CHROMIUM, PASSWORDS, Served, served
+from tests.conftest import REPO, Sims
+from tests.e2e.console_rig import CHROMIUM, PASSWORDS, Served, seen_or_wait, served
+from worker.simulators import ats
+from worker.simulators.apna import make_leads
 from worker.simulators.sample import make_offers
+from worker.simulators.server import BackgroundServer
 
 pytestmark = pytest.mark.e2e
 PARKED = "900102"  # the sample offer without a tax file number: parked by the first run
@@ -203,3 +208,94 @@ def test_the_auth_proxy_is_believed_from_a_trusted_peer_only(
         with httpx.Client(transport=transport) as client:
             untrusted = client.get(f"{found.base}/console/api/session", headers=headers)
         assert untrusted.status_code == 401
+
+
+BAD_JOB = {"id": "P1", "title": "Engineer", "apply_url": "ftp://careers.example.com/1"}
+GOOD_JOB = {"id": "P2", "title": "Nurse", "apply_url": "https://careers.example.com/2"}
+
+
+@dataclass
+class Ops:
+    """A service with job postings into the ATS and Apna pushes into the HRIS's intake."""
+
+    served: Served
+    ats: ats.AtsState
+    jobs: Path  # the job source's file
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
+    folder = tmp_path_factory.mktemp("ops")
+    (folder / "jobs").mkdir()
+    jobs = folder / "jobs" / "jobs.json"
+    jobs.write_text(json.dumps([BAD_JOB, GOOD_JOB]))
+    state = ats.AtsState()
+    own = Sims(1, frozenset()).start()
+    try:
+        with BackgroundServer(ats.build_app(state)) as ats_server:
+            intake = {"url": f"{own.hris_url}/api/intake/leads",
+                      "auth": {"type": "api_key", "api_key": own.hris.api_key},
+                      "mapping": str(REPO / "mappings" / "apna_leads.yaml")}  # fmt: skip
+            sections = {
+                "ats": {"enabled": True, "base_url": f"{ats_server.url}{ats.BASE}",
+                        "api_key": "ats-sim-key", "source_name": "Main_ERP",
+                        "mapping": str(REPO / "mappings" / "ats_jobs.yaml"),
+                        "source": {"type": "directory", "directory": str(jobs.parent)},
+                        "interval_seconds": 1},
+                "inbound": {"poll_seconds": 0.2, "apna": {
+                    "enabled": True, "auth": {"type": "bearer", "token": "t0k"},
+                    "target": intake}},
+                # A push whose delivery fails once is parked at once (for the retry below).
+                "sync": {"max_attempts": 1},
+            }  # fmt: skip
+            with served(own, folder, sections) as found:
+                yield Ops(found, state, jobs)
+    finally:
+        own.stop()
+
+
+def test_an_operator_retries_a_parked_job_posting_and_sees_it_delivered(
+    ops: Ops, browser: Any
+) -> None:
+    seen_or_wait(ops.served.worker, "job_parked", source_job_id="P1")
+    page = signed_in(browser, ops.served, "otto")
+    page.get_by_role("link", name="Jobs").click()
+    failing = page.locator("table tbody tr")
+    assert failing.count() == 1
+    row = failing.first.inner_text()
+    assert "P1" in row and "parked" in row and "application_url: not an http(s) URL" in row
+
+    # The source's export is fixed; the operator retries, the next job run creates it.
+    ops.jobs.write_text(json.dumps([{**BAD_JOB, "apply_url": "https://careers.example.com/1"},
+                                    GOOD_JOB]))  # fmt: skip
+    page.get_by_role("button", name="Retry the parked jobs").click()
+    assert "1 parked job(s) due again" in page.get_by_role("status").inner_text()
+    created = ops.served.worker.wait_for("job_created", source_job_id="P1")
+    page.goto(f"{ops.served.base}/console/jobs")
+    assert page.locator("table tbody tr").first.inner_text().strip() == "None."
+    assert "open: 2" in page.locator("main").inner_text()
+    assert created["ats_job_id"] in ops.ats.jobs
+
+
+def test_an_operator_retries_a_parked_push_from_the_inbox_and_sees_it_delivered(
+    ops: Ops, browser: Any
+) -> None:
+    hris = ops.served.sims.hris
+    hris.faults.fail_next["intake"] = 100  # the HRIS's intake is down
+    lead = make_leads(1, seed=5)[0]
+    pushed = httpx.post(f"{ops.served.base}/inbound/apna", json=lead,
+                        headers={"Authorization": "Bearer t0k"})  # fmt: skip
+    assert pushed.status_code == 200
+    parked = seen_or_wait(ops.served.worker, "push_delivery_parked")
+    page = signed_in(browser, ops.served, "otto")
+    page.get_by_role("link", name="Inbox").click()
+    row = page.locator("table tbody tr").first.inner_text()
+    assert "apna" in row and "parked" in row and "503" in row
+
+    hris.faults.fail_next["intake"] = 0  # back up
+    page.get_by_role("button", name=f"Retry #{parked['inbox_id']}").click()
+    assert "is due again" in page.get_by_role("status").inner_text()
+    ops.served.worker.wait_for("push_delivered", inbox_id=parked["inbox_id"])
+    page.goto(f"{ops.served.base}/console/inbox")
+    assert page.locator("table tbody tr").first.inner_text().strip() == "Everything was delivered."
+    assert len(hris.collected["leads"]) == 1

@@ -234,7 +234,9 @@ class Service:
             try:
                 await worker.store.call(worker.pageup_errors.purge)
                 await worker.store.call(worker.notices.purge)
-                await worker.store.call(worker.purge_attempts)
+                # Off the store's thread: its scan for surplus rows must not hold up the
+                # offers' writes (a read; the deletes are short).
+                await asyncio.to_thread(worker.purge_attempts)
             except Exception as exc:  # the database may be down: say so, keep trying
                 log.error("housekeeping_failed", error=type(exc).__name__)
 

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 KEEP_PER_TARGET = 50  # newest rows kept per (offer, target); the offer's own rows likewise
 SHOWN = 200  # rows an offer page shows at most (newest first)
+PRUNE_CHUNK = 500  # ids per DELETE when pruning
 OUTCOMES = ("posted", "processed", "failed", "parked")
 
 
@@ -172,17 +173,26 @@ class AttemptHistory:
 
     def prune(self, older_than: datetime, keep: int = KEEP_PER_TARGET) -> int:
         """Delete rows finished before ``older_than``, and all but the newest ``keep`` of each
-        offer and target. Returns how many were deleted."""
+        offer and target. Returns how many were deleted.
+
+        The surplus is found by a read (a scan of the offer index), which takes no write lock;
+        the deletes that follow are short, and usually there are none."""
         a = offer_attempts.c
         rank = func.row_number().over(
             partition_by=(a.source, a.offer_id, a.target), order_by=a.id.desc()
         )
         ranked = select(a.id, rank.label("rank")).subquery()
-        surplus = select(ranked.c.id).where(ranked.c.rank > keep)
+        with self._engine.connect() as conn:
+            surplus = list(conn.execute(select(ranked.c.id).where(ranked.c.rank > keep)).scalars())
+        deleted = 0
         with self._engine.begin() as conn:
-            old = conn.execute(delete(offer_attempts).where(a.finished_at < older_than))
-            extra = conn.execute(delete(offer_attempts).where(a.id.in_(surplus)))
-        return int(old.rowcount) + int(extra.rowcount)
+            deleted += conn.execute(
+                delete(offer_attempts).where(a.finished_at < older_than)
+            ).rowcount
+            for start in range(0, len(surplus), PRUNE_CHUNK):
+                chunk = surplus[start : start + PRUNE_CHUNK]
+                deleted += conn.execute(delete(offer_attempts).where(a.id.in_(chunk))).rowcount
+        return int(deleted)
 
 
 def _row(r: Any) -> AttemptRow:

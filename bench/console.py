@@ -44,7 +44,7 @@ from worker.demo import simulator_settings  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.store.db import create_store_engine, migrate, normalise_url  # noqa: E402
 from worker.store.sources import SourceRuns  # noqa: E402
-from worker.store.tables import offer_targets, offers  # noqa: E402
+from worker.store.tables import offer_attempts, offer_targets, offers  # noqa: E402
 
 SEED = 20261203
 BOUND_MS = 200.0
@@ -53,10 +53,11 @@ STAGES = ["map", "post", "fetch_offer", "mark_processed"]
 
 
 def fill(engine: Engine, count: int) -> None:
-    """``count`` offers in two sources, each sent to one of two targets."""
+    """``count`` offers in two sources, each sent to one of two targets, with their attempts
+    (a processed offer: posted, then marked; a failed one: three failures)."""
     rng = random.Random(SEED)
     now = datetime.now(UTC)
-    rows, targets = [], []
+    rows, targets, tried = [], [], []
     for index in range(count):
         source = "au" if index % 2 else "nz"
         roll = rng.random()
@@ -71,6 +72,7 @@ def fill(engine: Engine, count: int) -> None:
             "last_error": "field 'tax.taxFileNumber': required, but it gave no value"
             if failed else None,
             "first_seen_at": seen, "updated_at": seen, "routed_at": seen,
+            "claimed_at": seen, "fetched_at": seen, "mapped_at": seen,
             "processed_at": seen if status == "processed" else None,
             "parked_at": seen if failed and rng.random() < 0.5 else None,
         })  # fmt: skip
@@ -82,17 +84,40 @@ def fill(engine: Engine, count: int) -> None:
             "mapping_version": "0123456789ab", "updated_at": seen,
             "posted_at": seen if status == "processed" else None,
         })  # fmt: skip
+        tried += _attempts(rows[-1], targets[-1])
         if len(rows) == CHUNK:
-            _write(engine, rows, targets)
-            rows, targets = [], []
+            _write(engine, rows, targets, tried)
+            rows, targets, tried = [], [], []
     if rows:
-        _write(engine, rows, targets)
+        _write(engine, rows, targets, tried)
 
 
-def _write(engine: Engine, rows: list[dict[str, Any]], targets: list[dict[str, Any]]) -> None:
+def _attempts(offer: dict[str, Any], target: dict[str, Any]) -> list[dict[str, Any]]:
+    key = {"source": offer["source"], "offer_id": offer["offer_id"],
+           "started_at": offer["first_seen_at"], "finished_at": offer["first_seen_at"],
+           "mapping_version": target["mapping_version"], "record_id": None, "stage": None,
+           "reason": None}  # fmt: skip
+    if offer["status"] == "processed":
+        return [{**key, "target": target["target"], "attempt": 1, "outcome": "posted",
+                 "record_id": target["record_id"]},
+                {**key, "target": None, "attempt": 1, "outcome": "processed"}]  # fmt: skip
+    if offer["status"] == "failed":
+        return [{**key, "target": target["target"], "attempt": n, "outcome": "failed",
+                 "stage": offer["stage"], "reason": offer["last_error"]}
+                for n in (1, 2, 3)]  # fmt: skip
+    return []
+
+
+def _write(
+    engine: Engine,
+    rows: list[dict[str, Any]],
+    targets: list[dict[str, Any]],
+    tried: list[dict[str, Any]],
+) -> None:
     with engine.begin() as conn:
         conn.execute(insert(offers), rows)
         conn.execute(insert(offer_targets), targets)
+        conn.execute(insert(offer_attempts), tried)
 
 
 def settings_for(url: str, folder: Path) -> Settings:
@@ -147,7 +172,7 @@ def measure(url: str, count: int, requests: int) -> list[tuple[str, list[float]]
     fill(engine, count)
     if engine.dialect.name == "postgresql":  # as autovacuum would have, on a ledger this size
         with engine.begin() as conn:
-            conn.execute(text("ANALYZE offers; ANALYZE offer_targets"))
+            conn.execute(text("ANALYZE offers; ANALYZE offer_targets; ANALYZE offer_attempts"))
     print(f"  filled {count} offers in {time.perf_counter() - started:.1f} s")
     client = client_for(settings, engine)
     rng = random.Random(SEED)

@@ -9,7 +9,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from worker.sinks.http import HttpSink
 from worker.sources.downloads import Downloader
 from worker.sources.offer_document import DocumentChecks
 from worker.sources.pageup import PageUpClient
+from worker.store.attempts import AttemptHistory
 from worker.store.db import create_store_engine, migrate, one_process_only, sqlite_file
 from worker.store.inbox import Inbox
 from worker.store.jobs import JobLedger
@@ -128,6 +129,7 @@ class Worker:
         )  # fmt: skip
         self.ledger = Ledger(engine)
         self.runs = Runs(engine)
+        self.attempts = AttemptHistory(engine)
         timeout = settings.sync.worker_timeout_seconds
         self.source_runs = SourceRuns(engine, worker_timeout=timeout)
         self.workers = Workers(engine)
@@ -178,6 +180,14 @@ class Worker:
 
     def _next_run_at(self, source: str, due_at: datetime) -> datetime:
         return next_run_after(self.settings.schedule_of(source), due_at, datetime.now(UTC))
+
+    def purge_attempts(self) -> int:
+        """Delete attempt rows past their retention (runs on the store's thread)."""
+        days = self.settings.database.attempt_history_days
+        purged = self.attempts.prune(datetime.now(UTC) - timedelta(days=days))
+        if purged:
+            log.info("offer_attempts_purged", count=purged, older_than_days=days)
+        return purged
 
     def run_of(self, ticket: RunTicket) -> SourceRun:
         return SourceRun(ticket, self.sources[ticket.source], self.context)
@@ -324,6 +334,7 @@ async def offer_worker(
                 log.warning("stale_workers_forgotten", count=forgotten)
             await worker.store.call(worker.source_runs.ensure, list(worker.sources))
             await worker.store.call(worker.pageup_errors.purge)
+            await worker.store.call(worker.purge_attempts)
             try:
                 yield worker
             finally:

@@ -14,14 +14,16 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from tests.conftest import REPO
+from tests.store.ledger_rig import Rig as StoreRig
 from worker.console.auth import hash_password
 from worker.console.context import ConsoleContext
 from worker.console.web import console_app
 from worker.demo import simulator_settings
 from worker.settings import Settings
 from worker.store.db import create_store_engine, migrate
-from worker.store.ledger import Failure, Ledger
+from worker.store.ledger import Failure, Ledger, Sending
 from worker.store.sources import SourceRuns
+from worker.store.workers import Workers
 
 SECRET = "s" * 40
 PASSWORDS = {"vera": "viewer-password-1", "otto": "operator-password-1", "ada": "admin-password-1"}
@@ -101,6 +103,36 @@ def parked_offer(ledger: Ledger, offer_id: str = "1001", source: str = "pageup")
                 parked_at=datetime.now(UTC),
             )
         )
+
+
+def attempted_offer(ledger: Ledger, offer_id: str = "1003", source: str = "pageup") -> None:
+    """An offer taken through two real attempts: both targets answered 503 to the first (next
+    try set); in the second hris accepted it and payroll's new map refused it (parked, with a
+    reason that names someone)."""
+    rig = StoreRig(ledger.engine, ledger, SourceRuns(ledger.engine, worker_timeout=30),
+                   Workers(ledger.engine))  # fmt: skip
+    for attempt in (1, 2):
+        ticket = rig.start(source, [offer_id])
+        assert len(rig.claim()) == 1
+        now = datetime.now(UTC)
+        sending = [Sending("hris", "kh", "h", "hris-v3")] + (
+            [Sending("payroll", "kp", "h", "pay-v1")] if attempt == 1 else [])  # fmt: skip
+        route = ["hris", "payroll"] if attempt == 1 else None
+        ledger.begin_delivery(source, offer_id, owner="w1", sending=sending, fetched_at=now,
+                              mapped_at=now, route=route)  # fmt: skip
+        if attempt == 1:
+            down = Failure(
+                "post", "retriable", "payroll answered 503", 503, next_attempt_at=now
+            )  # due again at once: the next run takes it
+            ledger.record_failed(source, offer_id, owner="w1", offer=down,
+                                 targets={"hris": down, "payroll": down})  # fmt: skip
+            rig.runs.finish(ticket, "w1", now)
+            continue
+        ledger.record_posted(source, offer_id, "hris", owner="w1", record_id="EMP-000042")
+        refused = Failure("map", "mapping", f"field 'tfn': {PII_REASON}", None, park=True,
+                          mapping_version="pay-v2")  # fmt: skip
+        ledger.record_failed(source, offer_id, owner="w1", offer=refused,
+                             targets={"payroll": refused})  # fmt: skip
 
 
 @pytest.fixture

@@ -174,3 +174,5 @@ def test_the_overview_refreshing_itself_does_not_keep_an_idle_session_alive(
     assert 'content="30; url=/console/?refresh=auto"' in page.text
     assert "set-cookie" in page.headers  # the user at work: the idle clock starts again
     assert "set-cookie" not in rig.client.get("/console/?refresh=auto").headers
+    stopped = rig.client.get("/console/?refresh=off").text  # WCAG 2.2.1: it can be turned off
+    assert 'http-equiv="refresh"' not in stopped and 'href="/console/"' in stopped

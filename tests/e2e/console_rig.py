@@ -31,7 +31,11 @@ class Served:
     sims: Sims
 
 
-def console_config(sims: Sims, folder: Path, **console: Any) -> tuple[Path, Path]:
+def console_config(
+    sims: Sims, folder: Path, sections: dict[str, Any] | None = None, **console: Any
+) -> tuple[Path, Path]:
+    """The service's settings: ``sections`` are other top-level sections (ats, inbound...),
+    the keyword arguments the console's."""
     mapping = folder / "example_hris.yaml"
     shutil.copy(REPO / "mappings" / "example_hris.yaml", mapping)
     shutil.copytree(REPO / "mappings" / "example_hris.tests", folder / "example_hris.tests")
@@ -41,6 +45,8 @@ def console_config(sims: Sims, folder: Path, **console: Any) -> tuple[Path, Path
     data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600},
                        "shutdown_grace_seconds": 10, **console.pop("service", {})}  # fmt: skip
     data["logging"] = {"format": "json"}
+    for name, values in (sections or {}).items():
+        data.setdefault(name, {}).update(values)
     users = {u: {"password_hash": hash_password(p), "role": ROLES[u]} for u, p in PASSWORDS.items()}
     data["console"] = {"enabled": True, "session_secret": SECRET, "users": users, **console}
     config = folder / "config.yaml"
@@ -49,8 +55,10 @@ def console_config(sims: Sims, folder: Path, **console: Any) -> tuple[Path, Path
 
 
 @contextmanager
-def served(sims: Sims, folder: Path, **console: Any) -> Iterator[Served]:
-    config, mapping = console_config(sims, folder, **console)
+def served(
+    sims: Sims, folder: Path, sections: dict[str, Any] | None = None, **console: Any
+) -> Iterator[Served]:
+    config, mapping = console_config(sims, folder, sections, **console)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HIREBRIDGE_")}
     worker = Worker(config, env)
     try:
@@ -60,3 +68,11 @@ def served(sims: Sims, folder: Path, **console: Any) -> Iterator[Served]:
     finally:
         worker.process.terminate()
         worker.finished_events(timeout=30)
+
+
+def seen_or_wait(worker: Worker, event: str, timeout: float = 60, **fields: Any) -> dict[str, Any]:
+    """An event the worker already wrote (while waiting for another), or the next one."""
+    for found in worker.seen:
+        if found.get("event") == event and all(found.get(k) == v for k, v in fields.items()):
+            return found
+    return worker.wait_for(event, timeout, **fields)

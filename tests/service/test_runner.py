@@ -88,9 +88,13 @@ def test_notices_are_sent_by_a_job_of_their_own_and_old_rows_purged_hourly(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from sqlalchemy import insert
+
     from worker.notices.channels import build_channels
     from worker.notices.notifier import Notifier
+    from worker.store.attempts import AttemptHistory
     from worker.store.errorlog import ErrorLog, FailedCall
+    from worker.store.tables import offer_attempts
 
     data = simulator_settings(
         "http://127.0.0.1:9", "http://127.0.0.1:9", f"sqlite:///{tmp_path / 's.sqlite'}",
@@ -116,8 +120,14 @@ def test_notices_are_sent_by_a_job_of_their_own_and_old_rows_purged_hourly(
             row = FailedCall(old, "pageup", "GET", "offers", "list_offers", 503, 1, None, None, 3,
                              None)  # fmt: skip
             await worker.store.call(ErrorLog(worker.engine).add, [row])
+            attempt = {"source": "pageup", "offer_id": "1", "attempt": 1, "outcome": "failed"}
+            with worker.engine.begin() as conn:
+                conn.execute(insert(offer_attempts), [{**attempt, "finished_at": old},
+                                                      {**attempt, "finished_at": now}])  # fmt: skip
             await service.housekeeping()
             left = len(ErrorLog(worker.engine).since(old - timedelta(days=1)))
+            kept = [r.finished_at for r in AttemptHistory(worker.engine).of("pageup", "1")]
+            assert kept == [now], "attempts past database.attempt_history_days are deleted"
             return jobs, left, failures, len(worker.notices.notices.recent())
 
     jobs, errors_left, failures, notices = asyncio.run(go())

@@ -14,6 +14,7 @@ from tests.pipelines.test_offers import run_sync
 from worker.mapping.engine import apply_map
 from worker.mapping.loader import load_field_map
 from worker.settings import DatabaseSettings
+from worker.store.attempts import AttemptHistory
 from worker.store.db import create_store_engine, migrate
 from worker.store.interventions import Interventions, OfferKey
 from worker.store.ledger import Ledger, Status
@@ -113,3 +114,15 @@ def test_migrated_offers_resume_without_duplicates(sims: Sims, db_url: str) -> N
     marked = {k for k, v in sims.pageup.processed.items() if v}
     assert marked == {"900101", "900102", "900103", "900105"}
     assert "900104" not in sims.hris_counts(), "still parked, waiting for an admin"
+    # The upgraded database keeps each attempt from the first run on (migration 0012).
+    engine = create_store_engine(DatabaseSettings(url=db_url))
+    history = AttemptHistory(engine)
+    outcomes = {offer_id: [(r.target, r.outcome) for r in history.of("pageup", offer_id)]
+                for offer_id in ("900102", "900103", "900104", "900105")}  # fmt: skip
+    engine.dispose()
+    assert outcomes == {
+        "900102": [(None, "processed")],  # posted before the upgrade: only marked now
+        "900103": [(None, "processed"), ("hris", "posted")],
+        "900104": [],  # parked before the upgrade, not tried since
+        "900105": [(None, "processed"), ("hris", "posted")],
+    }

@@ -116,7 +116,9 @@ class _Pages:
 
     async def overview(self, request: Request, who: Identity) -> Response:
         data = await reads.overview(self.ctx, who)
-        return self.render(request, who, "overview.html", data=data, refresh=True)
+        # WCAG 2.2.1: a page that refreshes itself lets its reader stop it.
+        refresh = request.query_params.get("refresh") != "off"
+        return self.render(request, who, "overview.html", data=data, refresh=refresh)
 
     async def offers(self, request: Request, who: Identity) -> Response:
         wanted, page = offer_filter(request.query_params)

@@ -16,6 +16,7 @@ from worker import metrics
 from worker.console.auth import Identity
 from worker.console.context import ConsoleContext
 from worker.console.masking import text_for
+from worker.store.attempts import AttemptHistory, AttemptRow
 from worker.store.browse import Browse, OfferFilter
 from worker.store.inbox import Inbox
 from worker.store.interventions import Interventions, OfferKey
@@ -201,11 +202,15 @@ async def offer(
     actions = await ctx.run(Interventions(ledger).actions, key)
     versions = await ctx.run(browse.mapping_versions, source, offer_id)
     steps = await ctx.run(browse.steps, source, offer_id)
+    history = AttemptHistory(ctx.engine)
+    tried = await ctx.run(history.of, source, offer_id)
+    latest = await ctx.run(history.steps, source, offer_id)
     detail = offer_summary(found, who)
     detail["application_id"] = found.application_id
     detail["last_run_id"] = found.last_run_id
     detail["mapping_versions"] = versions
-    detail["timeline"] = _timeline(found, steps)
+    detail["timeline"] = _timeline(found, steps, latest)
+    detail["attempt_history"] = [_attempt(row, who) for row in tried]
     detail["actions"] = [
         {
             "at": iso(a["at"]),
@@ -219,10 +224,35 @@ async def offer(
     return detail
 
 
-def _timeline(found: OfferState, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _attempt(row: AttemptRow, who: Identity) -> dict[str, Any]:
+    return {
+        "attempt": row.attempt,
+        "target": row.target,
+        "outcome": row.outcome,
+        "stage": row.stage,
+        "error_kind": row.error_kind,
+        "reason": text_for(_personal(who), row.reason),
+        "http_status": row.http_status,
+        "record_id": row.record_id,
+        "mapping_version": row.mapping_version,
+        "next_attempt_at": iso(row.next_attempt_at),
+        "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at),
+        "run_id": row.run_id,
+    }
+
+
+def _timeline(
+    found: OfferState, steps: list[dict[str, Any]], latest: dict[str, datetime | None]
+) -> list[dict[str, Any]]:
+    """The offer's way so far, in time order; claimed, fetched and mapped are the latest
+    attempt's (earlier ones are in the attempt history)."""
     events: list[tuple[datetime | None, str, str]] = [
         (found.first_seen_at, "seen", "listed in PageUp's queue"),
+        (latest.get("claimed"), "claimed", f"attempt {found.attempts}"),
+        (latest.get("fetched"), "fetched", "source document read from PageUp"),
         (found.routed_at, "routed", ", ".join(t.target for t in found.targets) or "-"),
+        (latest.get("mapped"), "mapped", "field maps applied"),
     ]
     for step in steps:
         events.append(

@@ -19,6 +19,7 @@ limit) or rests the target (refused credentials, an outage), and the others go o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 from collections.abc import Callable, Mapping
@@ -125,10 +126,11 @@ class OfferProcessor:
             # Every target it waits for rests: do not even fetch it; try after the rest.
             await self._release(offer, datetime.now(UTC) + timedelta(seconds=rest))
             return Outcome.DEFERRED
-        stage, document = "fetch", None
+        stage, document, fetched_at = "fetch", None, None
         try:
             ref = OfferRef(offer.offer_id, offer.application_id)
             document = await fetch_document(source.pageup, ref, source.checks)
+            fetched_at = datetime.now(UTC)  # recorded with the next write: no commit of its own
             source.breaker.succeeded()
             if self._keep_days is not None:
                 await self._store.write(self._ledger.keep_document, offer.source,
@@ -144,8 +146,8 @@ class OfferProcessor:
                 log.info("offer_routed", targets=chosen)
         except Exception as exc:  # HirebridgeError, or a bug: keep the state honest
             return await self._offer_failed(offer, source, stage, exc, scrub_text,
-                                            document=document)  # fmt: skip
-        return await self._deliver(offer, source, document, chosen, route)
+                                            document=document, fetched_at=fetched_at)  # fmt: skip
+        return await self._deliver(offer, source, document, chosen, route, fetched_at)
 
     async def _deliver(
         self,
@@ -154,6 +156,7 @@ class OfferProcessor:
         document: Any,
         chosen: list[str],
         route: list[str] | None,
+        fetched_at: datetime | None,
     ) -> Outcome:
         structlog.contextvars.bind_contextvars(stage="map")
         states = {t.target: t for t in offer.targets}
@@ -183,8 +186,10 @@ class OfferProcessor:
                     payload_hash(plan.payload), self.targets[name].field_map.version)
             for name, plan in plans.items()
         ]  # fmt: skip
+        mapped_at = datetime.now(UTC) if plans else None
         await self._store.write(self._ledger.begin_delivery, offer.source, offer.offer_id,
-                               owner=self._owner, route=route, sending=sending)  # fmt: skip
+                               owner=self._owner, route=route, sending=sending,
+                               fetched_at=fetched_at, mapped_at=mapped_at)  # fmt: skip
         structlog.contextvars.bind_contextvars(stage="post")
         documents = None
         if self._downloader is not None:
@@ -253,6 +258,9 @@ class OfferProcessor:
         for name, (exc, redact, stage) in attempt.failures.items():
             tries = (states[name].attempts if name in states else 0) + 1
             failures[name] = self._decide(exc, stage, tries, redact, now)
+            if stage == "map" and name in self.targets:  # the map it failed with
+                version = self.targets[name].field_map.version
+                failures[name] = dataclasses.replace(failures[name], mapping_version=version)
             self._report_target(offer, name, failures[name], exc, attempt.document)
         waits: list[datetime | None] = []
         for name in set(chosen) - attempt.posted:
@@ -296,11 +304,13 @@ class OfferProcessor:
         *,
         all_posted: bool = False,
         document: Any = None,
+        fetched_at: datetime | None = None,
     ) -> Outcome:
         """The offer as a whole failed (fetch, route, mark)."""
         failure = self._decide(exc, stage, offer.attempts, redact, datetime.now(UTC))
         await self._store.write(self._ledger.record_failed, offer.source, offer.offer_id,
-                               owner=self._owner, offer=failure, all_posted=all_posted)  # fmt: skip
+                               owner=self._owner, offer=failure, all_posted=all_posted,
+                               fetched_at=fetched_at)  # fmt: skip
         metrics.OFFERS.labels(offer.source, "parked" if failure.park else "failed").inc()
         metrics.OFFER_FAILURES.labels(failure.stage, failure.kind).inc()
         remote = exc if isinstance(exc, DeliveryError) else None

@@ -226,7 +226,7 @@ class Service:
                 log.error("notifier_failed", error=type(exc).__name__)
 
     async def housekeeping(self) -> None:
-        """Hourly: delete error log rows and notices past their retention."""
+        """Hourly: delete error log rows, notices and offer attempts past their retention."""
         if self._stop.is_set():
             return
         worker = self._worker
@@ -234,6 +234,9 @@ class Service:
             try:
                 await worker.store.call(worker.pageup_errors.purge)
                 await worker.store.call(worker.notices.purge)
+                # Off the store's thread: its scan for surplus rows must not hold up the
+                # offers' writes (a read; the deletes are short).
+                await asyncio.to_thread(worker.purge_attempts)
             except Exception as exc:  # the database may be down: say so, keep trying
                 log.error("housekeeping_failed", error=type(exc).__name__)
 

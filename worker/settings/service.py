@@ -17,6 +17,9 @@ class DatabaseSettings(Section):
     # Keep each fetched source document (it holds PII) this many days, for diagnosis.
     # None (the default): never stored.
     keep_source_documents_days: int | None = Field(None, ge=1)
+    # Each offer's attempts (outcome, reason, map version, next try) are kept this many days,
+    # and at most the newest 50 per offer and target.
+    attempt_history_days: int = Field(90, ge=1)
     # Group commit: state changes of concurrent offers and concurrent pushes that arrive within
     # this many milliseconds of each other (up to group_commit_rows) share one transaction,
     # and so one fsync. Each waits for that commit before it goes on (or a push is answered).

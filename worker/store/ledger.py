@@ -40,6 +40,7 @@ from sqlalchemy import (
     update,
 )
 
+from worker.store import attempts
 from worker.store.db import upsert_into
 from worker.store.sources import untried_in
 from worker.store.statements import bound, fenced_offer_update, target_update
@@ -124,6 +125,7 @@ class Failure:
     http_status: int | None
     park: bool = False
     next_attempt_at: datetime | None = None
+    mapping_version: str | None = None  # a target's: the map it failed with, if not sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +230,9 @@ class Ledger:
                     updated_at=now,
                     lease_owner=claim.owner,
                     lease_until=now + timedelta(seconds=claim.lease_seconds),
+                    claimed_at=now,
+                    fetched_at=None,
+                    mapped_at=None,
                 )
                 .returning(*offers.c)
             ).all()
@@ -299,14 +304,19 @@ class Ledger:
         owner: str,
         route: Sequence[str] | None,
         sending: Sequence[Sending],
+        fetched_at: datetime | None = None,
+        mapped_at: datetime | None = None,
     ) -> None:
         """Before any target is sent anything: record the route (when decided now) and each
         target about to be sent, with its idempotency key. From here on an outcome may be
-        unknown after a crash; the key settles it."""
+        unknown after a crash; the key settles it. ``fetched_at``, ``mapped_at``: when this
+        attempt fetched the source document and applied the maps (the offer's timeline)."""
         now = _now()
+        steps = {"fetched_at": fetched_at, "mapped_at": mapped_at}
         with transaction(self._engine) as conn:
             self._fence(conn, source, offer_id, owner, {"stage": "post", "updated_at": now,
-                        **({"routed_at": now} if route is not None else {})})  # fmt: skip
+                        **({"routed_at": now} if route is not None else {}),
+                        **{k: v for k, v in steps.items() if v is not None}})  # fmt: skip
             if route is not None:
                 rows = [{"source": source, "offer_id": offer_id, "target": target,
                          "status": Status.PENDING.value, "attempts": 0, "updated_at": now}
@@ -338,6 +348,8 @@ class Ledger:
             conn.execute(target_update(tuple(values)), {
                 "k_source": source, "k_offer_id": offer_id, "k_target": target,
                 **bound("v_", values)})  # fmt: skip
+            attempts.record(conn, source, offer_id, target=target, outcome="posted", now=now,
+                            record_id=record_id)  # fmt: skip
 
     def record_all_posted(self, source: str, offer_id: str, *, owner: str) -> None:
         """Every chosen target accepted: only the mark is left."""
@@ -345,11 +357,16 @@ class Ledger:
                   error_kind=None, last_error=None, http_status=None)  # fmt: skip
 
     def record_processed(self, source: str, offer_id: str, *, owner: str) -> None:
-        self._set(
-            source, offer_id, owner, status=Status.PROCESSED.value, stage=None,
-            processed_at=_now(), error_kind=None, last_error=None, http_status=None,
-            next_attempt_at=None, lease_owner=None, lease_until=None,
-        )  # fmt: skip
+        now = _now()
+        with transaction(self._engine) as conn:
+            self._fence(conn, source, offer_id, owner, {
+                "status": Status.PROCESSED.value, "stage": None, "processed_at": now,
+                "error_kind": None, "last_error": None, "http_status": None,
+                "next_attempt_at": None, "lease_owner": None, "lease_until": None,
+                "updated_at": now,
+            })  # fmt: skip
+            attempts.record(conn, source, offer_id, target=None, outcome="processed",
+                            now=now, stage="mark_processed")  # fmt: skip
 
     def record_failed(
         self,
@@ -360,17 +377,19 @@ class Ledger:
         offer: Failure,
         targets: Mapping[str, Failure] | None = None,
         all_posted: bool = False,
+        fetched_at: datetime | None = None,
     ) -> None:
         """Keep the reasons, park or schedule the next attempt, release the offer.
 
         ``offer`` says what the offer as a whole waits for (the soonest next try of its
         targets, or parked); ``targets`` the failure of each target that failed. A posted
-        target stays posted, and an offer whose targets all accepted stays ``posted``.
+        target stays posted, and an offer whose targets all accepted stays ``posted``. Each
+        target's failure, or else the offer's, is added to its attempts.
         """
         now = _now()
         with transaction(self._engine) as conn:
             for target, failure in (targets or {}).items():
-                conn.execute(
+                failed = conn.execute(
                     update(offer_targets)
                     .where(*_target_key(source, offer_id, target),
                            offer_targets.c.status != Status.POSTED.value)
@@ -382,13 +401,18 @@ class Ledger:
                         next_attempt_at=None if failure.park else failure.next_attempt_at,
                     )
                 )  # fmt: skip
+                if failed.rowcount:  # a target that accepted the offer keeps it: no failure
+                    attempts.record_failure(conn, source, offer_id, target, failure, now)
             self._fence(conn, source, offer_id, owner, {
                 "status": (Status.POSTED if all_posted else Status.FAILED).value,
                 "stage": offer.stage, "error_kind": offer.kind, "last_error": offer.message,
                 "http_status": offer.http_status, "parked_at": now if offer.park else None,
                 "next_attempt_at": None if offer.park else offer.next_attempt_at,
                 "lease_owner": None, "lease_until": None, "updated_at": now,
+                **({"fetched_at": fetched_at} if fetched_at is not None else {}),
             })  # fmt: skip
+            if not targets:
+                attempts.record_failure(conn, source, offer_id, None, offer, now)
 
     def release(self, source: str, offer_id: str, *, owner: str, until: datetime | None) -> None:
         """Give the offer back untried (a halted source, an open circuit, a stop)."""

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -60,6 +61,12 @@ offers = Table(
     # The worker processing the offer now, and until when its claim holds.
     Column("lease_owner", String(64), nullable=True),
     Column("lease_until", DateTime(timezone=True), nullable=True),
+    # The latest attempt's steps, for the console's timeline: claimed (by claim_due), source
+    # document fetched and field maps applied (written with the next state change that
+    # follows them, so they cost no commit of their own). A claim clears the other two.
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("fetched_at", DateTime(timezone=True), nullable=True),
+    Column("mapped_at", DateTime(timezone=True), nullable=True),
 )
 
 # One row per (offer, target) its routes chose: that target's own state, attempts, backoff,
@@ -85,6 +92,31 @@ offer_targets = Table(
     Column("posted_at", DateTime(timezone=True), nullable=True),
     Column("next_attempt_at", DateTime(timezone=True), nullable=True),
     Column("parked_at", DateTime(timezone=True), nullable=True),
+)
+
+# Every attempt's outcome (worker.store.attempts), one row per target it ended for, or one for
+# the offer as a whole (target null: fetch, route, mark), written in the transaction of the
+# state change it explains. Only scrubbed reasons, ids and versions: no personal data.
+offer_attempts = Table(
+    "offer_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("offer_id", String(64), nullable=False),
+    Column("target", String(64), nullable=True),
+    Column("attempt", Integer, nullable=False),  # the offer's attempt (its claims) it was in
+    Column("run_id", String(32), nullable=True),
+    Column("started_at", DateTime(timezone=True), nullable=True),  # the claim
+    Column("finished_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("outcome", String(16), nullable=False),  # posted, processed, failed, parked
+    Column("stage", String(48), nullable=True),
+    Column("error_kind", String(32), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("record_id", String(128), nullable=True),
+    Column("mapping_version", String(32), nullable=True),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Index("ix_offer_attempts_offer", "source", "offer_id", "target"),
 )
 
 # Multi-step field maps: each step an offer has been sent through, per target. A step that is

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import gc
 import json
 import os
 import statistics
@@ -64,6 +65,7 @@ def serve(database: str, port_file: Path) -> None:
     # The service's own server config: its header caps and request deadline are in the figures.
     app = Starlette(routes=routes)
     server = uvicorn.Server(server_config(app, ServiceSettings(port=0)))
+    gc.freeze()  # as ``hirebridge run`` does once started (worker/runtime.py)
 
     async def run() -> None:
         task = asyncio.create_task(server.serve())

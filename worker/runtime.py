@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -123,6 +124,7 @@ class Worker:
         self.settings = settings
         self.engine = engine
         self.owner = new_worker_id()
+        self._beaten = time.monotonic()  # registered at start: its first heartbeat
         self.store = StoreThread(
             engine, window=settings.database.group_commit_ms / 1000,
             max_rows=settings.database.group_commit_rows,
@@ -148,7 +150,7 @@ class Worker:
             ledger=self.ledger, store=self.store, owner=self.owner, sources=self.sources,
             targets=self.targets, settings=settings.sync, halt_source=self._halt_source,
             notices=self.notices, keep_documents_days=settings.database.keep_source_documents_days,
-            downloader=self.downloader,
+            downloader=self.downloader, may_act=self.may_act,
         )  # fmt: skip
         self.pool = OfferPool(
             ledger=self.ledger, store=self.store, processor=self.processor, owner=self.owner,
@@ -195,6 +197,13 @@ class Worker:
     async def beat(self) -> None:
         """This worker is alive (its leases hold)."""
         await self.store.call(self.workers.beat, self.owner)
+        self._beaten = time.monotonic()
+
+    def may_act(self) -> bool:
+        """Whether this worker's last heartbeat is recent enough to call remote systems for
+        the offers it holds: within half the worker timeout, after which the others are
+        about to take it for dead (a stalled event loop, a database that refuses beats)."""
+        return time.monotonic() - self._beaten < self.settings.sync.worker_timeout_seconds / 2
 
     async def hand_back(self, tickets: Sequence[RunTicket]) -> None:
         """Give back runs taken as a stop came: due again at once, for the next worker."""

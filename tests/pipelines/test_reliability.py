@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import yaml
 
 from tests.conftest import PG_URL, Sims
 from tests.pipelines.test_offers import ledger_states, run_sync
-from worker.runtime import open_store
+from worker.runtime import Worker, offer_worker, open_store
 from worker.settings import DatabaseSettings
 from worker.simulators.sample import make_offers
 from worker.store.db import create_store_engine, one_process_only
@@ -280,3 +282,38 @@ def test_a_list_entry_without_an_id_is_counted_once_per_run_and_shown_in_status(
     config.write_text(yaml.safe_dump(sims.settings_data(db_url)))
     status = hirebridge(config, "status")
     assert "unreadable list entries 1 (page 1 entry 4)" in status.stdout, status.stdout
+
+
+def test_a_worker_whose_heartbeat_is_stale_sends_nothing_and_gives_its_offers_back(
+    sims: Sims, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past half the worker timeout without a heartbeat, the others may take this worker for
+    dead and its offers for free: it starts no post and no mark. The next run sends each
+    offer once, with the key recorded before the stale worker stopped."""
+    monkeypatch.setattr(Worker, "may_act", lambda self: False)
+    stale = run_sync(sims.settings(db_url, sync=FAST))
+    assert stale.succeeded == 0 and stale.listed == 12
+    assert sims.hris.calls["post"] == 0 and sum(sims.pageup.processed.values()) == 0
+    left = [o for key, o in ledger_states(sims.settings(db_url)).items() if key != "_counts"]
+    assert len(left) == 12 and all(o.lease_owner is None for o in left), "given back"
+    monkeypatch.undo()
+
+    fresh = run_sync(sims.settings(db_url, sync=FAST))
+    assert fresh.succeeded == 12
+    assert set(sims.hris_counts().values()) == {1} and sims.hris.calls["post"] == 12
+    assert set(sims.pageup.processed.values()) == {1}
+
+
+def test_may_act_follows_the_heartbeat(sims: Sims, db_url: str) -> None:
+    settings = sims.settings(db_url, sync={"worker_timeout_seconds": 30})
+
+    async def go() -> list[bool]:
+        async with offer_worker(settings) as worker:
+            seen = [worker.may_act()]
+            worker._beaten = time.monotonic() - 15.5  # its beats failed for half the timeout
+            seen.append(worker.may_act())
+            await worker.beat()
+            seen.append(worker.may_act())
+            return seen
+
+    assert asyncio.run(go()) == [True, False, True]

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import update
+from sqlalchemy import Connection, update
 
 from tests.store.ledger_rig import rig_for
 from worker.settings import DatabaseSettings
 from worker.store.db import create_store_engine, migrate
-from worker.store.ledger import Failure, LeaseLost, Sending, Status
+from worker.store.ledger import Claim, Failure, LeaseLost, Ledger, Sending, Status
 from worker.store.tables import metadata, workers
 
 LATER = datetime.now(UTC) + timedelta(hours=1)
@@ -140,6 +141,35 @@ def test_an_offer_whose_claimer_died_mid_run_is_taken_again_in_that_run(db_url: 
     rig.start("au", ["3"], owner="leader")  # PageUp did not take a's mark: 3 is listed again
     (marked,) = rig.claim("b")
     assert marked.offer_id == "3" and all(t.delivered for t in marked.targets)
+
+
+def test_an_offer_whose_last_target_accepts_while_it_is_being_claimed_is_not_taken(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A late but live claimer posts its last target between another worker's pick and its
+    claim: the claim re-checks the offer's own row and leaves it (its worker marks it)."""
+    rig = rig_for(db_url)
+    rig.start("au", ["1"], owner="leader")
+    rig.claim("a")
+    rig.ledger.begin_delivery("au", "1", owner="a", route=["hris"],
+                              sending=[Sending("hris", "k-1", "h", "v")])  # fmt: skip
+    with rig.engine.begin() as conn:  # a's heartbeat is late; a itself is still at work
+        conn.execute(update(workers).where(workers.c.worker_id == "a")
+                     .values(heartbeat_at=datetime.now(UTC) - timedelta(minutes=5)))  # fmt: skip
+    picked_by = type(rig.ledger)._candidates
+
+    def pick_then_a_posts(self: Ledger, conn: Connection, claim: Claim, now: datetime) -> Any:
+        picked = picked_by(self, conn, claim, now)
+        assert picked == [("au", "1")], "dead-looking a's offer, not yet accepted, is picked"
+        rig.ledger.record_posted("au", "1", "hris", owner="a", record_id="EMP-1")
+        return picked
+
+    monkeypatch.setattr(Ledger, "_candidates", pick_then_a_posts)
+    assert rig.claim("b") == [], "b must not take it: a is marking it"
+    monkeypatch.undo()
+    one = rig.ledger.get("au", "1")
+    assert one is not None and one.lease_owner == "a" and one.status == Status.POSTED
+    rig.ledger.record_processed("au", "1", owner="a")  # a still holds it: its mark is recorded
 
 
 def test_an_expired_claim_is_free_and_a_release_gives_it_back(db_url: str) -> None:

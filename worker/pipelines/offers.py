@@ -85,6 +85,7 @@ class OfferProcessor:
         notices: NoticeBook,
         keep_documents_days: int | None = None,
         downloader: Downloader | None = None,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self._ledger = ledger
         self._store = store
@@ -99,6 +100,9 @@ class OfferProcessor:
         self._documents = DocumentLedger(ledger.engine)
         self._rng = random.Random()
         self.halted: set[str] = set()  # runs (ids) halted: their offers are given back
+        # False once this worker's heartbeat is too old: the others may take it for dead
+        # and its offers for free, so it starts no send and no mark (Worker.may_act).
+        self._may_act = may_act
 
     async def process(self, offer: OfferState) -> Outcome:
         """Take one claimed offer as far as it can go; the ledger says where it stopped."""
@@ -196,6 +200,8 @@ class OfferProcessor:
             documents = DocumentDelivery(self._documents, self._store, offer.source,
                                          self._downloader, source.pageup)  # fmt: skip
         delivery = TargetDelivery(self._ledger, self._store, offer.source, documents)
+        if await self._fenced_out(offer):
+            return Outcome.DEFERRED
         await asyncio.gather(*(
             self._send(offer, delivery, self.targets[s.target], document, plans[s.target],
                        s.idempotency_key, attempt)
@@ -232,6 +238,8 @@ class OfferProcessor:
 
     async def _mark(self, offer: OfferState, source: SourceParts, document: Any = None) -> Outcome:
         structlog.contextvars.bind_contextvars(stage="mark_processed")
+        if await self._fenced_out(offer):
+            return Outcome.DEFERRED
         try:
             await source.pageup.mark_processed(offer.offer_id)
         except Exception as exc:  # HirebridgeError, or a bug
@@ -400,6 +408,16 @@ class OfferProcessor:
         log.error("target_resting", target=target.name, reason=reason,
                   seconds=self._settings.circuit_breaker_cooldown_seconds)  # fmt: skip
         alerts.target_resting(target=target.name, reason=reason, status=exc.status)
+
+    async def _fenced_out(self, offer: OfferState) -> bool:
+        """Whether this worker must not call a remote system for the offer now: its heartbeat
+        is too old, so another worker may already have taken the offer over. It is given
+        back untouched (the ledger's idempotency keys make the next try safe)."""
+        if self._may_act():
+            return False
+        log.warning("offer_given_back_heartbeat_stale")
+        await self._release(offer, None)
+        return True
 
     async def _release(self, offer: OfferState, until: datetime | None) -> None:
         await self._store.write(self._ledger.release, offer.source, offer.offer_id,

@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -49,10 +50,20 @@ def tls_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
 
 
 class _NoCookies(httpx.Cookies):
-    """A cookie jar that keeps nothing."""
+    """A cookie jar that keeps nothing (one for the whole process: it refuses every cookie)."""
 
     def extract_cookies(self, response: httpx.Response) -> None:
         return None
+
+    def set(self, name: str, value: str, domain: str = "", path: str = "/") -> None:
+        raise TypeError("hirebridge's HTTP clients keep no cookies")
+
+    def __setitem__(self, name: str, value: str) -> None:
+        raise TypeError("hirebridge's HTTP clients keep no cookies")
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        if args or kwargs:
+            raise TypeError("hirebridge's HTTP clients keep no cookies")
 
 
 _NO_COOKIES = _NoCookies()
@@ -62,9 +73,11 @@ class CookielessClient(httpx.AsyncClient):
     """An httpx client that neither keeps nor sends cookies.
 
     The remote systems are APIs authenticated per call (OAuth2 bearer tokens, API keys), and
-    none needs a cookie. Keeping them would let one system's session ride along on later
-    calls, and httpx reads every response for them: building urllib's request and response
-    objects for its cookie jar was about 5% of the offer sync's CPU (py-spy, issue #13).
+    none needs a cookie. The aiohttp session underneath keeps none either (its jar is a
+    ``DummyCookieJar``: worker/remote/transport.py). Keeping them would let one system's
+    session (or one tenant's, on a shared host) ride along on later calls; and httpx reads
+    every response for them: building urllib's request and response objects for its cookie
+    jar was about 5% of the offer sync's CPU (py-spy, issue #13).
     """
 
     @property

@@ -147,8 +147,10 @@ class Transport(AiohttpTransport):
             keepalive_timeout=self.limits.keepalive_expiry,
         )  # fmt: skip
         # httpx writes every header it means to send; aiohttp adds none of its own (it would
-        # label a streamed body application/octet-stream).
-        return aiohttp.ClientSession(connector=connector, skip_auto_headers=_AUTO_HEADERS)
+        # label a streamed body application/octet-stream). No cookie is kept or sent: see
+        # worker/remote/lanes.py, CookielessClient.
+        return aiohttp.ClientSession(connector=connector, skip_auto_headers=_AUTO_HEADERS,
+                                     cookie_jar=aiohttp.DummyCookieJar())  # fmt: skip
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         request.headers = _HeadersAsWritten(request.headers.raw)

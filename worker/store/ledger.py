@@ -43,7 +43,7 @@ from sqlalchemy import (
 from worker.store import attempts
 from worker.store.db import upsert_into
 from worker.store.sources import untried_in
-from worker.store.statements import bound, fenced_offer_update, target_update
+from worker.store.statements import bound, fenced_offer_update, offer_all_posted, target_update
 from worker.store.tables import offer_steps, offer_targets, offers, source_documents, source_state
 from worker.store.thread import transaction
 from worker.store.workers import alive_owner
@@ -221,9 +221,12 @@ class Ledger:
                 .where(source_state.c.source == o.source)
                 .scalar_subquery()
             )
+            # Checked again under each row's lock: an offer whose last target's acceptance
+            # committed since it was picked is not taken (its worker is marking it).
+            untried = untried_in(run_of_source, now, claim.worker_timeout)
             claimed = conn.execute(
                 update(offers)
-                .where(tuple_(o.source, o.offer_id).in_(picked), self._free(now, claim))
+                .where(tuple_(o.source, o.offer_id).in_(picked), self._free(now, claim), untried)
                 .values(
                     attempts=o.attempts + 1,
                     last_run_id=run_of_source,
@@ -348,6 +351,9 @@ class Ledger:
             conn.execute(target_update(tuple(values)), {
                 "k_source": source, "k_offer_id": offer_id, "k_target": target,
                 **bound("v_", values)})  # fmt: skip
+            # The last target to accept: the offer's own row says only the mark is left, so
+            # that no other worker's claim can take it again meanwhile (untried_in).
+            conn.execute(offer_all_posted(), {"k_source": source, "k_offer_id": offer_id})
             attempts.record(conn, source, offer_id, target=target, outcome="posted", now=now,
                             record_id=record_id)  # fmt: skip
 

@@ -63,7 +63,9 @@ def untried_in(run_id: Any, now: datetime, worker_timeout: float) -> ColumnEleme
     )
     died = and_(
         o.lease_owner.is_not(None), ~alive_owner(o.lease_owner, now, worker_timeout),
-        not_all_posted,
+        # the row's own word (Ledger.record_posted) first: a claim re-checks it under the
+        # row's lock, where PostgreSQL would read offer_targets as of the statement's start
+        o.status != "posted", not_all_posted,
     )  # fmt: skip
     return or_(o.last_run_id.is_(None), o.last_run_id != run_id, died)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Update, bindparam, update
+from sqlalchemy import Update, bindparam, exists, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -53,6 +53,29 @@ def target_update(columns: tuple[str, ...], count_attempt: bool = False) -> Upda
             t.target == bindparam("k_target"),
         )
         .values(values)
+    )
+
+
+@functools.cache
+def offer_all_posted() -> Update:
+    """UPDATE offers SET status 'posted' for one routed offer none of whose targets is left
+    unposted: its own row then says that only the mark is left, which a claim re-checks
+    under the row's lock (worker/store/sources.py, ``untried_in``).
+
+    Parameters: ``k_source``, ``k_offer_id``.
+    """
+    o, t = offers.c, offer_targets.c
+    unposted = exists().where(t.source == o.source, t.offer_id == o.offer_id,
+                              t.status != "posted")  # fmt: skip
+    return (
+        update(offers)
+        .where(
+            o.source == bindparam("k_source"),
+            o.offer_id == bindparam("k_offer_id"),
+            o.routed_at.is_not(None),
+            ~unposted,
+        )
+        .values(status="posted", stage="mark_processed")
     )
 
 

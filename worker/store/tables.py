@@ -96,7 +96,8 @@ offer_targets = Table(
 
 # Every attempt's outcome (worker.store.attempts), one row per target it ended for, or one for
 # the offer as a whole (target null: fetch, route, mark), written in the transaction of the
-# state change it explains. Only scrubbed reasons, ids and versions: no personal data.
+# state change it explains. Reasons are scrubbed as the ledger's last_error is (the record's
+# personal values, and what looks like personal data), ids and versions.
 offer_attempts = Table(
     "offer_attempts",
     metadata,

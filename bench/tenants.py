@@ -454,9 +454,17 @@ def report(results: list[Measured], period: float, workers: int, *,
     if len(results) > 1:
         first = results[0]
         alive = [mb for n, mb in last.rss_mb.items() if last.kill is None or n != last.kill.index]
-        growth = max(alive) - max(first.rss_mb.values())
+        before = list(first.rss_mb.values())
+        growth = max(alive) - max(before)
+        smallest = min(alive) - min(before)
+        median = statistics.median(alive) - statistics.median(before)
         print(f"worker RSS growth {first.tenants} -> {last.tenants} tenants: {growth:+.1f} MB"
-              " (peak of the largest worker; a killed worker left out)")  # fmt: skip
+              " (peak of the largest worker; a killed worker left out); smallest worker "
+              f"{smallest:+.1f} MB, median {median:+.1f} MB")  # fmt: skip
+        print(
+            "  (a worker's peak is about 110 MB or about 170 MB at any tenant count: some "
+            "processes hold one 64 MB malloc arena fully resident; compare like with like)"
+        )
     if last.kill is not None:
         report_kill(last.kill)
 

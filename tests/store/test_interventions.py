@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+
 from tests.store.ledger_rig import rig_for
 from worker.store.interventions import Interventions, OfferKey
 from worker.store.ledger import Failure, Sending, Status
+from worker.store.tables import offers
 
 LATER = datetime.now(UTC) + timedelta(hours=1)
 
@@ -33,6 +36,10 @@ def test_parked_backing_off_and_skipped_offers_wait_and_an_admin_replays_them(
 
     found = admin.retry([keys[0], keys[2], OfferKey("au", "404")], actor="ops", reason="fixed")
     assert found == [keys[0], keys[2]]
+    with rig.engine.connect() as conn:  # the offer page's timeline starts again
+        steps = conn.execute(select(offers.c.claimed_at, offers.c.fetched_at, offers.c.mapped_at)
+                             .where(offers.c.offer_id == "1")).one()  # fmt: skip
+    assert tuple(steps) == (None, None, None)
     retried = {o.offer_id: o for o in rig.claim()}
     assert set(retried) == {"1", "3"} and retried["1"].attempts == 1
     assert [a["action"] for a in admin.actions(keys[2])] == ["skip", "retry"]

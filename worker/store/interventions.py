@@ -63,6 +63,10 @@ class Interventions:
                         parked_at=None,
                         next_attempt_at=None,
                         attempts=0,
+                        # the timeline starts again; the attempts before stay in offer_attempts
+                        claimed_at=None,
+                        fetched_at=None,
+                        mapped_at=None,
                         updated_at=now,
                         status=Status.PENDING.value,
                         **({"routed_at": None} if reroute else {}),

@@ -199,3 +199,18 @@ def test_offers_only_in_an_older_listing_are_left_alone(db_url: str) -> None:
     rig.runs.finish(ticket, "w1", datetime.now(UTC))
     rig.start("au", ["2"])  # "1" left the queue (processed elsewhere, or withdrawn)
     assert [o.offer_id for o in rig.claim()] == ["2"]
+
+
+def test_a_step_is_recorded_only_while_its_worker_holds_the_offer(db_url: str) -> None:
+    rig = rig_for(db_url)
+    rig.start("au", ["1"])
+    rig.claim("a")
+    rig.ledger.record_step("au", "1", "hris", "employee", status="posting",
+                           idempotency_key="k:employee", owner="a")  # fmt: skip
+    with pytest.raises(LeaseLost):  # b does not hold the offer
+        rig.ledger.record_step("au", "1", "hris", "employee", status="done",
+                               idempotency_key="k:employee", record_id="E", owner="b")  # fmt: skip
+    assert rig.ledger.steps_done("au", "1", "hris") == {}, "nothing written by b"
+    rig.ledger.record_step("au", "1", "hris", "employee", status="done",
+                           idempotency_key="k:employee", record_id="EMP-1", owner="a")  # fmt: skip
+    assert rig.ledger.steps_done("au", "1", "hris") == {"employee": "EMP-1"}

@@ -41,11 +41,13 @@ class TargetDelivery:
         store: StoreThread,
         source: str,
         documents: DocumentDelivery | None = None,
+        owner: str | None = None,
     ) -> None:
         self._ledger = ledger
         self._store = store
         self._source = source
         self._documents = documents
+        self._owner = owner  # the worker holding the offers: each step's record is fenced
 
     async def send(
         self, target: TargetParts, offer_id: str, document: Any, plan: MappedRecord, key: str
@@ -92,11 +94,12 @@ class TargetDelivery:
             # in the map is settled by the key it was first sent with.
             key = f"{base_key}:{step.name}" if field_map.multi_step else base_key
             await self._store.write(ledger.record_step, source, offer_id, name, step.name,
-                                   status="posting", idempotency_key=key)  # fmt: skip
+                                   status="posting", idempotency_key=key,
+                                   owner=self._owner)  # fmt: skip
             delivered = await send_step(target.sink, field_map, step, context, payload, key)
             await self._store.write(ledger.record_step, source, offer_id, name, step.name,
                                    status="done", idempotency_key=key,
-                                   record_id=delivered.record_id)  # fmt: skip
+                                   record_id=delivered.record_id, owner=self._owner)  # fmt: skip
             ids[step.name] = delivered.record_id
             log.info("step_posted", target=name, step=step.name, hris_id=delivered.record_id)
         return ids.get(field_map.steps[0].name), ids

@@ -199,7 +199,8 @@ class OfferProcessor:
         if self._downloader is not None:
             documents = DocumentDelivery(self._documents, self._store, offer.source,
                                          self._downloader, source.pageup)  # fmt: skip
-        delivery = TargetDelivery(self._ledger, self._store, offer.source, documents)
+        delivery = TargetDelivery(self._ledger, self._store, offer.source, documents,
+                                  owner=self._owner)  # fmt: skip
         if await self._fenced_out(offer):
             return Outcome.DEFERRED
         await asyncio.gather(*(

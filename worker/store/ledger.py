@@ -476,15 +476,22 @@ class Ledger:
         status: str,
         idempotency_key: str,
         record_id: str | None = None,
+        owner: str | None = None,
     ) -> None:
-        """``posting`` before a step's request, ``done`` as soon as the target accepted it."""
-        values = {"status": status, "record_id": record_id, "updated_at": _now(),
+        """``posting`` before a step's request, ``done`` as soon as the target accepted it.
+
+        With ``owner``, only while that worker holds the offer (else LeaseLost, and nothing
+        written): a worker taken for dead stops before its next step."""
+        now = _now()
+        values = {"status": status, "record_id": record_id, "updated_at": now,
                   "idempotency_key": idempotency_key}  # fmt: skip
         statement = upsert_into(self._engine, offer_steps).values(
             source=source, offer_id=offer_id, target=target, step=step, **values
         )
         s = offer_steps.c
         with transaction(self._engine) as conn:
+            if owner is not None:
+                self._fence(conn, source, offer_id, owner, {"updated_at": now})
             conn.execute(
                 statement.on_conflict_do_update(
                     index_elements=[s.source, s.offer_id, s.target, s.step], set_=values

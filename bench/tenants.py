@@ -495,8 +495,8 @@ def report(results: list[Measured], period: float, workers: int, *,
               " (peak of the largest worker; a killed worker left out); smallest worker "
               f"{smallest:+.1f} MB, median {median:+.1f} MB")  # fmt: skip
         print(
-            "  (a worker's peak is about 110 MB or about 170 MB at any tenant count: some "
-            "processes hold one 64 MB malloc arena fully resident; compare like with like)"
+            "  (peaks after start-up; while starting, a worker holds about 60 MB more for a "
+            "second or so at any tenant count: the 'peak while starting' column)"
         )
     if last.kill is not None:
         report_kill(last.kill)

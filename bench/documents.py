@@ -13,13 +13,19 @@ streams. Measured in the same run, against the same simulators:
   its RSS just before the run;
 - the two links bare, doing the work the worker must do with the bytes: a plain httpx download
   of a fresh link into a temporary file, hashed with SHA-256 (every pass writes and hashes),
-  and a plain httpx multipart upload of the same size from that file; best of three each.
+  and a plain httpx multipart upload of the same size from that file; best of three each;
+- a bare relay, the ceiling of a streamed move on this machine: a plain client in this process
+  (the worker's transport, ``worker.remote.lanes.new_client``) asks PageUp for a fresh link and
+  streams the download straight into the multipart upload, with no type check, no hashing, no
+  temporary file and no ledger; timed, like the worker's move, from asking for the link to the
+  target's answer; best of three.
 
 Store-and-forward (download in full, then upload) cannot beat
 size / (size/download + size/upload), the "store-and-forward bound"; a streamed move can
 approach the slower link. Printed per measure: min, median and max over the runs of each
 link's time and throughput, the worker's document move and whole sync, their ratios to the
-slower link and to that bound (each against the same run's links), and the RSS growth. Exit 0.
+slower link and to that bound (each against the same run's links), the bare relay's, the move's
+ratio to the relay (what the worker's own work costs), and the RSS growth. Exit 0.
 """
 
 from __future__ import annotations
@@ -179,6 +185,46 @@ async def bare_links(
     return {"down_s": down, "up_s": up, "down_cpu": down_cpu, "up_cpu": up_cpu}
 
 
+async def bare_relay(
+    data: dict[str, Any], contract: str, size: int, sims: list[int]
+) -> dict[str, float]:
+    """Seconds of a bare streamed relay (link asked, download piped into a multipart upload),
+    best of 3, and the CPU time this process and the simulators used in that best pass."""
+    from worker.remote.lanes import new_client
+    from worker.settings import Settings
+    from worker.sinks.uploads import multipart_body
+    from worker.sources.pageup import PageUpClient
+
+    settings = Settings(**data)
+    target = settings.targets["hris"]
+    employee = f"{target.url}/EMP-000001/files"
+    auth = (target.auth.username or "", "x")
+    best, best_cpu = float("inf"), 0.0
+    processes = [os.getpid(), *sims]
+    client = new_client(8)
+    try:
+        pageup = PageUpClient(settings.sources["pageup"], client)
+        await pageup.document_url(contract)  # its token fetched, as the worker's is by then
+        for number in range(3):
+            name = f"relay-{number}.pdf"
+            form = {"category": "18", "fileName": name, "share": "no"}
+            cpu, started = cpu_seconds(processes), time.perf_counter()
+            url = await pageup.document_url(contract)
+            async with client.stream("GET", url, follow_redirects=True, timeout=120) as response:
+                length = int(response.headers["content-length"])
+                body, total, kind = multipart_body(form, "file", name, "application/pdf",
+                                                   response.aiter_raw, length)  # fmt: skip
+                reply = await client.post(employee, content=body(), auth=auth, timeout=120,
+                                          headers={"Content-Type": kind,
+                                                   "Content-Length": str(total)})  # fmt: skip
+            assert reply.status_code == 201, reply.status_code
+            took, cpu = time.perf_counter() - started, cpu_seconds(processes) - cpu
+            best, best_cpu = (took, cpu) if took < best else (best, best_cpu)
+    finally:
+        await client.aclose()
+    return {"relay_s": best, "relay_cpu": best_cpu}
+
+
 def one_run(size: int) -> dict[str, Any]:
     """Simulators, the worker's sync, then the bare links: one run's figures."""
     sims = [subprocess.Popen([sys.executable, __file__, "--serve", str(size), "--role", role],
@@ -200,6 +246,7 @@ def one_run(size: int) -> dict[str, Any]:
             run: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
             run["sims_cpu"] = cpu_seconds(pids) - before
             run.update(asyncio.run(bare_links(data, urls["contract"], size, pids)))
+            run.update(asyncio.run(bare_relay(data, urls["contract"], size, pids)))
     finally:
         for sim in sims:
             sim.stdin.close() if sim.stdin else None
@@ -232,10 +279,14 @@ def figures(size: int, run: dict[str, Any]) -> dict[str, float]:
     slower = min(down, up)
     bound = size / (run["down_s"] + run["up_s"])
     moved, synced = size / run["documents_s"], size / run["wall"]
+    relayed = size / run["relay_s"]
     return {
         "down_s": run["down_s"], "down": down / MB, "up_s": run["up_s"], "up": up / MB,
         "bound": bound / MB, "moved_s": run["documents_s"], "moved": moved / MB,
         "moved_slower": moved / slower, "moved_bound": moved / bound,
+        "relay_s": run["relay_s"], "relay": relayed / MB, "relay_slower": relayed / slower,
+        "relay_cpu": run["relay_cpu"], "relay_cores": run["relay_cpu"] / run["relay_s"],
+        "moved_relay": moved / relayed,
         "sync_s": run["wall"], "sync_slower": synced / slower,
         "sync_cpu": run["cpu"] + run["sims_cpu"], "sync_cores": (run["cpu"] + run["sims_cpu"])
         / run["wall"], "down_cpu": run["down_cpu"], "down_cores": run["down_cpu"] / run["down_s"],
@@ -254,12 +305,18 @@ ROWS = [
     ("worker: document throughput (MB/s)", "moved", "{:.0f}", ""),
     ("  ratio to the slower link", "moved_slower", "{:.2f}", f">= {TARGETS['ratio']}"),
     ("  ratio to the store-and-forward bound", "moved_bound", "{:.2f}", ""),
+    ("bare relay (s, download piped into the upload)", "relay_s", "{:.3f}", "link asked, sent"),
+    ("bare relay (MB/s)", "relay", "{:.0f}", ""),
+    ("  ratio to the slower link", "relay_slower", "{:.2f}", "the ceiling of a streamed move"),
+    ("worker's move, ratio to the bare relay", "moved_relay", "{:.2f}", ""),
     ("worker: whole sync of the offer (s)", "sync_s", "{:.3f}", "employee, document, mark"),
     ("  size / sync time, ratio to the slower link", "sync_slower", "{:.2f}", ""),
     ("CPU s of every process: bare download", "down_cpu", "{:.2f}", "client and storage"),
     ("  cores busy on average", "down_cores", "{:.2f}", ""),
     ("CPU s of every process: bare upload", "up_cpu", "{:.2f}", "client and HRIS"),
     ("  cores busy on average", "up_cores", "{:.2f}", ""),
+    ("CPU s of every process: bare relay", "relay_cpu", "{:.2f}", "client and simulators"),
+    ("  cores busy on average", "relay_cores", "{:.2f}", ""),
     ("CPU s of every process: worker's sync", "sync_cpu", "{:.2f}", "worker and simulators"),
     ("  cores busy on average", "sync_cores", "{:.2f}", f"of {os.cpu_count()}"),
     ("worker RSS growth (MB)", "growth", "{:.1f}", f"< {TARGETS['rss_growth_mb']:.0f}"),

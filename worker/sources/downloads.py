@@ -117,13 +117,17 @@ class Downloader:
                 # ext4 (auto_da_alloc) then writes the whole file out when it is closed.
                 file.truncate()
             response, request = await self._follow(url, wanted)
+            incoming: Incoming | None = None
             try:
                 incoming = self._incoming(response, request, file, wanted)
                 await incoming.begin()
                 if whole:
                     await incoming.finish()
             except BaseException:
-                await response.aclose()
+                if incoming is None:
+                    await response.aclose()
+                else:  # its thread done with the file before a retry empties it
+                    await incoming.close()
                 raise
             return incoming
 

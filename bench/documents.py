@@ -5,7 +5,8 @@
 
 Each run starts the simulators (PageUp, its storage listener, BambooHR) in a process of their
 own, serving one offer whose signed contract is a PDF of the given size generated as it
-streams. Measured in the same run, against the same simulators:
+streams. Measured in the same run, against the same simulators (the bare measures first, so
+that the worker too meets them warm):
 
 - the worker, in a fresh process: ``hirebridge sync --once`` of that offer (the employee and
   the contract, its only document): its wall time, the contract's move from asking PageUp for
@@ -13,19 +14,26 @@ streams. Measured in the same run, against the same simulators:
   its RSS just before the run;
 - the two links bare, doing the work the worker must do with the bytes: a plain httpx download
   of a fresh link into a temporary file, hashed with SHA-256 (every pass writes and hashes),
-  and a plain httpx multipart upload of the same size from that file; best of three each.
+  and a plain httpx multipart upload of the same size from that file; best of three each;
+- a bare relay, the ceiling of a streamed move on this machine: a plain client in this process
+  (the worker's transport, ``worker.remote.lanes.new_client``) asks PageUp for a fresh link and
+  streams the download straight into the multipart upload, with no type check, no hashing, no
+  temporary file and no ledger; timed, like the worker's move, from asking for the link to the
+  target's answer; best of three.
 
 Store-and-forward (download in full, then upload) cannot beat
 size / (size/download + size/upload), the "store-and-forward bound"; a streamed move can
 approach the slower link. Printed per measure: min, median and max over the runs of each
 link's time and throughput, the worker's document move and whole sync, their ratios to the
-slower link and to that bound (each against the same run's links), and the RSS growth. Exit 0.
+slower link and to that bound (each against the same run's links), the bare relay's, the move's
+ratio to the relay (what the worker's own work costs), and the RSS growth. Exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -130,6 +138,14 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / ticks
 
 
+async def bench_employee(client: Any, employees: str, auth: tuple[str, str]) -> str:
+    """The files URL of an employee created for the bare uploads (not the worker's)."""
+    reply = await client.post(employees, json={"firstName": "Bench", "lastName": "Links"},
+                              auth=auth)  # fmt: skip
+    assert reply.status_code == 201, reply.status_code
+    return f"{employees}/{reply.headers['location'].rsplit('/', 1)[-1]}/files"
+
+
 async def bare_links(
     data: dict[str, Any], contract: str, size: int, sims: list[int]
 ) -> dict[str, float]:
@@ -146,13 +162,14 @@ async def bare_links(
     down, up = float("inf"), float("inf")
     down_cpu = up_cpu = 0.0
     processes = [os.getpid(), *sims]
-    with tempfile.TemporaryFile() as file:
+    # A fresh file each pass, as the worker's: on ext4, a file truncated to 0 is written out to
+    # disk when it is closed, which would slow the worker's run after this one.
+    with contextlib.ExitStack() as files:
         async with httpx.AsyncClient(timeout=120) as client:
             pageup = PageUpClient(settings.sources["pageup"], client)
             for _ in range(3):
                 url = await pageup.document_url(contract)
-                file.seek(0)
-                file.truncate()
+                file = files.enter_context(tempfile.TemporaryFile())
                 digest = hashlib.sha256()
                 cpu, started = cpu_seconds(processes), time.perf_counter()
                 async with client.stream("GET", url, follow_redirects=True) as response:
@@ -164,8 +181,8 @@ async def bare_links(
                 took, cpu = time.perf_counter() - started, cpu_seconds(processes) - cpu
                 down, down_cpu = (took, cpu) if took < down else (down, down_cpu)
                 assert file.tell() == size, (file.tell(), size)
-            employee = f"{target.url}/EMP-000001/files"
             auth = (target.auth.username or "", "x")
+            employee = await bench_employee(client, target.url, auth)
             for number in range(3):
                 file.seek(0)
                 form = {"category": "18", "fileName": f"bench-{number}.pdf", "share": "no"}
@@ -179,8 +196,48 @@ async def bare_links(
     return {"down_s": down, "up_s": up, "down_cpu": down_cpu, "up_cpu": up_cpu}
 
 
+async def bare_relay(
+    data: dict[str, Any], contract: str, size: int, sims: list[int]
+) -> dict[str, float]:
+    """Seconds of a bare streamed relay (link asked, download piped into a multipart upload),
+    best of 3, and the CPU time this process and the simulators used in that best pass."""
+    from worker.remote.lanes import new_client
+    from worker.settings import Settings
+    from worker.sinks.uploads import multipart_body
+    from worker.sources.pageup import PageUpClient
+
+    settings = Settings(**data)
+    target = settings.targets["hris"]
+    auth = (target.auth.username or "", "x")
+    best, best_cpu = float("inf"), 0.0
+    processes = [os.getpid(), *sims]
+    client = new_client(8)
+    try:
+        pageup = PageUpClient(settings.sources["pageup"], client)
+        await pageup.document_url(contract)  # its token fetched, as the worker's is by then
+        employee = await bench_employee(client, target.url, auth)
+        for number in range(3):
+            name = f"relay-{number}.pdf"
+            form = {"category": "18", "fileName": name, "share": "no"}
+            cpu, started = cpu_seconds(processes), time.perf_counter()
+            url = await pageup.document_url(contract)
+            async with client.stream("GET", url, follow_redirects=True, timeout=120) as response:
+                length = int(response.headers["content-length"])
+                body, total, kind = multipart_body(form, "file", name, "application/pdf",
+                                                   response.aiter_raw, length)  # fmt: skip
+                reply = await client.post(employee, content=body(), auth=auth, timeout=120,
+                                          headers={"Content-Type": kind,
+                                                   "Content-Length": str(total)})  # fmt: skip
+            assert reply.status_code == 201, reply.status_code
+            took, cpu = time.perf_counter() - started, cpu_seconds(processes) - cpu
+            best, best_cpu = (took, cpu) if took < best else (best, best_cpu)
+    finally:
+        await client.aclose()
+    return {"relay_s": best, "relay_cpu": best_cpu}
+
+
 def one_run(size: int) -> dict[str, Any]:
-    """Simulators, the worker's sync, then the bare links: one run's figures."""
+    """Simulators, the bare links and relay, then the worker's sync: one run's figures."""
     sims = [subprocess.Popen([sys.executable, __file__, "--serve", str(size), "--role", role],
                              text=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
             for role in ("pageup", "hris")]  # fmt: skip
@@ -195,11 +252,15 @@ def one_run(size: int) -> dict[str, Any]:
             config.write_text(json.dumps(data))
             command = [sys.executable, __file__, "--worker", str(config)]
             pids = [sim.pid for sim in sims]
+            # The bare measures first (best of three each), so that the worker too meets warm
+            # simulators: the storage's first large body took ~20 ms more to start.
+            links = asyncio.run(bare_links(data, urls["contract"], size, pids))
+            links.update(asyncio.run(bare_relay(data, urls["contract"], size, pids)))
             before = cpu_seconds(pids)
             out = subprocess.run(command, capture_output=True, text=True, check=True)
             run: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
             run["sims_cpu"] = cpu_seconds(pids) - before
-            run.update(asyncio.run(bare_links(data, urls["contract"], size, pids)))
+            run.update(links)
     finally:
         for sim in sims:
             sim.stdin.close() if sim.stdin else None
@@ -232,10 +293,14 @@ def figures(size: int, run: dict[str, Any]) -> dict[str, float]:
     slower = min(down, up)
     bound = size / (run["down_s"] + run["up_s"])
     moved, synced = size / run["documents_s"], size / run["wall"]
+    relayed = size / run["relay_s"]
     return {
         "down_s": run["down_s"], "down": down / MB, "up_s": run["up_s"], "up": up / MB,
         "bound": bound / MB, "moved_s": run["documents_s"], "moved": moved / MB,
         "moved_slower": moved / slower, "moved_bound": moved / bound,
+        "relay_s": run["relay_s"], "relay": relayed / MB, "relay_slower": relayed / slower,
+        "relay_cpu": run["relay_cpu"], "relay_cores": run["relay_cpu"] / run["relay_s"],
+        "moved_relay": moved / relayed,
         "sync_s": run["wall"], "sync_slower": synced / slower,
         "sync_cpu": run["cpu"] + run["sims_cpu"], "sync_cores": (run["cpu"] + run["sims_cpu"])
         / run["wall"], "down_cpu": run["down_cpu"], "down_cores": run["down_cpu"] / run["down_s"],
@@ -254,12 +319,18 @@ ROWS = [
     ("worker: document throughput (MB/s)", "moved", "{:.0f}", ""),
     ("  ratio to the slower link", "moved_slower", "{:.2f}", f">= {TARGETS['ratio']}"),
     ("  ratio to the store-and-forward bound", "moved_bound", "{:.2f}", ""),
+    ("bare relay (s, download piped into the upload)", "relay_s", "{:.3f}", "link asked, sent"),
+    ("bare relay (MB/s)", "relay", "{:.0f}", ""),
+    ("  ratio to the slower link", "relay_slower", "{:.2f}", "the ceiling of a streamed move"),
+    ("worker's move, ratio to the bare relay", "moved_relay", "{:.2f}", ""),
     ("worker: whole sync of the offer (s)", "sync_s", "{:.3f}", "employee, document, mark"),
     ("  size / sync time, ratio to the slower link", "sync_slower", "{:.2f}", ""),
     ("CPU s of every process: bare download", "down_cpu", "{:.2f}", "client and storage"),
     ("  cores busy on average", "down_cores", "{:.2f}", ""),
     ("CPU s of every process: bare upload", "up_cpu", "{:.2f}", "client and HRIS"),
     ("  cores busy on average", "up_cores", "{:.2f}", ""),
+    ("CPU s of every process: bare relay", "relay_cpu", "{:.2f}", "client and simulators"),
+    ("  cores busy on average", "relay_cores", "{:.2f}", ""),
     ("CPU s of every process: worker's sync", "sync_cpu", "{:.2f}", "worker and simulators"),
     ("  cores busy on average", "sync_cores", "{:.2f}", f"of {os.cpu_count()}"),
     ("worker RSS growth (MB)", "growth", "{:.1f}", f"< {TARGETS['rss_growth_mb']:.0f}"),

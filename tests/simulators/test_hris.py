@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from typing import Any
 
 import pytest
@@ -162,3 +163,21 @@ def test_bamboohr_keeps_employee_files_and_lists_them_without_a_checksum() -> No
         .headers["content-type"]
         .startswith("text/xml")
     )
+
+
+def test_bamboohr_hashes_a_large_file_as_it_arrives_and_refuses_a_broken_form() -> None:
+    http, sim = client("bamboohr", max_upload_bytes=4 * 1024 * 1024)
+    created = http.post(sim.spec.path, json={"firstName": "A", "lastName": "B"}, headers=BAMBOO)
+    files = created.headers["Location"] + "/files"
+    record_id = created.headers["Location"].rsplit("/", 1)[-1]
+    content = b"%PDF-1.4\n" + bytes(range(256)) * 8192  # 2 MiB: past Starlette's 1 MiB spool
+    form = {"category": "16", "fileName": "big.pdf", "share": "no"}
+    reply = http.post(files, data=form, files={"file": ("big.pdf", content, "application/pdf")},
+                      headers=BAMBOO)  # fmt: skip
+    assert reply.status_code == 201
+    (kept,) = sim.files[record_id]
+    assert (kept["size"], kept["sha256"]) == (len(content), hashlib.sha256(content).hexdigest())
+    broken = http.post(files, content=b"--b\r\nno headers end", headers={
+        **BAMBOO, "Content-Type": "multipart/form-data; boundary=b"})  # fmt: skip
+    assert (broken.status_code, broken.text) == (400, "Invalid multipart data.")  # Starlette's
+    assert sim.files[record_id] == [kept]

@@ -121,6 +121,20 @@ def test_bytes_past_the_limit_stop_the_download_even_without_a_length(sims: Sims
         with_downloader(sims, use, max_bytes=200_000)
 
 
+def test_a_download_cut_short_is_fetched_again_into_an_emptied_file(sims: Sims) -> None:
+    # Small batches for the hashing thread: many of them, several behind the download.
+    size = 700_001
+    document = sims.pageup.storage.documents["4000"] = SimDocument("4000", large_bytes=size)
+    sims.pageup.storage.cut_after["4000"] = size // 2
+    retry = {"attempts": 2, "backoff_initial_seconds": 0, "backoff_max_seconds": 0.01}
+
+    got = with_downloader(sims, fetch(pdf("4000")), chunk_bytes=4096, retry=retry)
+
+    content = document.content()
+    assert got == (size, hashlib.sha256(content).hexdigest())  # the first half not kept twice
+    assert sims.pageup.storage.served["4000"] == 1
+
+
 def test_nothing_is_left_on_disk_after_success_failure_or_cancel(
     sims: Sims, tmp_path: Path
 ) -> None:

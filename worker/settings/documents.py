@@ -38,7 +38,8 @@ class DocumentSettings(Section):
     # Where downloads spool while they move (unnamed files: nothing stays behind, even after a
     # crash); null: the system's temporary folder. Space needed: lanes x max_bytes.
     temp_dir: Path | None = None
-    # Bytes read or written at a time while a document streams.
+    # Bytes hashed and written to the temporary file at a time while a document streams (one
+    # hand-off to its thread), and read from it at a time to send it again.
     chunk_bytes: int = Field(256 * 1024, ge=4096, le=16 * MIB)
     # Per download or upload: transient failures are retried; timeout_seconds is per read.
     retry: RetrySettings = RetrySettings(timeout_seconds=60)

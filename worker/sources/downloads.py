@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -111,16 +112,22 @@ class Downloader:
 
     async def _download(self, url: str, file: IO[bytes], wanted: Wanted, whole: bool) -> Incoming:
         async def once() -> Incoming:
-            file.seek(0)
-            file.truncate()
+            if file.seek(0, os.SEEK_END):  # a try before left bytes: start afresh
+                file.seek(0)
+                # ext4 (auto_da_alloc) then writes the whole file out when it is closed.
+                file.truncate()
             response, request = await self._follow(url, wanted)
+            incoming: Incoming | None = None
             try:
                 incoming = self._incoming(response, request, file, wanted)
                 await incoming.begin()
                 if whole:
                     await incoming.finish()
             except BaseException:
-                await response.aclose()
+                if incoming is None:
+                    await response.aclose()
+                else:  # its thread done with the file before a retry empties it
+                    await incoming.close()
                 raise
             return incoming
 

@@ -2,7 +2,11 @@
 file as they stream, and handed on (to an upload) while they arrive.
 
 Every chunk, before anything else sees it: the running size must stay within
-``documents.max_bytes``, it is added to the SHA-256, and written to the unnamed temporary file.
+``documents.max_bytes``. Chunks are taken as the transport reads them (no re-cutting, which
+copied every byte twice) and added to the SHA-256 and written to the unnamed temporary file in a
+thread of the document's own, in batches of about ``documents.chunk_bytes`` (one hand-off per
+batch, not per chunk), up to ``BEHIND_BATCHES`` of them behind the download, so that the
+download does not wait on the thread's every turn for a core.
 ``begin`` reads ahead until the first ``HEAD_BYTES`` are in and match the declared type (a PDF
 starts with %PDF), so nothing leaves for a target before that check. ``content`` then gives the
 upload its body: the first call streams the bytes as they arrive (the upload overlaps the
@@ -17,6 +21,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import IO
@@ -27,9 +32,8 @@ import puremagic
 from worker.errors import DocumentRefused, HirebridgeError
 
 HEAD_BYTES = 8192  # enough for every signature puremagic reads at the start of a file
-# Hash and write chunks off the event loop; each document has one chunk in hand at a time.
-_KEEPERS = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="document")
-AHEAD_CHUNKS = 4  # chunks read ahead of a streaming upload (documents.chunk_bytes each)
+BEHIND_BATCHES = 4  # batches handed to the document's thread and not yet hashed and written
+AHEAD_CHUNKS = 4  # chunks read ahead of a streaming upload (up to the transport's read size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +72,7 @@ class Incoming:
         self._mime, self._limit, self._id = mime, limit, document_id
         self._refuse, self._failure = refuse, failure
         self._digest = hashlib.sha256()
-        self._chunks = response.aiter_bytes(chunk_bytes)
+        self._chunks = response.aiter_bytes()
         self._ahead: list[bytes] = []  # read for the content check, not yet handed on
         self._broken: HirebridgeError | None = None
         self._crashed: Exception | None = None
@@ -77,7 +81,12 @@ class Incoming:
         self._pump: asyncio.Future[None] | None = None
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=AHEAD_CHUNKS)
         self._discard = False
-        self._keeping: concurrent.futures.Future[None] | None = None  # the last chunk's work
+        # Hash and write off the event loop, in order: one thread per document, started with
+        # its first batch (a shared pool would need each batch to wait for the one before).
+        self._keeper: concurrent.futures.ThreadPoolExecutor | None = None
+        self._keeping: deque[concurrent.futures.Future[None]] = deque()  # oldest first
+        self._batch: list[bytes] = []  # read, not yet handed to the thread (< chunk_bytes)
+        self._batch_bytes = 0
         self._chunk_bytes = chunk_bytes
         encoding = response.headers.get("content-encoding", "identity").lower()
         announced = response.headers.get("content-length", "")
@@ -117,8 +126,8 @@ class Incoming:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump
-        if self._keeping is not None:  # no thread may write to the file once it is closed:
-            concurrent.futures.wait([self._keeping])  # one chunk's work at most
+        if self._keeper is not None:  # no thread may write to the file once it is closed:
+            self._keeper.shutdown(wait=True)  # BEHIND_BATCHES batches' work at most
         await self._response.aclose()
 
     def content(self) -> AsyncIterator[bytes]:
@@ -182,6 +191,7 @@ class Incoming:
         try:
             chunk = await anext(self._chunks)
         except StopAsyncIteration:
+            await self._hand_over()
             await self._kept()
             self.complete = True
             if self.size == 0:
@@ -197,20 +207,43 @@ class Incoming:
                     f"document {self._id}: larger than documents.max_bytes ({mib(self._limit)})"
                 )
             )
-        await self._kept()  # the chunk before is hashed and written: one at a time, in order
-        self._keeping = _KEEPERS.submit(self._keep, chunk)
+        self._batch.append(chunk)
+        self._batch_bytes += len(chunk)
+        if self._batch_bytes >= self._chunk_bytes:
+            await self._hand_over()
         return chunk
 
-    def _keep(self, chunk: bytes) -> None:
-        """Hash and write a chunk, in a thread: both let go of the GIL, so that the event loop
-        meanwhile reads the next chunk and sends this one on."""
-        self._digest.update(chunk)
-        self.file.write(chunk)
+    async def _hand_over(self) -> None:
+        """Give the batch to the document's thread (which takes them in order), once fewer than
+        ``BEHIND_BATCHES`` wait there."""
+        if not self._batch:
+            return
+        await self._kept(leave=BEHIND_BATCHES - 1)
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        if self._keeper is None:
+            self._keeper = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="document"
+            )
+        self._keeping.append(self._keeper.submit(self._keep, batch))
 
-    async def _kept(self) -> None:
-        """Every chunk read so far is hashed and written (a failed write raises here)."""
-        if self._keeping is not None:
-            await asyncio.wrap_future(self._keeping)
+    def _keep(self, batch: list[bytes]) -> None:
+        """Hash and write a batch of chunks, in a thread: both let go of the GIL, so that the
+        event loop meanwhile reads the next chunks and sends these on."""
+        for chunk in batch:
+            self._digest.update(chunk)
+        self.file.writelines(batch)
+
+    async def _kept(self, leave: int = 0) -> None:
+        """Every batch handed over but the last ``leave`` is hashed and written (a failed write
+        raises here). Batches done already cost no wait, and no wake-up of the event loop from
+        the thread (a pipe's write and read)."""
+        while len(self._keeping) > leave or (self._keeping and self._keeping[0].done()):
+            oldest = self._keeping[0]
+            if oldest.done():
+                oldest.result()
+            else:
+                await asyncio.wrap_future(oldest)
+            self._keeping.popleft()
 
     def _broken_by(self, error: HirebridgeError) -> HirebridgeError:
         self._broken = error

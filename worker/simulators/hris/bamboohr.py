@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from worker.simulators.hris.core import HrisState, Server, basic_pair, missing
-from worker.simulators.hris.files import digest_of, keep
+from worker.simulators.hris.files import aclosing_form, digest_of, keep, read_form
 
 DOMAIN_PATH = "/api/gateway.php/acme/v1"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -133,7 +133,7 @@ def file_routes(employees: str, server: Server) -> list[Route]:
             return refused("Employee not found", 404)
         if state.on_upload is not None:
             state.on_upload("start", record_id)
-        async with request.form(max_files=1, max_fields=10) as form:
+        async with aclosing_form(await read_form(request, max_files=1, max_fields=10)) as form:
             file, name = form.get("file"), form.get("fileName")
             category, share = str(form.get("category", "")), form.get("share", "no")
             if isinstance(file, str) or file is None or not isinstance(name, str) or not name:
@@ -144,7 +144,7 @@ def file_routes(employees: str, server: Server) -> list[Route]:
                 return refused("share must be yes or no")
             if name.rsplit(".", 1)[-1].lower() not in FILE_EXTENSIONS:
                 return refused("Unsupported file extension")
-            size, sha256 = digest_of(file.file)
+            size, sha256 = digest_of(file)
             if size == 0 or size > state.max_upload_bytes:
                 return refused("File must be between 1 byte and 20MB")
             kept = keep(state, record_id, name=name, originalFileName=file.filename, size=size,

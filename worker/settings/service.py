@@ -41,7 +41,8 @@ class SyncSettings(Section):
     # soon as the replica stops beating (worker_timeout_seconds), whichever comes first.
     lease_seconds: float = Field(600.0, gt=0)
     # A worker beats every sixth of this; one silent this long is taken for dead: its offers
-    # and the runs it led (their leases) go to the other replicas.
+    # and the runs it led (their leases) go to the other replicas. One whose own last beat is
+    # older than half of this starts no send and no mark (Worker.may_act).
     worker_timeout_seconds: float = Field(30.0, ge=3)
     # A target that refused our credentials, or failed circuit_breaker_failures offers in a
     # row, rests this long (offers wait for it; the other targets go on), then is tried again.

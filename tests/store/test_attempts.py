@@ -112,7 +112,6 @@ def test_an_offer_failure_and_the_mark_are_rows_without_a_target(db_url: str) ->
     rig2.ledger.begin_delivery("nz", "9", owner="w1", route=["hris"],
                                sending=[Sending("hris", "k", "h", "v")])  # fmt: skip
     rig2.ledger.record_posted("nz", "9", "hris", owner="w1", record_id="E9")
-    rig2.ledger.record_all_posted("nz", "9", owner="w1")
     rig2.ledger.record_processed("nz", "9", owner="w1")
     marked, posted = _history(rig2, "9", "nz")
     assert (marked.target, marked.outcome, marked.stage) == (None, "processed", "mark_processed")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -40,6 +40,7 @@ from sqlalchemy import (
     select,
 )
 
+from worker.store.db import as_utc, as_utc_or_none
 from worker.store.tables import offer_attempts, offer_targets, offers
 
 if TYPE_CHECKING:
@@ -169,7 +170,11 @@ class AttemptHistory:
             ).first()
         if row is None:
             return {}
-        return {"claimed": _utc(row[0]), "fetched": _utc(row[1]), "mapped": _utc(row[2])}
+        return {
+            "claimed": as_utc_or_none(row[0]),
+            "fetched": as_utc_or_none(row[1]),
+            "mapped": as_utc_or_none(row[2]),
+        }
 
     def prune(self, older_than: datetime, keep: int = KEEP_PER_TARGET) -> int:
         """Delete rows finished before ``older_than``, and all but the newest ``keep`` of each
@@ -197,15 +202,10 @@ class AttemptHistory:
 
 def _row(r: Any) -> AttemptRow:
     return AttemptRow(
-        target=r.target, attempt=r.attempt, run_id=r.run_id, started_at=_utc(r.started_at),
-        finished_at=_utc(r.finished_at) or r.finished_at, outcome=r.outcome, stage=r.stage,
+        target=r.target, attempt=r.attempt, run_id=r.run_id,
+        started_at=as_utc_or_none(r.started_at), finished_at=as_utc(r.finished_at),
+        outcome=r.outcome, stage=r.stage,
         error_kind=r.error_kind, reason=r.reason, http_status=r.http_status,
         record_id=r.record_id, mapping_version=r.mapping_version,
-        next_attempt_at=_utc(r.next_attempt_at),
+        next_attempt_at=as_utc_or_none(r.next_attempt_at),
     )  # fmt: skip
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # SQLite drops it

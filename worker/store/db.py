@@ -6,6 +6,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +138,12 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     except SQLAlchemyError as exc:
         detail = getattr(exc, "orig", None) or exc
         raise ConfigError([f"database: cannot migrate: {type(exc).__name__}: {detail}"]) from None
+
+
+def as_utc(value: datetime) -> datetime:
+    """A timestamp read back from the store, in UTC (SQLite drops the time zone)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def as_utc_or_none(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)

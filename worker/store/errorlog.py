@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select
 
+from worker.store.db import as_utc
 from worker.store.tables import offers, pageup_errors
 
 
@@ -82,11 +83,7 @@ class ErrorLog:
 
 def _call(row: Any) -> FailedCall:
     return FailedCall(
-        at=_utc(row.at), source=row.source, method=row.method, route=row.route,
+        at=as_utc(row.at), source=row.source, method=row.method, route=row.route,
         stage=row.stage, status=row.status, attempt=row.attempt, messages=row.messages,
         request_id=row.request_id, duration_ms=row.duration_ms, offer_id=row.offer_id,
     )  # fmt: skip
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -41,7 +41,7 @@ from sqlalchemy import (
 )
 
 from worker.store import attempts
-from worker.store.db import upsert_into
+from worker.store.db import as_utc, upsert_into
 from worker.store.sources import untried_in
 from worker.store.statements import bound, fenced_offer_update, offer_all_posted, target_update
 from worker.store.tables import offer_steps, offer_targets, offers, source_documents, source_state
@@ -357,11 +357,6 @@ class Ledger:
             attempts.record(conn, source, offer_id, target=target, outcome="posted", now=now,
                             record_id=record_id)  # fmt: skip
 
-    def record_all_posted(self, source: str, offer_id: str, *, owner: str) -> None:
-        """Every chosen target accepted: only the mark is left."""
-        self._set(source, offer_id, owner, status=Status.POSTED.value, stage="mark_processed",
-                  error_kind=None, last_error=None, http_status=None)  # fmt: skip
-
     def record_processed(self, source: str, offer_id: str, *, owner: str) -> None:
         now = _now()
         with transaction(self._engine) as conn:
@@ -601,7 +596,7 @@ class Ledger:
                 .where(o.status.not_in([Status.PROCESSED.value, Status.SKIPPED.value]))
                 .group_by(o.source)
             ).all()
-        return {str(source): _utc(oldest) for source, oldest in rows if oldest is not None}
+        return {str(source): as_utc(oldest) for source, oldest in rows if oldest is not None}
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""
@@ -650,10 +645,6 @@ def _targets_of(
             for row in rows:
                 found.setdefault((row.source, row.offer_id), []).append(_target(row))
     return {key: tuple(states) for key, states in found.items()}
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # SQLite drops it
 
 
 def _target(row: Any) -> TargetState:

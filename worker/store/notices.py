@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, insert, or_, select, update
 
-from worker.store.db import upsert_into
+from worker.store.db import as_utc, as_utc_or_none, upsert_into
 from worker.store.tables import notice_channels, notice_sends, notices
 
 
@@ -96,7 +96,7 @@ class NoticeStore:
             first = conn.execute(
                 select(func.min(s.created_at)).where(s.channel == channel, s.sent_at.is_(None))
             ).scalar()
-        return _utc(first) if first is not None else None
+        return as_utc_or_none(first)
 
     def waiting(self, channel: str) -> list[Waiting]:
         s, n = notice_sends.c, notices.c
@@ -182,8 +182,8 @@ class NoticeStore:
             )
             rows = conn.execute(select(notice_channels).order_by(c.channel)).all()
         return [
-            ChannelState(row.channel, row.failures, _utc_or_none(row.next_attempt_at),
-                         row.last_error, _utc_or_none(row.last_sent_at),
+            ChannelState(row.channel, row.failures, as_utc_or_none(row.next_attempt_at),
+                         row.last_error, as_utc_or_none(row.last_sent_at),
                          int(counts.get(row.channel, 0)))
             for row in rows
         ]  # fmt: skip
@@ -200,7 +200,7 @@ class NoticeStore:
             ).all()
         by_notice: dict[int, dict[str, datetime | None]] = {}
         for notice_id, channel, sent_at in sends:
-            by_notice.setdefault(notice_id, {})[channel] = _utc_or_none(sent_at)
+            by_notice.setdefault(notice_id, {})[channel] = as_utc_or_none(sent_at)
         return [(row.id, _notice(row), by_notice.get(row.id, {})) for row in rows]
 
     def purge(self, older_than: datetime) -> int:
@@ -220,13 +220,5 @@ def _notice(row: Any) -> Notice:
     return Notice(
         kind=row.kind, source=row.source, subject=row.subject, target=row.target,
         position=row.position, start_date=row.start_date, problem=row.problem,
-        action=row.action, created_at=_utc(row.created_at), repeat_key=row.repeat_key,
+        action=row.action, created_at=as_utc(row.created_at), repeat_key=row.repeat_key,
     )  # fmt: skip
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _utc_or_none(value: datetime | None) -> datetime | None:
-    return None if value is None else _utc(value)

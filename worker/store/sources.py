@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select, update
 
-from worker.store.db import upsert_into
+from worker.store.db import as_utc, upsert_into
 from worker.store.tables import offer_targets, offers, runs, source_state
 from worker.store.workers import alive_owner
 
@@ -159,7 +159,7 @@ class SourceRuns:
                         invalid_entries=0,
                     )
                 )
-                tickets.append(RunTicket(str(source), run_id, _utc(due_at)))
+                tickets.append(RunTicket(str(source), run_id, as_utc(due_at)))
         return tickets
 
     def renew(self, ticket: RunTicket, owner: str, lease_seconds: float) -> bool:
@@ -262,7 +262,3 @@ class SourceRuns:
             query = query.where(source_state.c.source.in_(sources))
         with self._engine.connect() as conn:
             return [SourceRow(**row._mapping) for row in conn.execute(query).all()]
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -13,7 +13,8 @@ from sqlalchemy import Connection, update
 from tests.store.ledger_rig import rig_for
 from worker.settings import DatabaseSettings
 from worker.store.db import create_store_engine, migrate
-from worker.store.ledger import Claim, Failure, LeaseLost, Ledger, Sending, Status
+from worker.store.due import due_offers
+from worker.store.ledger import Failure, LeaseLost, Sending, Status
 from worker.store.tables import metadata, workers
 
 LATER = datetime.now(UTC) + timedelta(hours=1)
@@ -156,15 +157,15 @@ def test_an_offer_whose_last_target_accepts_while_it_is_being_claimed_is_not_tak
     with rig.engine.begin() as conn:  # a's heartbeat is late; a itself is still at work
         conn.execute(update(workers).where(workers.c.worker_id == "a")
                      .values(heartbeat_at=datetime.now(UTC) - timedelta(minutes=5)))  # fmt: skip
-    picked_by = type(rig.ledger)._candidates
+    picked_by = due_offers
 
-    def pick_then_a_posts(self: Ledger, conn: Connection, claim: Claim, now: datetime) -> Any:
-        picked = picked_by(self, conn, claim, now)
+    def pick_then_a_posts(conn: Connection, **how: Any) -> Any:
+        picked = picked_by(conn, **how)
         assert picked == [("au", "1")], "dead-looking a's offer, not yet accepted, is picked"
         rig.ledger.record_posted("au", "1", "hris", owner="a", record_id="EMP-1")
         return picked
 
-    monkeypatch.setattr(Ledger, "_candidates", pick_then_a_posts)
+    monkeypatch.setattr("worker.store.ledger.due_offers", pick_then_a_posts)
     assert rig.claim("b") == [], "b must not take it: a is marking it"
     monkeypatch.undo()
     one = rig.ledger.get("au", "1")

@@ -36,17 +36,22 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    tuple_,
     update,
 )
 
 from worker.store import attempts
 from worker.store.db import as_utc, upsert_into
-from worker.store.sources import untried_in
-from worker.store.statements import bound, fenced_offer_update, offer_all_posted, target_update
-from worker.store.tables import offer_steps, offer_targets, offers, source_documents, source_state
+from worker.store.due import claim as claim_picked
+from worker.store.due import due_offers
+from worker.store.statements import (
+    bound,
+    fenced_offer_update,
+    offer_all_posted,
+    target_update,
+    targets_routed,
+)
+from worker.store.tables import offer_steps, offer_targets, offers, source_documents
 from worker.store.thread import transaction
-from worker.store.workers import alive_owner
 
 ENQUEUE_CHUNK = 500  # rows per INSERT when a listing is stored
 
@@ -212,90 +217,19 @@ class Ledger:
         """
         now = _now()
         with transaction(self._engine) as conn:
-            picked = self._candidates(conn, claim, now)
+            picked = due_offers(
+                conn, now=now, worker_timeout=claim.worker_timeout, budgets=claim.budgets,
+                default_budget=claim.default_budget, limit=claim.limit, sources=claim.sources,
+            )  # fmt: skip
             if not picked:
                 return []
-            o = offers.c
-            run_of_source = (
-                select(source_state.c.run_id)
-                .where(source_state.c.source == o.source)
-                .scalar_subquery()
-            )
-            # Checked again under each row's lock: an offer whose last target's acceptance
-            # committed since it was picked is not taken (its worker is marking it).
-            untried = untried_in(run_of_source, now, claim.worker_timeout)
-            claimed = conn.execute(
-                update(offers)
-                .where(tuple_(o.source, o.offer_id).in_(picked), self._free(now, claim), untried)
-                .values(
-                    attempts=o.attempts + 1,
-                    last_run_id=run_of_source,
-                    updated_at=now,
-                    lease_owner=claim.owner,
-                    lease_until=now + timedelta(seconds=claim.lease_seconds),
-                    claimed_at=now,
-                    fetched_at=None,
-                    mapped_at=None,
-                )
-                .returning(*offers.c)
-            ).all()
+            claimed = claim_picked(
+                conn, picked, owner=claim.owner, now=now, worker_timeout=claim.worker_timeout,
+                lease_until=now + timedelta(seconds=claim.lease_seconds),
+            )  # fmt: skip
             keys = [(row.source, row.offer_id) for row in claimed]
             targets = _targets_of(conn, keys)
         return [_offer(row, targets.get((row.source, row.offer_id), ())) for row in claimed]
-
-    def _candidates(self, conn: Connection, claim: Claim, now: datetime) -> list[tuple[str, str]]:
-        o, s = offers.c, source_state.c
-        rank = func.row_number().over(partition_by=o.source, order_by=(o.first_seen_at, o.offer_id))
-        # A run whose leader died is left alone until another worker takes it over and lists
-        # the queue again: its old listing still names offers the dead worker was marking,
-        # which PageUp may already have taken out of the queue.
-        in_run = and_(
-            s.run_id.is_not(None), s.listed_at.is_not(None), s.halted.is_(None),
-            s.lease_until > now, alive_owner(s.lease_owner, now, claim.worker_timeout),
-            o.listed_at >= s.listed_at, untried_in(s.run_id, now, claim.worker_timeout),
-        )  # fmt: skip
-        where = [in_run, self._free(now, claim)]
-        if claim.sources:
-            where.append(o.source.in_(claim.sources))
-        widest = max([claim.default_budget, *claim.budgets.values()])
-        ranked = (
-            select(o.source, o.offer_id, rank.label("rank"))
-            .select_from(offers.join(source_state, s.source == o.source))
-            .where(*where)
-            .subquery()
-        )
-        rows = conn.execute(
-            select(ranked.c.source, ranked.c.offer_id)
-            .where(ranked.c.rank <= widest)
-            .order_by(ranked.c.rank, ranked.c.source)
-            .limit(claim.limit * 4)
-        ).all()
-        taken: dict[str, int] = {}
-        picked = []
-        for source, offer_id in rows:
-            budget = claim.budgets.get(source, claim.default_budget)
-            if taken.get(source, 0) < budget:
-                taken[source] = taken.get(source, 0) + 1
-                picked.append((str(source), str(offer_id)))
-            if len(picked) >= claim.limit:
-                break
-        return picked
-
-    def _free(self, now: datetime, claim: Claim) -> ColumnElement[bool]:
-        o = offers.c
-        return and_(
-            o.parked_at.is_(None),
-            o.status != Status.SKIPPED.value,
-            or_(o.status != Status.PROCESSED.value, o.processed_at < o.listed_at),
-            or_(o.next_attempt_at.is_(None), o.next_attempt_at <= now),
-            # Never an offer this worker holds: it is in flight here (a run that began while
-            # it was, after a takeover, would otherwise have it processed twice at once).
-            or_(
-                o.lease_owner.is_(None),
-                o.lease_until < now,
-                ~alive_owner(o.lease_owner, now, claim.worker_timeout),
-            ),
-        )
 
     # -- one offer's progress (fenced by the lease) ---------------------------------------
 
@@ -325,9 +259,7 @@ class Ledger:
                          "status": Status.PENDING.value, "attempts": 0, "updated_at": now}
                         for target in route]  # fmt: skip
                 if rows:
-                    conn.execute(
-                        upsert_into(self._engine, offer_targets).on_conflict_do_nothing(), rows
-                    )
+                    conn.execute(targets_routed(self._engine.dialect.name), rows)
             for send in sending:
                 values = {"status": Status.POSTING.value, "stage": "post",
                           "idempotency_key": send.idempotency_key,

@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select, u
 
 from worker.store.db import as_utc, upsert_into
 from worker.store.tables import offer_targets, offers, runs, source_state
-from worker.store.workers import alive_owner
+from worker.store.workers import alive_owner, alive_since
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +56,19 @@ def untried_in(run_id: Any, now: datetime, worker_timeout: float) -> ColumnEleme
     this run's listing would mark it twice). A claim that merely outlived its lease is not
     taken again either: its live worker may still be at it.
     """
+    return untried_since(run_id, now - timedelta(seconds=worker_timeout))
+
+
+def untried_since(run_id: Any, alive_after: Any) -> ColumnElement[bool]:
+    """``untried_in``, a worker being alive if it beat after ``alive_after`` (a value or a
+    bound parameter)."""
     o, t = offers.c, offer_targets.c
     not_all_posted = or_(
         o.routed_at.is_(None),
         exists().where(t.source == o.source, t.offer_id == o.offer_id, t.status != "posted"),
     )
     died = and_(
-        o.lease_owner.is_not(None), ~alive_owner(o.lease_owner, now, worker_timeout),
+        o.lease_owner.is_not(None), ~alive_since(o.lease_owner, alive_after),
         # the row's own word (Ledger.record_posted) first: a claim re-checks it under the
         # row's lock, where PostgreSQL would read offer_targets as of the statement's start
         o.status != "posted", not_all_posted,

@@ -79,6 +79,15 @@ def offer_all_posted() -> Update:
     )
 
 
+@functools.cache
+def targets_routed(dialect: str) -> Any:
+    """INSERT the offer_targets rows of an offer's route, leaving any that exist (a retry
+    of a routed offer): rows of ``source``, ``offer_id``, ``target``, ``status``,
+    ``attempts``, ``updated_at``."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(offer_targets).on_conflict_do_nothing()
+
+
 def bound(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
     return {f"{prefix}{name}": value for name, value in values.items()}
 

@@ -18,6 +18,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
+    literal_column,
+    or_,
 )
 
 metadata = MetaData(
@@ -67,6 +70,26 @@ offers = Table(
     Column("claimed_at", DateTime(timezone=True), nullable=True),
     Column("fetched_at", DateTime(timezone=True), nullable=True),
     Column("mapped_at", DateTime(timezone=True), nullable=True),
+)
+
+# The offers that could still be due: neither parked nor skipped, and not processed unless
+# listed again after (PageUp did not take the mark: it came back). The constants are literal,
+# not bound, so that both databases see a claim's query imply this predicate. Claims read
+# each source's open offers oldest first through ``ix_offers_open`` (worker/store/due.py).
+OPEN_OFFER = and_(
+    offers.c.parked_at.is_(None),
+    offers.c.status != literal_column("'skipped'"),
+    or_(
+        offers.c.status != literal_column("'processed'"), offers.c.processed_at < offers.c.listed_at
+    ),
+)
+Index(
+    "ix_offers_open",
+    offers.c.source,
+    offers.c.first_seen_at,
+    offers.c.offer_id,
+    sqlite_where=OPEN_OFFER,
+    postgresql_where=OPEN_OFFER,
 )
 
 # One row per (offer, target) its routes chose: that target's own state, attempts, backoff,

@@ -22,8 +22,14 @@ def new_worker_id() -> str:
 
 def alive_owner(owner: Any, now: datetime, timeout: float) -> ColumnElement[bool]:
     """True where ``owner`` (a column) names a worker that beat within ``timeout`` seconds."""
+    return alive_since(owner, now - timedelta(seconds=timeout))
+
+
+def alive_since(owner: Any, since: Any) -> ColumnElement[bool]:
+    """True where ``owner`` (a column) names a worker that beat after ``since`` (a value or a
+    bound parameter)."""
     w = workers.c
-    return exists().where(w.worker_id == owner, w.heartbeat_at > now - timedelta(seconds=timeout))
+    return exists().where(w.worker_id == owner, w.heartbeat_at > since)
 
 
 @dataclass(frozen=True, slots=True)

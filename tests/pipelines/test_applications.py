@@ -76,7 +76,9 @@ def test_three_pages_of_applications_each_delivered_once(rig: Rig, sims: Sims) -
     report = rig.run()
 
     assert (report.listed, report.created, report.failed, report.ok) == (COUNT, COUNT, 0, True)
-    assert sims.pageup.calls["list_applications"] == 3  # pages of 10, 10 and 5
+    # Pages of 10, 10 and 5, and 2 or 3 asked past the end (paging.read_ahead: see
+    # tests/sources/test_paging.py)
+    assert 3 + 2 <= sims.pageup.calls["list_applications"] <= 3 + 3
     ids = sims.hris.external_ids()
     assert sorted(ids) == sorted(f"app-{800001 + i}" for i in range(COUNT))
     assert set(ids.values()) == {1}
@@ -104,7 +106,7 @@ def test_next_links_are_followed_to_the_last_page(rig: Rig, sims: Sims, style: s
     report = rig.run(settings)
 
     assert (report.listed, report.created, report.ok) == (COUNT, COUNT, True)
-    assert sims.pageup.calls["list_applications"] == 3  # pages of 10, 10 and 5
+    assert sims.pageup.calls["list_applications"] == 3  # each page names the next: no more
     assert sorted(sims.hris.external_ids()) == sorted(f"app-{800001 + i}" for i in range(COUNT))
     job = rig.sim.jobs[str(JOB)]
     gone = job.applications.pop(COUNT - 1)  # on the last page: seen missing only if it is read

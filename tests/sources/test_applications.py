@@ -87,4 +87,6 @@ def test_every_page_of_a_jobs_applications_is_read(sims: Sims, envelope: bool) -
     pages = asyncio.run(go())
 
     assert [len(page) for page in pages] == [3, 3, 1]
-    assert sims.pageup.calls["list_applications"] == 3
+    # Pages 2 to 5 are asked together once page 1 is full; 6 once 2 is in, unless 3 (short:
+    # the end) is in by then too. paging.read_ahead (4) asks at most 3 past the end.
+    assert 3 + 2 <= sims.pageup.calls["list_applications"] <= 3 + 3

@@ -20,6 +20,7 @@ from worker.remote.http import Observer, Reply, exchange, raise_for_status
 from worker.remote.retry import with_retries
 from worker.remote.tokens import ClientCredentials
 from worker.settings import PageUpSettings
+from worker.sources.paging import numbered_pages
 
 log = structlog.get_logger(__name__)
 SYSTEM = "pageup"
@@ -188,27 +189,21 @@ class PageUpClient:
         if paging.mode == "none":
             reply = await self._call("GET", path, stage, route=route)
             return [self._entries(reply, items, keys, stage, what)]
-        pages: list[list[Any]] = []
-        page = paging.first_page
-        url: str | None = path
-        for _ in range(paging.max_pages):
-            if url is None:
-                break
-            # A next link is PageUp's, its query (a cursor) kept whole: httpx would replace it
-            # with even empty params. The route is the list's path.
-            params: dict[str, str | int] | None = None
-            if paging.mode == "page_number":
-                params = {paging.page_param: page, paging.size_param: paging.page_size}
-            reply = await self._call("GET", url, stage, route=route, params=params)
-            entries = self._entries(reply, items, keys, stage, what)
-            pages.append(entries)
-            if paging.mode == "page_number":
-                page += 1
-                url = path if len(entries) >= paging.page_size else None
-            else:
-                link = jmespath.search(paging.next_link_path, reply.json())
-                url = self._next_url(link, stage) if isinstance(link, str) and link else None
+        if paging.mode == "page_number":
+
+            async def numbered(page: int) -> list[Any]:
+                params: dict[str, str | int] = {paging.page_param: page,
+                                                paging.size_param: paging.page_size}  # fmt: skip
+                reply = await self._call("GET", path, stage, route=route, params=params)
+                return self._entries(reply, items, keys, stage, what)
+
+            pages, cut_short = await numbered_pages(
+                numbered, first=paging.first_page, size=paging.page_size,
+                max_pages=paging.max_pages, read_ahead=paging.read_ahead,
+            )  # fmt: skip
         else:
+            pages, cut_short = await self._linked_pages(path, route, stage, items, keys, what)
+        if cut_short:
             log.error("list_page_limit", stage=stage, max_pages=paging.max_pages)
             if stage != "list_offers":  # a partial list of applications would look like deletions
                 raise PermanentError(
@@ -216,6 +211,24 @@ class PageUpClient:
                     system=SYSTEM, stage=stage,
                 )  # fmt: skip
         return pages
+
+    async def _linked_pages(
+        self, path: str, route: str, stage: str, items: Any, keys: tuple[str, ...], what: str
+    ) -> tuple[list[list[Any]], bool]:
+        """Pages that each name the next (a cursor): one after another."""
+        paging = self._settings.paging
+        pages: list[list[Any]] = []
+        url: str | None = path
+        for _ in range(paging.max_pages):
+            if url is None:
+                return pages, False
+            # A next link is PageUp's, its query (a cursor) kept whole: httpx would replace it
+            # with even empty params. The route is the list's path.
+            reply = await self._call("GET", url, stage, route=route)
+            pages.append(self._entries(reply, items, keys, stage, what))
+            link = jmespath.search(paging.next_link_path, reply.json())
+            url = self._next_url(link, stage) if isinstance(link, str) and link else None
+        return pages, url is not None
 
     def _next_url(self, link: str, stage: str) -> str:
         """A next link as PageUp may give it (absolute, rooted at the host, or relative to the

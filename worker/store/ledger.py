@@ -45,8 +45,9 @@ from worker.store.due import claim as claim_picked
 from worker.store.due import due_offers
 from worker.store.statements import (
     bound,
+    fenced_offer_posted,
     fenced_offer_update,
-    offer_all_posted,
+    target_sending,
     target_update,
     targets_routed,
 )
@@ -254,20 +255,21 @@ class Ledger:
             self._fence(conn, source, offer_id, owner, {"stage": "post", "updated_at": now,
                         **({"routed_at": now} if route is not None else {}),
                         **{k: v for k, v in steps.items() if v is not None}})  # fmt: skip
+            sent = {send.target for send in sending}
             if route is not None:
                 rows = [{"source": source, "offer_id": offer_id, "target": target,
                          "status": Status.PENDING.value, "attempts": 0, "updated_at": now}
-                        for target in route]  # fmt: skip
+                        for target in route if target not in sent]  # fmt: skip
                 if rows:
                     conn.execute(targets_routed(self._engine.dialect.name), rows)
-            for send in sending:
-                values = {"status": Status.POSTING.value, "stage": "post",
-                          "idempotency_key": send.idempotency_key,
-                          "payload_hash": send.payload_hash,
-                          "mapping_version": send.mapping_version, "updated_at": now}  # fmt: skip
-                conn.execute(target_update(tuple(values), count_attempt=True), {
-                    "k_source": source, "k_offer_id": offer_id, "k_target": send.target,
-                    **bound("v_", values)})  # fmt: skip
+            if sending:
+                conn.execute(target_sending(self._engine.dialect.name), [
+                    {"k_source": source, "k_offer_id": offer_id, "k_target": send.target,
+                     "v_idempotency_key": send.idempotency_key,
+                     "v_payload_hash": send.payload_hash,
+                     "v_mapping_version": send.mapping_version, "v_updated_at": now}
+                    for send in sending
+                ])  # fmt: skip
 
     def record_posted(
         self, source: str, offer_id: str, target: str, *, owner: str, record_id: str | None
@@ -275,7 +277,13 @@ class Ledger:
         """Written as soon as a target accepted: it must never be sent this offer again."""
         now = _now()
         with transaction(self._engine) as conn:
-            self._fence(conn, source, offer_id, owner, {"updated_at": now})
+            # The offer's row first (its lease, and "posted" if this was the last target):
+            # then no other worker's claim can take it again meanwhile (untried_in).
+            fenced = conn.execute(fenced_offer_posted(), {
+                "k_source": source, "k_offer_id": offer_id, "k_owner": owner,
+                "k_target": target, "v_updated_at": now})  # fmt: skip
+            if fenced.rowcount != 1:
+                raise LeaseLost(f"offer {offer_id} of {source} is no longer claimed by this worker")
             values = {"status": Status.POSTED.value, "stage": None, "record_id": record_id,
                       "posted_at": now, "error_kind": None, "last_error": None,
                       "http_status": None, "next_attempt_at": None, "parked_at": None,
@@ -283,9 +291,6 @@ class Ledger:
             conn.execute(target_update(tuple(values)), {
                 "k_source": source, "k_offer_id": offer_id, "k_target": target,
                 **bound("v_", values)})  # fmt: skip
-            # The last target to accept: the offer's own row says only the mark is left, so
-            # that no other worker's claim can take it again meanwhile (untried_in).
-            conn.execute(offer_all_posted(), {"k_source": source, "k_offer_id": offer_id})
             attempts.record(conn, source, offer_id, target=target, outcome="posted", now=now,
                             record_id=record_id)  # fmt: skip
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Update, bindparam, exists, update
+from sqlalchemy import Update, and_, bindparam, case, exists, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -57,26 +57,62 @@ def target_update(columns: tuple[str, ...], count_attempt: bool = False) -> Upda
 
 
 @functools.cache
-def offer_all_posted() -> Update:
-    """UPDATE offers SET status 'posted' for one routed offer none of whose targets is left
-    unposted: its own row then says that only the mark is left, which a claim re-checks
-    under the row's lock (worker/store/sources.py, ``untried_in``).
+def fenced_offer_posted() -> Update:
+    """As a target's acceptance is written (before its own row, in the same transaction, so
+    that the offer's row is locked first, as every other write does): UPDATE the offer's
+    ``updated_at`` only while ``owner`` holds its lease, and, when no routed target but this
+    one is left unposted, its status to 'posted'. Its own row then says that only the mark is
+    left, which a claim re-checks under the row's lock (worker/store/sources.py,
+    ``untried_in``). One statement where the fence and the status took two.
 
-    Parameters: ``k_source``, ``k_offer_id``.
+    Parameters: ``k_source``, ``k_offer_id``, ``k_owner``, ``k_target``, ``v_updated_at``.
     """
     o, t = offers.c, offer_targets.c
-    unposted = exists().where(t.source == o.source, t.offer_id == o.offer_id,
-                              t.status != "posted")  # fmt: skip
+    others_unposted = exists().where(
+        t.source == o.source, t.offer_id == o.offer_id, t.target != bindparam("k_target"),
+        t.status != "posted",
+    )  # fmt: skip
+    all_posted = and_(o.routed_at.is_not(None), ~others_unposted)
     return (
         update(offers)
         .where(
             o.source == bindparam("k_source"),
             o.offer_id == bindparam("k_offer_id"),
-            o.routed_at.is_not(None),
-            ~unposted,
+            o.lease_owner == bindparam("k_owner"),
         )
-        .values(status="posted", stage="mark_processed")
+        .values(
+            updated_at=bindparam("v_updated_at"),
+            status=case((all_posted, "posted"), else_=o.status),
+            stage=case((all_posted, "mark_processed"), else_=o.stage),
+        )
     )
+
+
+@functools.cache
+def target_sending(dialect: str) -> Any:
+    """A target about to be sent an offer: its row ``posting`` with the idempotency key,
+    payload hash and map version, one attempt more (created if the route was chosen in the
+    same transaction). One statement where an INSERT of the route's row and an UPDATE took two.
+
+    Parameters: ``k_source``, ``k_offer_id``, ``k_target``, ``v_idempotency_key``,
+    ``v_payload_hash``, ``v_mapping_version``, ``v_updated_at``.
+    """
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(offer_targets).values(
+        source=bindparam("k_source"), offer_id=bindparam("k_offer_id"),
+        target=bindparam("k_target"), status="posting", stage="post", attempts=1,
+        idempotency_key=bindparam("v_idempotency_key"),
+        payload_hash=bindparam("v_payload_hash"),
+        mapping_version=bindparam("v_mapping_version"), updated_at=bindparam("v_updated_at"),
+    )  # fmt: skip
+    sent = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[offer_targets.c.source, offer_targets.c.offer_id, offer_targets.c.target],
+        set_={"status": sent.status, "stage": sent.stage,
+              "idempotency_key": sent.idempotency_key, "payload_hash": sent.payload_hash,
+              "mapping_version": sent.mapping_version, "updated_at": sent.updated_at,
+              "attempts": offer_targets.c.attempts + 1},
+    )  # fmt: skip
 
 
 @functools.cache

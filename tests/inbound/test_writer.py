@@ -4,7 +4,8 @@ learns its own outcome only once that write is committed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import ParamSpec, TypeVar
 
 import pytest
 
@@ -70,3 +71,24 @@ def test_a_write_that_fails_fails_each_push_in_it_and_stores_none(inbox: Inbox) 
     assert all(isinstance(outcome, RuntimeError) for outcome in first)
     assert second == [True]
     assert [item.dedup_key for item in inbox.items()] == ["c"]
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Closed(StoreThread):
+    def write(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> asyncio.Future[T]:
+        raise RuntimeError("the store is closed")
+
+
+def test_a_write_that_cannot_even_be_submitted_fails_each_push(inbox: Inbox) -> None:
+    writer = InboxWriter(inbox, Closed(inbox.engine), stored=lambda: None)
+
+    async def push() -> list[bool | BaseException]:
+        pushes = (writer.add("apna", key, "{}") for key in ("a", "b"))
+        return await asyncio.wait_for(asyncio.gather(*pushes, return_exceptions=True), 10)
+
+    outcomes = asyncio.run(push())
+    assert [str(outcome) for outcome in outcomes] == ["the store is closed"] * 2
+    assert not inbox.items()

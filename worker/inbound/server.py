@@ -48,6 +48,9 @@ class Abandoned(Exception):
     """The body never arrived in full: nothing to store, and no one to answer."""
 
 
+Waiting = list[tuple[tuple[str, str, str], "asyncio.Future[bool]"]]  # (push, its answer)
+
+
 class InboxWriter:
     """Commits pushes to the inbox through the store's thread, where concurrent pushes share
     one transaction (group commit): each is answered once its own row is durable.
@@ -61,7 +64,7 @@ class InboxWriter:
         self._inbox = inbox
         self._store = store
         self._stored = stored  # wakes the delivery loop
-        self._waiting: list[tuple[tuple[str, str, str], asyncio.Future[bool]]] = []
+        self._waiting: Waiting = []
 
     async def add(self, source: str, dedup_key: str, payload: str) -> bool:
         loop = asyncio.get_running_loop()
@@ -76,25 +79,29 @@ class InboxWriter:
 
     def _flush(self) -> None:
         waiting, self._waiting = self._waiting, []
-        written = self._store.write(self._inbox.add_many, [push for push, _ in waiting])
-        written.add_done_callback(lambda done: _settle(waiting, done))
-
-
-def _settle(
-    waiting: list[tuple[tuple[str, str, str], asyncio.Future[bool]]],
-    done: asyncio.Future[list[bool]],
-) -> None:
-    """Each push's outcome: new or a repeat, or the write's exception (none was stored)."""
-    failed = None if done.cancelled() else done.exception()
-    for index, (_, future) in enumerate(waiting):
-        if future.done():  # its request was cancelled; the push was stored all the same
-            continue
-        if done.cancelled():
-            future.cancel()
-        elif failed is not None:
-            future.set_exception(failed)
+        try:
+            written = self._store.write(self._inbox.add_many, [push for push, _ in waiting])
+        except Exception as exc:  # not even submitted: each push is answered 503
+            _settle(waiting, exc)
         else:
-            future.set_result(done.result()[index])
+            written.add_done_callback(lambda done: _settle(waiting, _outcome(done)))
+
+
+def _outcome(done: asyncio.Future[list[bool]]) -> list[bool] | BaseException:
+    if done.cancelled():
+        return asyncio.CancelledError()
+    return done.exception() or done.result()
+
+
+def _settle(waiting: Waiting, outcome: list[bool] | BaseException) -> None:
+    """Each push's outcome: new or a repeat, or the write's exception (then none was stored)."""
+    for index, (_, future) in enumerate(waiting):
+        if future.done():  # its request was cancelled: no one is waiting for the answer
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome[index])
 
 
 def inbound_routes(settings: InboundSettings, store: Store) -> list[Route]:

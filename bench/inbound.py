@@ -7,7 +7,8 @@ The server is hirebridge's own inbound endpoint (auth, limits, validation, dedup
 the SQLite inbox before the 200) under uvicorn, in its own process, plus a bare no-op endpoint
 for comparison. The generator (this process) keeps ``--connections`` HTTP/1.1 keep-alive
 connections busy with raw sockets, so that its own cost does not hide the server's. Printed:
-requests/s, p50/p99 latency, the ratio to the no-op endpoint in the same run, and whether every
+requests/s, p50/p99 latency, the server process's CPU per request (all its threads), the ratio
+to the no-op endpoint in the same run (of requests/s, and of CPU per request), and whether every
 lead answered 200 is in the inbox exactly once.
 """
 
@@ -119,12 +120,31 @@ async def load(
     return latencies, statuses, time.perf_counter() - started
 
 
-def summary(name: str, latencies: list[float], wall: float) -> dict[str, float]:
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) of the server process so far; 0 off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(
+    port: int, pid: int, requests: list[bytes], connections: int
+) -> tuple[list[float], list[int], float, float]:
+    """``load``, and the server's CPU seconds per request meanwhile."""
+    before = server_cpu(pid)
+    latencies, statuses, wall = asyncio.run(load(port, requests, connections))
+    return latencies, statuses, wall, (server_cpu(pid) - before) / len(requests)
+
+
+def summary(name: str, latencies: list[float], wall: float, cpu: float) -> dict[str, float]:
     ordered = sorted(latencies)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     figures = {"rps": len(latencies) / wall, "p50_ms": statistics.median(ordered) * 1000,
-               "p99_ms": p99 * 1000}  # fmt: skip
-    print(f"{name:<22} {figures['rps']:>9.0f} {figures['p50_ms']:>9.1f} {figures['p99_ms']:>9.1f}")
+               "p99_ms": p99 * 1000, "cpu_us": cpu * 1e6}  # fmt: skip
+    print(f"{name:<22} {figures['rps']:>9.0f} {figures['p50_ms']:>9.1f} {figures['p99_ms']:>9.1f}"
+          f" {figures['cpu_us']:>13.0f}")  # fmt: skip
     return figures
 
 
@@ -162,11 +182,13 @@ def main() -> int:
             cores = os.cpu_count()
             print(f"{args.leads} leads, {args.connections} connections, {cores} cores in all; "
                   f"load average {os.getloadavg()[0]:.2f}\n")  # fmt: skip
-            print(f"{'endpoint':<22} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9}")
-            base_lat, _, base_wall = asyncio.run(load(port, noop, args.connections))
-            bare = summary("no-op", base_lat, base_wall)
-            lat, statuses, wall = asyncio.run(load(port, real, args.connections))
-            stored = summary("/inbound/apna (SQLite)", lat, wall)
+            print(
+                f"{'endpoint':<22} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'server CPU us':>13}"
+            )
+            base_lat, _, base_wall, base_cpu = measured(port, server.pid, noop, args.connections)
+            bare = summary("no-op", base_lat, base_wall, base_cpu)
+            lat, statuses, wall, cpu = measured(port, server.pid, real, args.connections)
+            stored = summary("/inbound/apna (SQLite)", lat, wall, cpu)
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -178,6 +200,8 @@ def main() -> int:
         engine.dispose()
     answered = sum(1 for s in statuses if s == 200)
     print(f"\nratio to no-op:         {stored['rps'] / bare['rps']:.2f}")
+    if stored["cpu_us"]:  # steadier than req/s on a shared machine: the generator's luck is out
+        print(f"server CPU, no-op/push: {bare['cpu_us'] / stored['cpu_us']:.2f}")
     print(f"answered 200:           {answered} of {args.leads}; other statuses: "
           f"{sorted(set(statuses) - {200}) or 'none'}")  # fmt: skip
     print(f"in the inbox:           {rows[0]} rows, {rows[1]} distinct, {rows[2]} repeats")

@@ -3,9 +3,10 @@
 Each trial starts the service against simulators that answer in 50 ms, and sends the signal from
 inside a simulator at a random step of the first run: while PageUp serves the k-th offer, right
 after the HRIS stored the k-th employee (before the worker hears back), or while PageUp marks the
-k-th offer. The offers in flight must finish (posted and marked), nothing else may start, the
-process must exit 0 with no error logged, and a later `sync --once` must finish the rest with no
-hire duplicated or lost.
+k-th offer. That simulator then holds its answers until the worker logs the stop, so that the
+signal lands mid-step instead of racing them. The offers in flight must finish (posted and
+marked), nothing else may start, the process must exit 0 with no error logged, and a later
+`sync --once` must finish the rest with no hire duplicated or lost.
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ def test_a_signal_mid_run_lets_the_offers_in_flight_finish(
                 assert worker[0].process.poll() is None
                 os.kill(worker[0].process.pid, signum)
                 signalled.append(seen["mark"])
+                # This simulator answers nothing more until the worker says it is stopping:
+                # the signal lands mid-step, rather than racing the answer (a lane that heard
+                # back first would rightly start its next offer before the stop arrived).
+                worker[0].wait_for("shutdown_requested", timeout=20)
 
         sims.hris.on_record = lambda offer_id: step("record", offer_id)
         sims.pageup.on_mark = lambda offer_id: step("mark", offer_id)

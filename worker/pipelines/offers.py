@@ -10,7 +10,8 @@ For a claimed offer:
     fails retries alone later, and one that accepted is never sent it again;
  5. once every chosen target has accepted it, mark it processed in PageUp.
 
-Each step is recorded before the next one starts, so a crash anywhere resumes correctly. A
+Each step is recorded before the next one starts, so a crash anywhere resumes correctly (the
+last, that the mark was taken, is made while the lane goes on: ``pipelines.trailing``). A
 failure of the offer (fetch, route, mark) or of a target parks it or schedules its next try; a
 failure that would hit every offer halts the source's run (PageUp refusing us, its daily rate
 limit) or rests the target (refused credentials, an outage), and the others go on.
@@ -39,6 +40,7 @@ from worker.pipelines.delivery import TargetDelivery, idempotency_key
 from worker.pipelines.documents import DocumentDelivery, preflight
 from worker.pipelines.parts import SourceParts, TargetParts
 from worker.pipelines.policy import after_failure, credentials_refused, failure_facts
+from worker.pipelines.trailing import Trailing
 from worker.redact import Redactor, scrub_text
 from worker.routing import choose_targets, no_route_reason
 from worker.settings import SyncSettings
@@ -103,6 +105,7 @@ class OfferProcessor:
         # False once this worker's heartbeat is too old: the others may take it for dead
         # and its offers for free, so it starts no send and no mark (Worker.may_act).
         self._may_act = may_act
+        self.trailing = Trailing()  # the records of offers marked processed, being written
 
     async def process(self, offer: OfferState) -> Outcome:
         """Take one claimed offer as far as it can go; the ledger says where it stopped."""
@@ -246,8 +249,10 @@ class OfferProcessor:
         except Exception as exc:  # HirebridgeError, or a bug
             return await self._offer_failed(offer, source, "mark_processed", exc, scrub_text,
                                             all_posted=True, document=document)  # fmt: skip
-        await self._store.write(self._ledger.record_processed, offer.source, offer.offer_id,
-                               owner=self._owner)  # fmt: skip
+        # Not waited for: the lane takes its next offer meanwhile (see trailing.py).
+        written = self._store.write(self._ledger.record_processed, offer.source,
+                                    offer.offer_id, owner=self._owner)  # fmt: skip
+        self.trailing.add(offer.source, written)
         metrics.OFFERS.labels(offer.source, "processed").inc()
         log.info("offer_processed")
         return Outcome.PROCESSED

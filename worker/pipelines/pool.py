@@ -56,14 +56,22 @@ class OfferPool:
         self._stopping = False
         self._progressed: dict[str, asyncio.Event] = {}  # per source: an offer is done with
         self.processed_here: Counter[str] = Counter()  # per source, offers this worker processed
+        processor.trailing.on_done(self._recorded)
 
     def progress_of(self, source: str) -> asyncio.Event:
         """Set each time this worker is done with one of ``source``'s offers (its run waits)."""
         return self._progressed.setdefault(source, asyncio.Event())
 
     def busy(self, source: str) -> bool:
-        """Whether this worker has offers of ``source`` queued or in a lane."""
-        return self._running[source] > 0 or bool(self._queued.get(source))
+        """Whether this worker has offers of ``source`` queued, in a lane, or marked and
+        being recorded."""
+        return (self._running[source] > 0 or bool(self._queued.get(source))
+                or self._processor.trailing.busy(source))  # fmt: skip
+
+    def _recorded(self, source: str) -> None:
+        """An offer marked processed is recorded: its run may be drained now."""
+        self.progress_of(source).set()
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:
@@ -94,6 +102,7 @@ class OfferPool:
             for task in (feeder, *lanes):
                 task.cancel()
             await asyncio.gather(feeder, *lanes, return_exceptions=True)
+            await self._processor.trailing.settle()
             await self._give_back_queued()
 
     @property

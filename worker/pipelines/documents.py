@@ -5,9 +5,12 @@ For each document the map chose, in turn:
  2. one tried before (its upload's outcome may be unknown: a crash, a timeout) is first looked
     up in the employee's files where the map says how (``find``: same file name and checksum,
     or size where the target lists no checksum); found, it is recorded done and not resent;
- 3. otherwise it is downloaded (``worker.sources.downloads``: limits checked, SHA-256 computed),
-    recorded ``posting`` with its checksum and size, uploaded with its own idempotency key
-    (``<offer key>:document:<PUReferenceID>``), and recorded ``done``.
+ 3. otherwise it is recorded ``posting`` (on a first try while its download opens: durable
+    before the upload's first byte, which is all exactly-once needs; a retry records it with
+    the checksum and size once the document is in), downloaded (``worker.sources.downloads``:
+    limits checked, SHA-256 computed), uploaded with its own idempotency key
+    (``<offer key>:document:<PUReferenceID>``), and recorded ``done`` with its checksum and
+    size.
 
 A required document that fails keeps the target from "posted" (the offer is retried or parked
 like any other target failure); an optional one is recorded failed, logged, alerted and
@@ -16,6 +19,8 @@ counted, and the offer goes on to be marked: ``hirebridge retry --documents`` se
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -158,31 +163,42 @@ class DocumentDelivery:
             if found is not None:
                 await self._found(target, ref, doc, found, row.sha256, row.size_bytes)
                 return True
-        wanted = Wanted(doc.document_id, doc.mime, doc.extension, doc.declared_bytes)
         started = time.perf_counter()
         tried = row is not None
-        async with self._downloader.stream(self._pageup, wanted, whole=tried) as incoming:
-            if tried and (row is None or row.sha256 is None):
-                whole = await incoming.finish()
-                found = await self._look_up(target, context, plan, whole.size, whole.sha256)
-                if found is not None:
-                    await self._found(target, ref, doc, found, whole.sha256, whole.size)
-                    return True
-            if incoming.announced is None or incoming.complete:
-                # in (small), or no length to announce to the target: all in before it goes
-                whole = await incoming.finish()
-                await self._store.call(self._ledger.posting, ref, sha256=whole.sha256,
-                                       size=whole.size)  # fmt: skip
-            else:  # the checksum is known once the last byte went out: recorded with "done"
-                await self._store.call(self._ledger.posting, ref, sha256=None,
-                                       size=incoming.announced)  # fmt: skip
-            try:
-                delivered = await self._upload(target, doc, plan, incoming, key)
-            except DownloadBroke as broke:
-                raise broke.error from None
-            downloaded = await incoming.finish()
-            await self._store.call(self._ledger.done, ref, sha256=downloaded.sha256,
-                                   size=downloaded.size, record_id=delivered.record_id)  # fmt: skip
+        # First try: "posting" is recorded while the link is asked and the download opens, so
+        # that its commit (a fsync) overlaps them instead of delaying the upload. Exactly once
+        # needs it durable before the upload's first byte, and no more: the upload awaits it.
+        # A download that fails before then leaves a "posting" row that no byte followed,
+        # which the next try treats as any tried document (downloaded whole, looked up first).
+        posting = None if tried else self._store.call(self._ledger.posting, ref, sha256=None,
+                                                      size=None)  # fmt: skip
+        done: asyncio.Future[None] | None = None
+        try:
+            wanted = Wanted(doc.document_id, doc.mime, doc.extension, doc.declared_bytes)
+            async with self._downloader.stream(self._pageup, wanted, whole=tried) as incoming:
+                if tried and (row is None or row.sha256 is None):
+                    whole = await incoming.finish()
+                    found = await self._look_up(target, context, plan, whole.size, whole.sha256)
+                    if found is not None:
+                        await self._found(target, ref, doc, found, whole.sha256, whole.size)
+                        return True
+                await self._ready(ref, incoming, posting)
+                try:
+                    delivered = await self._upload(target, doc, plan, incoming, key)
+                except DownloadBroke as broke:
+                    raise broke.error from None
+                downloaded = await incoming.finish()
+                # The download is let go of (its thread, its response, the temporary file's
+                # pages) while "done" commits; the move ends once both did.
+                sha256, size = downloaded.sha256, downloaded.size
+                done = self._store.call(self._ledger.done, ref, sha256=sha256, size=size,
+                                        record_id=delivered.record_id)  # fmt: skip
+        finally:
+            if posting is not None:  # committed before any "failed" record; an error it
+                with contextlib.suppress(Exception):  # raised was raised by _ready already
+                    await posting
+            if done is not None:
+                await done
         metrics.DOCUMENTS.labels(target.name, "sent").inc()
         metrics.DOCUMENT_BYTES.labels(target.name).inc(downloaded.size)
         metrics.DOCUMENT_SECONDS.labels(target.name).observe(time.perf_counter() - started)
@@ -190,6 +206,19 @@ class DocumentDelivery:
                  choice=doc.choice.name, size=downloaded.size, sha256=downloaded.sha256,
                  hris_file_id=delivered.record_id, streamed=not tried)  # fmt: skip
         return False
+
+    async def _ready(
+        self, ref: DocumentRef, incoming: Incoming, posting: asyncio.Future[None] | None
+    ) -> None:
+        """Once this returns, the upload may send its first byte: "posting" is durable."""
+        if posting is None:  # tried before: recorded once it is all in, checksum and all
+            whole = await incoming.finish()
+            await self._store.call(self._ledger.posting, ref, sha256=whole.sha256,
+                                   size=whole.size)  # fmt: skip
+            return
+        if incoming.announced is None and not incoming.complete:
+            await incoming.finish()  # no length to give the target: all in before it goes
+        await posting
 
     async def _found(
         self, target: TargetParts, ref: DocumentRef, doc: ChosenDocument, found: str,

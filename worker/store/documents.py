@@ -82,9 +82,10 @@ class DocumentLedger:
             rows = conn.execute(query.order_by(d.target, d.document_id)).all()
         return [_state(row) for row in rows]
 
-    def posting(self, ref: DocumentRef, *, sha256: str | None, size: int) -> None:
-        """Before the upload's first byte: its size and checksum (None while the document
-        streams: known once it is all in, and recorded with ``done``), and an attempt more."""
+    def posting(self, ref: DocumentRef, *, sha256: str | None, size: int | None) -> None:
+        """Before the upload's first byte: an attempt more, and the document's checksum and size
+        when it is all in by then (a retry); a first try streams it, and records them with
+        ``done``."""
         self._write(ref, status=POSTING, attempt=True, sha256=sha256, size_bytes=size,
                     error_kind=None, last_error=None, http_status=None)  # fmt: skip
 

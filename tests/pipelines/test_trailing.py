@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import MutableMapping
+from typing import Any
 
 import pytest
 import structlog
@@ -43,9 +45,9 @@ def test_a_lane_takes_its_next_offer_while_the_last_ones_record_commits(
 
 
 def test_trailing_writes_keep_their_source_busy_until_they_end_and_say_why_they_failed() -> None:
-    async def go() -> tuple[list[str], list[bool], list[dict[str, object]]]:
+    async def go() -> tuple[list[str], list[bool], list[MutableMapping[str, Any]]]:
         loop = asyncio.get_running_loop()
-        trailing, ended = Trailing(), []
+        trailing, ended = Trailing(), list[str]()
         trailing.on_done(ended.append)
         ok, lost, broken = loop.create_future(), loop.create_future(), loop.create_future()
         with structlog.testing.capture_logs() as logs:

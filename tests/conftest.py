@@ -22,11 +22,12 @@ from starlette.routing import Route
 
 from worker.demo import TARGETS, simulator_settings
 from worker.observability import configure_logging
-from worker.settings import Settings
+from worker.settings import DatabaseSettings, Settings
 from worker.simulators import hris, pageup, storage
 from worker.simulators.sample import make_offers
 from worker.simulators.server import BackgroundServer
-from worker.store.db import normalise_url
+from worker.store.db import create_store_engine, migrate, normalise_url
+from worker.store.inbox import Inbox
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("HIREBRIDGE_TEST_DATABASE_URL")
@@ -213,3 +214,12 @@ def ingest() -> Iterator[tuple[FakeIngest, str]]:
         yield fake, f"{server.url.replace('http://', 'http://public@')}/42"
         sentry_sdk.get_client().close()
     sentry_sdk.init()  # no DSN: later tests send nothing
+
+
+@pytest.fixture
+def inbox(db_url: str) -> Iterator[Inbox]:
+    """A fresh inbox on each kind of database under test."""
+    engine = create_store_engine(DatabaseSettings(url=db_url))
+    migrate(engine)
+    yield Inbox(engine)
+    engine.dispose()

@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, FakeIngest, Sims
-from tests.e2e.service_process import Worker
+from tests.e2e.service_process import Worker, apna_service
 from worker.settings import DatabaseSettings
 from worker.simulators.server import BackgroundServer
 from worker.store.db import create_store_engine
@@ -312,15 +312,7 @@ def test_a_stop_while_a_push_is_delivered_lets_the_delivery_finish(tmp_path: Pat
     sims.hris.on_collect = lambda _collection, _payload: _stop_while_held(worker, release)
     try:
         database = f"sqlite:///{tmp_path / 'state.sqlite'}"
-        data = sims.settings_data(database)
-        intake = {"url": f"{sims.hris_url}/api/intake/leads",
-                  "auth": {"type": "api_key", "api_key": sims.hris.api_key},
-                  "mapping": str(REPO / "mappings" / "apna_leads.yaml")}  # fmt: skip
-        data["inbound"] = {"apna": {"enabled": True, "auth": {"type": "bearer", "token": "t0k"},
-                                    "target": intake}}  # fmt: skip
-        data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600},
-                           "shutdown_grace_seconds": 20}  # fmt: skip
-        data["logging"] = {"format": "json"}
+        data = apna_service(sims, database, shutdown_grace_seconds=20)
         config = tmp_path / "config.yaml"
         config.write_text(yaml.safe_dump(data))
         worker.append(Worker(config, dict(os.environ)))

@@ -3,19 +3,17 @@ is in the inbox, once. (Pushes are committed in groups; each is answered only af
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import signal
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
-from tests.conftest import REPO, Sims
-from tests.e2e.service_process import Worker
+from tests.conftest import Sims
+from tests.e2e.service_process import Worker, apna_service, push_burst
 from worker.settings import DatabaseSettings
 from worker.simulators.apna import make_leads
 from worker.store.db import create_store_engine
@@ -30,42 +28,18 @@ def test_kill_9_during_a_burst_of_pushes_loses_no_lead_answered_200(
     sims: Sims, tmp_path: Path, kill_after: int
 ) -> None:
     database = f"sqlite:///{tmp_path / 'state.sqlite'}"
-    data = sims.settings_data(database)
-    intake = {"url": f"{sims.hris_url}/api/intake/leads",
-              "auth": {"type": "api_key", "api_key": sims.hris.api_key},
-              "mapping": str(REPO / "mappings" / "apna_leads.yaml")}  # fmt: skip
-    data["inbound"] = {"apna": {"enabled": True, "auth": {"type": "bearer", "token": "t0k"},
-                                "target": intake}}  # fmt: skip
-    data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600}}
-    data["logging"] = {"format": "json"}
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(data))
+    config.write_text(yaml.safe_dump(apna_service(sims, database)))
     worker = Worker(config, dict(os.environ))
     leads = make_leads(LEADS, seed=9)
-    answered: dict[int, int | None] = {}
+
+    def kill_at(answers: int) -> None:
+        if answers == kill_after:
+            worker.process.send_signal(signal.SIGKILL)
+
     try:
         url = f"http://127.0.0.1:{worker.wait_for('service_started')['port']}/inbound/apna"
-
-        async def burst() -> None:
-            queue = list(enumerate(leads))
-
-            async def connection(client: httpx.AsyncClient) -> None:
-                while queue:
-                    index, lead = queue.pop()
-                    try:
-                        reply = await client.post(
-                            url, json=lead, headers={"Authorization": "Bearer t0k"}
-                        )
-                        answered[index] = reply.status_code
-                    except httpx.HTTPError:
-                        answered[index] = None
-                    if len(answered) == kill_after:
-                        worker.process.send_signal(signal.SIGKILL)
-
-            async with httpx.AsyncClient(timeout=10) as client:
-                await asyncio.gather(*(connection(client) for _ in range(CONNECTIONS)))
-
-        asyncio.run(burst())
+        answered = push_burst(url, leads, CONNECTIONS, kill_at)
         assert worker.process.wait(timeout=60) == -signal.SIGKILL
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -16,8 +16,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import REPO, Sims
-from tests.e2e.service_process import Worker
+from tests.conftest import Sims
+from tests.e2e.service_process import Worker, apna_service
 
 pytestmark = pytest.mark.e2e
 
@@ -38,15 +38,7 @@ def test_header_caps_and_the_request_timeout_hold_in_a_running_service(
     from worker.store.inbox import Inbox
 
     database = f"sqlite:///{tmp_path / 'state.sqlite'}"
-    data = sims.settings_data(database)
-    intake = {"url": f"{sims.hris_url}/api/intake/leads",
-              "auth": {"type": "api_key", "api_key": sims.hris.api_key},
-              "mapping": str(REPO / "mappings" / "apna_leads.yaml")}  # fmt: skip
-    data["inbound"] = {"apna": {"enabled": True, "auth": {"type": "bearer", "token": "t0k"},
-                                "target": intake}}  # fmt: skip
-    data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600},
-                       "request_timeout_seconds": 0.5}  # fmt: skip
-    data["logging"] = {"format": "json"}
+    data = apna_service(sims, database, request_timeout_seconds=0.5)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(data))
     worker = Worker(config, dict(os.environ))

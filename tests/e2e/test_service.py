@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO, Sims
-from tests.e2e.service_process import Worker
+from tests.e2e.service_process import Worker, apna_service, push_burst
 from worker.simulators.sample import make_offers
 
 pytestmark = pytest.mark.e2e
@@ -114,7 +114,6 @@ def test_sigterm_during_a_burst_of_pushes_never_answers_200_for_an_unstored_lead
     sims: Sims, tmp_path: Path
 ) -> None:
     """Requests in flight when SIGTERM arrives finish; every 200 is a lead in the inbox."""
-    import asyncio
 
     from worker.settings import DatabaseSettings
     from worker.simulators.apna import make_leads
@@ -122,43 +121,18 @@ def test_sigterm_during_a_burst_of_pushes_never_answers_200_for_an_unstored_lead
     from worker.store.inbox import Inbox
 
     database = f"sqlite:///{tmp_path / 'state.sqlite'}"
-    data = sims.settings_data(database)
-    intake = {"url": f"{sims.hris_url}/api/intake/leads",
-              "auth": {"type": "api_key", "api_key": sims.hris.api_key},
-              "mapping": str(REPO / "mappings" / "apna_leads.yaml")}  # fmt: skip
-    data["inbound"] = {"apna": {"enabled": True, "auth": {"type": "bearer", "token": "t0k"},
-                                "target": intake}}  # fmt: skip
-    data["service"] = {"port": 0, "schedule": {"interval_seconds": 3600}}
-    data["logging"] = {"format": "json"}
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(data))
+    config.write_text(yaml.safe_dump(apna_service(sims, database)))
     worker = Worker(config, dict(os.environ))
     leads = make_leads(400, seed=3)
-    answered: dict[int, int | None] = {}
+
+    def stop_at(answers: int) -> None:
+        if answers == 100:
+            worker.process.send_signal(signal.SIGTERM)
+
     try:
         port = worker.wait_for("service_started")["port"]
-        url = f"http://127.0.0.1:{port}/inbound/apna"
-
-        async def burst() -> None:
-            queue = list(enumerate(leads))
-
-            async def connection(client: httpx.AsyncClient) -> None:
-                while queue:
-                    index, lead = queue.pop()
-                    try:
-                        reply = await client.post(
-                            url, json=lead, headers={"Authorization": "Bearer t0k"}
-                        )
-                        answered[index] = reply.status_code
-                    except httpx.HTTPError:
-                        answered[index] = None
-                    if len(answered) == 100:
-                        worker.process.send_signal(signal.SIGTERM)
-
-            async with httpx.AsyncClient(timeout=10) as client:
-                await asyncio.gather(*(connection(client) for _ in range(8)))
-
-        asyncio.run(burst())
+        answered = push_burst(f"http://127.0.0.1:{port}/inbound/apna", leads, 8, stop_at)
         assert worker.process.wait(timeout=60) == 0
     finally:
         with contextlib.suppress(ProcessLookupError):

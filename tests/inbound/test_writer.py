@@ -4,24 +4,12 @@ learns its own outcome only once that write is committed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
-import pytest
-
 from worker.inbound.server import InboxWriter
-from worker.settings import DatabaseSettings
-from worker.store.db import create_store_engine, migrate
 from worker.store.inbox import Inbox
 from worker.store.thread import StoreThread
-
-
-@pytest.fixture
-def inbox(db_url: str) -> Iterator[Inbox]:
-    engine = create_store_engine(DatabaseSettings(url=db_url))
-    migrate(engine)
-    yield Inbox(engine)
-    engine.dispose()
 
 
 def test_concurrent_pushes_share_one_write_and_each_gets_its_own_outcome(inbox: Inbox) -> None:

@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import update
 
-from worker.settings import DatabaseSettings
-from worker.store.db import create_store_engine, migrate
 from worker.store.inbox import Inbox
 from worker.store.ledger import Failure
 from worker.store.tables import inbox as inbox_table
 
 REASON = "retention: parked over 30 days (inbound.parked_retention_days)"
 REFUSED = Failure("post", "permanent", "HTTP 422 from the target", 422, park=True)
-
-
-@pytest.fixture
-def inbox(db_url: str) -> Iterator[Inbox]:
-    engine = create_store_engine(DatabaseSettings(url=db_url))
-    migrate(engine)
-    yield Inbox(engine)
-    engine.dispose()
 
 
 def stored(inbox: Inbox, key: str) -> int:

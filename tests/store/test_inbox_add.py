@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import select
 
-from worker.settings import DatabaseSettings
-from worker.store.db import create_store_engine, migrate
 from worker.store.inbox import Inbox
 from worker.store.statements import inbox_add
 from worker.store.tables import inbox as inbox_table
-
-
-@pytest.fixture
-def inbox(db_url: str) -> Iterator[Inbox]:
-    engine = create_store_engine(DatabaseSettings(url=db_url))
-    migrate(engine)
-    yield Inbox(engine)
-    engine.dispose()
 
 
 def test_a_batch_is_stored_in_order_and_a_repeat_in_it_is_counted(inbox: Inbox) -> None:

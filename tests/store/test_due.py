@@ -60,3 +60,16 @@ def test_a_claim_reads_each_source_through_the_open_offers_index(db_url: str) ->
             plan = " | ".join(str(row[0]) for row in conn.exec_driver_sql(
                 f"EXPLAIN {statement}", params))  # fmt: skip
             assert plan.count("ix_offers_open") == 2, plan
+
+
+def test_a_claim_works_with_more_sources_in_run_than_sqlite_compounds(db_url: str) -> None:
+    """SQLite refuses a compound SELECT of more than 500 terms (SQLITE_MAX_COMPOUND_SELECT):
+    one UNION ALL member per source in run made every claim fail once 501 sources were in
+    run at once, so that no offer of any source was ever claimed again (the window-ranked
+    query it replaced had no such limit)."""
+    rig = rig_for(db_url)
+    sources = [f"s{n:03}" for n in range(501)]
+    for source in sources:
+        rig.start(source, ["1"])
+    taken = rig.claim(limit=4, budget=1)
+    assert [o.source for o in taken] == sources[:4]

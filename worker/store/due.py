@@ -43,6 +43,9 @@ from worker.store.tables import OPEN_OFFER, offers, source_state
 from worker.store.workers import alive_since
 
 _o, _s = offers.c, source_state.c
+# Sources read per statement: SQLite refuses a compound SELECT of more than 500 terms, and
+# PostgreSQL a statement of more than 65,535 parameters (four per source).
+PER_STATEMENT = 200
 _WHEN = DateTime(timezone=True)
 
 
@@ -87,8 +90,13 @@ def due_offers(
     if not members:
         return []
     by_source: dict[str, list[str]] = {}
-    for source, offer_id in conn.execute(_oldest_due(members), params):  # in age order
-        by_source.setdefault(str(source), []).append(str(offer_id))
+    shared = {"now": now, "alive_after": alive_after}
+    for first in range(0, members, PER_STATEMENT):
+        count = min(PER_STATEMENT, members - first)
+        chunk = {f"{name}_{n}": params[f"{name}_{first + n}"] for n in range(count)
+                 for name in ("source", "run", "listed", "budget")}  # fmt: skip
+        for source, offer_id in conn.execute(_oldest_due(count), {**shared, **chunk}):
+            by_source.setdefault(str(source), []).append(str(offer_id))  # in age order
     picked: list[tuple[str, str]] = []
     rank = 0
     while len(picked) < limit:

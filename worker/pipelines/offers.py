@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import random
 from collections.abc import Callable, Mapping
@@ -250,9 +251,9 @@ class OfferProcessor:
             return await self._offer_failed(offer, source, "mark_processed", exc, scrub_text,
                                             all_posted=True, document=document)  # fmt: skip
         # Not waited for: the lane takes its next offer meanwhile (see trailing.py).
-        written = self._store.write(self._ledger.record_processed, offer.source,
-                                    offer.offer_id, owner=self._owner)  # fmt: skip
-        self.trailing.add(offer.source, written)
+        record = functools.partial(self._store.write, self._ledger.record_processed,
+                                   offer.source, offer.offer_id, owner=self._owner)  # fmt: skip
+        self.trailing.add(offer.source, record)
         metrics.OFFERS.labels(offer.source, "processed").inc()
         log.info("offer_processed")
         return Outcome.PROCESSED

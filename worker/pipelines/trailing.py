@@ -7,13 +7,17 @@ So the lane takes its next offer while the commit is made, instead of waiting on
 commit per offer on its critical path. The offer stays leased to this worker until then, a
 run counts it as in flight (``busy``), and a stop settles every such write before the store
 closes.
+
+A write that fails (the database blinked) is made again after a pause, a few times: until it
+is, the offer counts as in flight and its run cannot end. One refused because the worker no
+longer holds the offer (LeaseLost) is not: another worker has it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -21,41 +25,60 @@ import structlog
 from worker.store.ledger import LeaseLost
 
 log = structlog.get_logger(__name__)
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds before each further try of a failed write
+
+Write = Callable[[], "asyncio.Future[Any]"]
 
 
 class Trailing:
-    def __init__(self) -> None:
+    def __init__(self, retry_delays: Sequence[float] = RETRY_DELAYS) -> None:
+        self._retry_delays = tuple(retry_delays)
         self._per_source: Counter[str] = Counter()
-        self._writes: set[asyncio.Future[Any]] = set()
+        self._following: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[str], None]] = []
 
-    def add(self, source: str, written: asyncio.Future[Any]) -> None:
-        """Follow ``written`` (a store write) to its end; its failure is logged, in the
+    def add(self, source: str, write: Write) -> None:
+        """Submit ``write()`` (a store write) now, in order with the writes before it, and
+        follow it to its end, trying again if it fails; its failures are logged in the
         context it was added in (the offer's)."""
         self._per_source[source] += 1
-        self._writes.add(written)
-        written.add_done_callback(lambda done: self._done(source, done))
+        following = asyncio.ensure_future(self._follow(source, write, write()))
+        self._following.add(following)
+        following.add_done_callback(self._following.discard)
 
     def busy(self, source: str) -> bool:
-        """Whether a write of ``source``'s is still being committed."""
+        """Whether a write of ``source``'s is still being committed (or tried again)."""
         return self._per_source[source] > 0
 
     def on_done(self, listener: Callable[[str], None]) -> None:
-        """Call ``listener(source)`` as each write ends."""
+        """Call ``listener(source)`` as each write ends, written or given up."""
         self._listeners.append(listener)
 
     async def settle(self) -> None:
         """Wait for every write followed so far."""
-        while self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+        while self._following:
+            await asyncio.gather(*self._following, return_exceptions=True)
 
-    def _done(self, source: str, done: asyncio.Future[Any]) -> None:
-        self._writes.discard(done)
-        self._per_source[source] -= 1
-        error = None if done.cancelled() else done.exception()
-        if isinstance(error, LeaseLost):
-            log.warning("offer_lease_lost")
-        elif error is not None:
-            log.error("offer_processed_not_recorded", error=type(error).__name__)
-        for listener in self._listeners:
-            listener(source)
+    async def _follow(self, source: str, write: Write, first: asyncio.Future[Any]) -> None:
+        try:
+            attempt = first
+            for delay in (*self._retry_delays, None):
+                try:
+                    await attempt
+                    return
+                except LeaseLost:
+                    log.warning("offer_lease_lost")
+                    return
+                except Exception as exc:
+                    if delay is None:
+                        log.error("offer_processed_not_recorded", error=type(exc).__name__,
+                                  tries=len(self._retry_delays) + 1)  # fmt: skip
+                        return
+                    log.warning("offer_processed_record_retried", error=type(exc).__name__,
+                                retry_in_seconds=delay)  # fmt: skip
+                    await asyncio.sleep(delay)
+                    attempt = write()
+        finally:
+            self._per_source[source] -= 1
+            for listener in self._listeners:
+                listener(source)

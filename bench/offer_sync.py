@@ -4,7 +4,8 @@
     python bench/offer_sync.py --runs 1000:5,20000:5  # the memory comparison (about 5 min)
 
 Each run is N offers with a fixed simulator latency per call, the queue listed in pages of
-100; the worker runs in a fresh process per run (so peak RSS is that run's). Printed per run:
+100, 4 at a time (``paging.read_ahead``); the worker runs in a fresh process per run (so
+peak RSS is that run's). Printed per run:
 offers/s, the ratio to the bound set by the critical path (concurrency / (3 x latency):
 parallel fetches, then post, then mark), PageUp calls per offer, worker CPU ms per offer, and
 peak RSS. The simulators' CPU is not counted in the worker's; "sim CPU" is how busy their one
@@ -35,6 +36,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE_SIZE = 100  # the queue is listed in pages of this many offers
+READ_AHEAD = 4  # pages asked at once (paging.read_ahead): the simulator answers empty past the end
 BARE_OFFERS = 320  # offers of the bare client's run (see bare_pipeline_rate)
 TARGETS = {"ratio": 0.9, "calls": 4.05, "cpu_ms": 3.0, "floor_x": 1.5, "rss_growth_mb": 50.0}
 
@@ -61,7 +63,8 @@ def measure_in_this_process(
     with tempfile.TemporaryDirectory() as folder:
         data = simulator_settings(pageup, hris, database or f"sqlite:///{folder}/bench.sqlite",
                                   concurrency=concurrency)  # fmt: skip
-        data["pageup"]["paging"] = {"mode": "page_number", "page_size": PAGE_SIZE}
+        data["pageup"]["paging"] = {"mode": "page_number", "page_size": PAGE_SIZE,
+                                    "read_ahead": READ_AHEAD}  # fmt: skip
         if group_commit_ms is not None:
             data["database"]["group_commit_ms"] = group_commit_ms
         if group_commit_rows is not None:

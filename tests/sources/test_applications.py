@@ -74,7 +74,7 @@ def test_every_page_of_a_jobs_applications_is_read(sims: Sims, envelope: bool) -
     sims.pageup.applications.add_job(3001, 7)
     sims.pageup.faults.envelope = envelope
     data = sims.settings_data("sqlite://")["pageup"]
-    data["paging"] = {"mode": "page_number", "page_size": 3}
+    data["paging"] = {"mode": "page_number", "page_size": 3, "read_ahead": 4}
     source = SourceSettings(**data)
 
     async def go() -> list[list[Any]]:

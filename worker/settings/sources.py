@@ -32,9 +32,11 @@ class PagingSettings(Section):
     """How the offers list pages, if it does (PageUp publishes nothing about paging).
 
     The run collects every page *before* marking anything processed, so offset paging is safe.
-    Numbered pages are asked ``read_ahead`` at a time once the first is full (see
-    worker/sources/paging.py): a long queue's first offer no longer waits for every page one
-    after another, for at most ``read_ahead - 1`` empty pages asked past its end.
+    With ``read_ahead`` above 1, numbered pages are asked that many at a time once the first is
+    full (see worker/sources/paging.py): a long queue's first offer no longer waits for every
+    page one after another, for at most ``read_ahead - 1`` pages asked past its end. Off by
+    default: PageUp does not say how it answers a page past the end (an empty page is fine;
+    an error would be recorded in the PageUp error log on every run).
     """
 
     mode: Literal["none", "page_number", "next_link"] = "none"
@@ -44,7 +46,7 @@ class PagingSettings(Section):
     first_page: int = 1
     next_link_path: str = "Paging.Next"
     max_pages: int = Field(1000, ge=1)
-    read_ahead: int = Field(4, ge=1, le=16)
+    read_ahead: int = Field(1, ge=1, le=16)
 
 
 class DocumentIdPaths(Section):

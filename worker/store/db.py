@@ -27,7 +27,12 @@ _LOCK_KEY = 0x68697265  # "hire": the advisory lock that serialises migrations
 
 def upsert_into(engine: Engine, table: Table) -> Any:
     """An INSERT that can say ON CONFLICT, in the engine's dialect."""
-    return (pg_insert if engine.dialect.name == "postgresql" else sqlite_insert)(table)
+    return upsert_for(engine.dialect.name, table)
+
+
+def upsert_for(dialect: str, table: Table) -> Any:
+    """An INSERT that can say ON CONFLICT, in the dialect named."""
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 def normalise_url(url: str) -> str:

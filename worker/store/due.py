@@ -32,14 +32,14 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    exists,
     or_,
     select,
     union_all,
     update,
 )
 
-from worker.store.sources import untried_since
-from worker.store.tables import OPEN_OFFER, offers, source_state
+from worker.store.tables import OPEN_OFFER, offer_targets, offers, source_state
 from worker.store.workers import alive_since
 
 _o, _s = offers.c, source_state.c
@@ -62,6 +62,32 @@ def free(now: Any, alive_after: Any) -> ColumnElement[bool]:
     )
 
 
+def untried(run_id: Any, alive_after: Any) -> ColumnElement[bool]:
+    """True where an offer was not tried in the run ``run_id`` (a column, a value or a bound
+    parameter), a worker being alive if it beat after ``alive_after``.
+
+    Each offer is tried at most once per run, but an attempt whose worker died before it
+    finished (the offer is still leased to a worker that stopped beating) was not a try: the
+    run takes that offer again at once rather than leaving it to the next run, a period later.
+    Not when every target had accepted it, though: the dead worker may have been marking it,
+    and only the next run's listing says whether PageUp took that mark (marking again from
+    this run's listing would mark it twice). A claim that merely outlived its lease is not
+    taken again either: its live worker may still be at it.
+    """
+    t = offer_targets.c
+    not_all_posted = or_(
+        _o.routed_at.is_(None),
+        exists().where(t.source == _o.source, t.offer_id == _o.offer_id, t.status != "posted"),
+    )
+    died = and_(
+        _o.lease_owner.is_not(None), ~alive_since(_o.lease_owner, alive_after),
+        # the row's own word (Ledger.record_posted) first: a claim re-checks it under the
+        # row's lock, where PostgreSQL would read offer_targets as of the statement's start
+        _o.status != "posted", not_all_posted,
+    )  # fmt: skip
+    return or_(_o.last_run_id.is_(None), _o.last_run_id != run_id, died)
+
+
 def due_offers(
     conn: Connection,
     *,
@@ -75,27 +101,21 @@ def due_offers(
     """Up to ``limit`` (source, offer id) pairs: rank 1 of each source (in source order),
     then rank 2, and so on, each source within its budget (``budgets``, else
     ``default_budget``); only ``sources`` if any are named."""
-    alive_after = now - timedelta(seconds=worker_timeout)
-    in_run = conn.execute(_sources_in_run(), {"now": now, "alive_after": alive_after}).all()
+    shared = {"now": now, "alive_after": now - timedelta(seconds=worker_timeout)}
     wanted = set(sources)
-    params: dict[str, Any] = {"now": now, "alive_after": alive_after}
-    members = 0
-    for source, run_id, listed_at in in_run:
+    runs = []  # (source, run id, listed at, budget) of each source to read
+    for source, run_id, listed_at in conn.execute(_sources_in_run(), shared):
         budget = min(budgets.get(source, default_budget), limit)
         if budget > 0 and (not wanted or source in wanted):
-            n = members
+            runs.append((source, run_id, listed_at, budget))
+    by_source: dict[str, list[str]] = {}
+    for first in range(0, len(runs), PER_STATEMENT):
+        chunk = runs[first : first + PER_STATEMENT]
+        params: dict[str, Any] = dict(shared)
+        for n, (source, run_id, listed_at, budget) in enumerate(chunk):
             params.update({f"source_{n}": source, f"run_{n}": run_id,
                            f"listed_{n}": listed_at, f"budget_{n}": budget})  # fmt: skip
-            members += 1
-    if not members:
-        return []
-    by_source: dict[str, list[str]] = {}
-    shared = {"now": now, "alive_after": alive_after}
-    for first in range(0, members, PER_STATEMENT):
-        count = min(PER_STATEMENT, members - first)
-        chunk = {f"{name}_{n}": params[f"{name}_{first + n}"] for n in range(count)
-                 for name in ("source", "run", "listed", "budget")}  # fmt: skip
-        for source, offer_id in conn.execute(_oldest_due(count), {**shared, **chunk}):
+        for source, offer_id in conn.execute(_oldest_due(len(chunk)), params):
             by_source.setdefault(str(source), []).append(str(offer_id))  # in age order
     picked: list[tuple[str, str]] = []
     rank = 0
@@ -163,7 +183,7 @@ def _oldest_due(members: int) -> Executable:
                 _o.source == bindparam(f"source_{n}"),
                 _o.listed_at >= bindparam(f"listed_{n}", type_=_WHEN),
                 free(now, alive_after),
-                untried_since(bindparam(f"run_{n}"), alive_after),
+                untried(bindparam(f"run_{n}"), alive_after),
             )
             .order_by(_o.first_seen_at, _o.offer_id)
             .limit(bindparam(f"budget_{n}", type_=Integer))
@@ -183,7 +203,7 @@ def _claim() -> Update:
             _o.source == bindparam("k_source"),
             _o.offer_id.in_(bindparam("k_ids", expanding=True)),
             free(now, alive_after),
-            untried_since(run_of_source, alive_after),
+            untried(run_of_source, alive_after),
         )
         .values(
             attempts=_o.attempts + 1,

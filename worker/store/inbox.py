@@ -55,23 +55,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-# What ``statements.inbox_add`` compiles to on SQLite, written once for the driver.
-_SQLITE_ADD = (
-    "INSERT INTO inbox (source, dedup_key, payload, status, attempts, repeats, received_at,"
-    " updated_at) VALUES (?, ?, ?, ?, 0, 0, ?, ?)"
-    " ON CONFLICT (source, dedup_key) DO UPDATE SET repeats = inbox.repeats + 1"
-    " RETURNING repeats"
-)
-
-
 class Inbox:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        # SQLite's timestamps are text in SQLAlchemy's format: its own processor makes them.
-        self._sqlite_time: Callable[[datetime], str] | None = None
+        self._sqlite_add: _DriverInsert | None = None
         if engine.dialect.name == "sqlite":
-            column_type = inbox.c.received_at.type.dialect_impl(engine.dialect)
-            self._sqlite_time = column_type.bind_processor(engine.dialect)
+            self._sqlite_add = _DriverInsert(engine)
 
     @property
     def engine(self) -> Engine:
@@ -84,8 +73,8 @@ class Inbox:
     def add_many(self, pushes: Sequence[tuple[str, str, str]]) -> list[bool]:
         """``add`` for each (source, dedup key, payload), in order, in one transaction."""
         with transaction(self._engine) as conn:
-            if self._sqlite_time is not None:
-                return _sqlite_add(conn, pushes, self._sqlite_time(_now()))
+            if self._sqlite_add is not None:
+                return self._sqlite_add.run(conn, pushes, _now())
             statement = inbox_add(self._engine.dialect.name)
             now = _now()
             return [
@@ -243,18 +232,38 @@ class Inbox:
             return [_item(row) for row in conn.execute(query).all()]
 
 
-def _sqlite_add(conn: Connection, pushes: Sequence[tuple[str, str, str]], now: str) -> list[bool]:
-    # On SQLite through the driver: SQLAlchemy's execution of even a prepared statement cost 3x
-    # the insert itself, and a third of the store thread's time per push (py-spy, issue #13).
-    # sqlite3 keeps the statement prepared; the transaction is the connection's, as before.
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    added = []
-    for source, key, payload in pushes:
-        cursor = driver.execute(_SQLITE_ADD, (source, key, payload, PENDING, now, now))
-        ((repeats,),) = cursor.fetchall()
-        added.append(repeats == 0)
-    return added
+class _DriverInsert:
+    """``statements.inbox_add`` run through the sqlite3 driver: SQLAlchemy's execution of even
+    a prepared statement cost 3x the insert itself, and a third of the store thread's time per
+    push (py-spy, issue #13). The SQL and the order of its parameters are SQLAlchemy's own
+    compilation of the statement, and the timestamps its own text format; sqlite3 keeps the
+    statement prepared, and the transaction is the connection's, as before."""
+
+    def __init__(self, engine: Engine) -> None:
+        compiled = inbox_add(engine.dialect.name).compile(dialect=engine.dialect)
+        assert compiled.positiontup is not None  # SQLite's parameters are positional
+        self._sql = compiled.string
+        self._order = compiled.positiontup
+        self._constants = {k: v for k, v in compiled.params.items() if v is not None}
+        # SQLite's timestamps are text in SQLAlchemy's format: its own processor makes them.
+        column_type = inbox.c.received_at.type.dialect_impl(engine.dialect)
+        to_text = column_type.bind_processor(engine.dialect)
+        assert to_text is not None
+        self._time: Callable[[datetime], str] = to_text
+
+    def run(
+        self, conn: Connection, pushes: Sequence[tuple[str, str, str]], now: datetime
+    ) -> list[bool]:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        values = {**self._constants, "status": PENDING, "now": self._time(now)}
+        added = []
+        for source, key, payload in pushes:
+            values.update(source=source, dedup_key=key, payload=payload)
+            cursor = driver.execute(self._sql, tuple(values[name] for name in self._order))
+            ((repeats,),) = cursor.fetchall()
+            added.append(repeats == 0)
+        return added
 
 
 def _item(row: object) -> InboxItem:

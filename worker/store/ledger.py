@@ -278,7 +278,7 @@ class Ledger:
         now = _now()
         with transaction(self._engine) as conn:
             # The offer's row first (its lease, and "posted" if this was the last target):
-            # then no other worker's claim can take it again meanwhile (untried_in).
+            # then no other worker's claim can take it again meanwhile (due.untried).
             fenced = conn.execute(fenced_offer_posted(), {
                 "k_source": source, "k_offer_id": offer_id, "k_owner": owner,
                 "k_target": target, "v_updated_at": now})  # fmt: skip

@@ -14,13 +14,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 
 from worker.store.db import as_utc, upsert_into
-from worker.store.tables import offer_targets, offers, runs, source_state
-from worker.store.workers import alive_owner, alive_since
+from worker.store.due import free, untried
+from worker.store.tables import offers, runs, source_state
+from worker.store.workers import alive_owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,37 +43,6 @@ class SourceRow:
     halted: str | None
     last_started_at: datetime | None
     last_finished_at: datetime | None
-
-
-def untried_in(run_id: Any, now: datetime, worker_timeout: float) -> ColumnElement[bool]:
-    """True where an offer was not tried in the run ``run_id`` (a column or a value).
-
-    Each offer is tried at most once per run, but an attempt whose worker died before it
-    finished (the offer is still leased to a worker that stopped beating) was not a try: the
-    run takes that offer again at once rather than leaving it to the next run, a period later.
-    Not when every target had accepted it, though: the dead worker may have been marking it,
-    and only the next run's listing says whether PageUp took that mark (marking again from
-    this run's listing would mark it twice). A claim that merely outlived its lease is not
-    taken again either: its live worker may still be at it.
-    """
-    return untried_since(run_id, now - timedelta(seconds=worker_timeout))
-
-
-def untried_since(run_id: Any, alive_after: Any) -> ColumnElement[bool]:
-    """``untried_in``, a worker being alive if it beat after ``alive_after`` (a value or a
-    bound parameter)."""
-    o, t = offers.c, offer_targets.c
-    not_all_posted = or_(
-        o.routed_at.is_(None),
-        exists().where(t.source == o.source, t.offer_id == o.offer_id, t.status != "posted"),
-    )
-    died = and_(
-        o.lease_owner.is_not(None), ~alive_since(o.lease_owner, alive_after),
-        # the row's own word (Ledger.record_posted) first: a claim re-checks it under the
-        # row's lock, where PostgreSQL would read offer_targets as of the statement's start
-        o.status != "posted", not_all_posted,
-    )  # fmt: skip
-    return or_(o.last_run_id.is_(None), o.last_run_id != run_id, died)
 
 
 def _now() -> datetime:
@@ -237,14 +206,9 @@ class SourceRuns:
         run halted if it did), in one round trip."""
         now = _now()
         o = offers.c
-        due = and_(
-            o.listed_at >= listed_at, o.parked_at.is_(None), o.status != "skipped",
-            or_(o.status != "processed", o.processed_at < o.listed_at),
-            or_(o.next_attempt_at.is_(None), o.next_attempt_at <= now),
-            untried_in(ticket.run_id, now, self._timeout),
-            or_(o.lease_owner.is_(None), o.lease_until < now,
-                ~alive_owner(o.lease_owner, now, self._timeout)),
-        )  # fmt: skip
+        alive_after = now - timedelta(seconds=self._timeout)
+        due = and_(o.listed_at >= listed_at, free(now, alive_after),
+                   untried(ticket.run_id, alive_after))  # fmt: skip
         in_flight = and_(o.last_run_id == ticket.run_id, o.lease_owner.is_not(None),
                          alive_owner(o.lease_owner, now, self._timeout))  # fmt: skip
         s = source_state.c

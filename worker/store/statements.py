@@ -11,9 +11,8 @@ import functools
 from typing import Any
 
 from sqlalchemy import Update, and_, bindparam, case, exists, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from worker.store.db import upsert_for
 from worker.store.tables import inbox, offer_targets, offers
 
 
@@ -62,8 +61,8 @@ def fenced_offer_posted() -> Update:
     that the offer's row is locked first, as every other write does): UPDATE the offer's
     ``updated_at`` only while ``owner`` holds its lease, and, when no routed target but this
     one is left unposted, its status to 'posted'. Its own row then says that only the mark is
-    left, which a claim re-checks under the row's lock (worker/store/sources.py,
-    ``untried_in``). One statement where the fence and the status took two.
+    left, which a claim re-checks under the row's lock (worker/store/due.py,
+    ``untried``). One statement where the fence and the status took two.
 
     Parameters: ``k_source``, ``k_offer_id``, ``k_owner``, ``k_target``, ``v_updated_at``.
     """
@@ -73,18 +72,9 @@ def fenced_offer_posted() -> Update:
         t.status != "posted",
     )  # fmt: skip
     all_posted = and_(o.routed_at.is_not(None), ~others_unposted)
-    return (
-        update(offers)
-        .where(
-            o.source == bindparam("k_source"),
-            o.offer_id == bindparam("k_offer_id"),
-            o.lease_owner == bindparam("k_owner"),
-        )
-        .values(
-            updated_at=bindparam("v_updated_at"),
-            status=case((all_posted, "posted"), else_=o.status),
-            stage=case((all_posted, "mark_processed"), else_=o.stage),
-        )
+    return fenced_offer_update(("updated_at",)).values(
+        status=case((all_posted, "posted"), else_=o.status),
+        stage=case((all_posted, "mark_processed"), else_=o.stage),
     )
 
 
@@ -97,8 +87,7 @@ def target_sending(dialect: str) -> Any:
     Parameters: ``k_source``, ``k_offer_id``, ``k_target``, ``v_idempotency_key``,
     ``v_payload_hash``, ``v_mapping_version``, ``v_updated_at``.
     """
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(offer_targets).values(
+    statement = upsert_for(dialect, offer_targets).values(
         source=bindparam("k_source"), offer_id=bindparam("k_offer_id"),
         target=bindparam("k_target"), status="posting", stage="post", attempts=1,
         idempotency_key=bindparam("v_idempotency_key"),
@@ -120,8 +109,7 @@ def targets_routed(dialect: str) -> Any:
     """INSERT the offer_targets rows of an offer's route, leaving any that exist (a retry
     of a routed offer): rows of ``source``, ``offer_id``, ``target``, ``status``,
     ``attempts``, ``updated_at``."""
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(offer_targets).on_conflict_do_nothing()
+    return upsert_for(dialect, offer_targets).on_conflict_do_nothing()
 
 
 def bound(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -134,9 +122,8 @@ def inbox_add(dialect: str) -> Any:
 
     Parameters: ``source``, ``dedup_key``, ``payload``, ``status``, ``now``.
     """
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return (
-        insert(inbox)
+        upsert_for(dialect, inbox)
         .values(
             source=bindparam("source"),
             dedup_key=bindparam("dedup_key"),
